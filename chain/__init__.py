@@ -1,0 +1,1 @@
+"""Polygon access: contracts, ownership oracle, SIWE (built by the chain issue)."""

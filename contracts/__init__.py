@@ -1,0 +1,1 @@
+"""Solidity sources and compiled artifacts shipped as package data (built by the chain issue)."""

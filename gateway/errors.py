@@ -1,0 +1,39 @@
+"""Every HTTP error is a JSON body `{"code", "message"}`; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from fluxnode.core.errors import FluxError, LocalError, PeerError, RemoteError
+
+log = logging.getLogger("fluxnode.gateway")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+@web.middleware
+async def json_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except PeerError as exc:
+        return error_response(502, exc.code, str(exc))
+    except RemoteError as exc:
+        return error_response(400, exc.code, str(exc))
+    except LocalError as exc:
+        return error_response(503, exc.code, str(exc))
+    except FluxError as exc:
+        return error_response(500, exc.code, str(exc))
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")

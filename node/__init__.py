@@ -1,0 +1,1 @@
+"""Config, CLI and daemon wiring: the only layer that imports all the others."""

@@ -1,0 +1,105 @@
+"""The local admin endpoint: HTTP over a unix socket in the data dir, never on the network.
+
+File permissions on the socket (0600, in a 0700 data dir) are the access control, as with
+Docker's socket. The CLI's `status` and `ping` talk to it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from fluxnode.core.errors import BadRequest, LocalError, NodeNotRunning, PeerError
+from fluxnode.gateway import json_error_middleware
+from fluxnode.node.datadir import ADMIN_SOCKET
+
+#: Linux's sun_path holds 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH = 107
+MAX_ADMIN_BODY = 16 * 1024
+
+
+class AdminBackend(Protocol):
+    """What the admin endpoint needs from the running node (implemented in node.daemon)."""
+
+    async def status_json(self) -> dict[str, Any]: ...
+
+    async def ping(self, peer: str, count: int) -> dict[str, Any]: ...
+
+    async def connect(self, addr: str) -> str: ...
+
+
+BACKEND_KEY = web.AppKey("backend", AdminBackend)
+
+
+def socket_path(data_dir: Path) -> Path:
+    path = data_dir.resolve() / ADMIN_SOCKET
+    if len(str(path).encode()) > MAX_SOCKET_PATH:
+        raise LocalError(f"data dir path too long for the admin socket ({path})")
+    return path
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[BACKEND_KEY].status_json())
+
+
+async def _ping(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    peer, count = body.get("peer"), body.get("count", 3)
+    if not isinstance(peer, str) or not isinstance(count, int) or isinstance(count, bool):
+        raise BadRequest('expected {"peer": "<peer id>", "count": <int>}')
+    return web.json_response(await request.app[BACKEND_KEY].ping(peer, count))
+
+
+async def _connect(request: web.Request) -> web.Response:
+    addr = (await _json_body(request)).get("addr")
+    if not isinstance(addr, str):
+        raise BadRequest('expected {"addr": "<multiaddr>/p2p/<peer id>"}')
+    return web.json_response({"peer_id": await request.app[BACKEND_KEY].connect(addr)})
+
+
+def make_admin_app(backend: AdminBackend) -> web.Application:
+    app = web.Application(middlewares=[json_error_middleware], client_max_size=MAX_ADMIN_BODY)
+    app[BACKEND_KEY] = backend
+    app.router.add_get("/v0/status", _status)
+    app.router.add_post("/v0/ping", _ping)
+    app.router.add_post("/v0/connect", _connect)
+    return app
+
+
+async def admin_request(
+    data_dir: Path, method: str, path: str, body: dict[str, Any] | None = None,
+    timeout_s: float = 30.0,
+) -> dict[str, Any]:
+    """Call the running node's admin endpoint; NodeNotRunning if nothing listens."""
+    sock = socket_path(data_dir)
+    if not sock.exists():
+        raise NodeNotRunning(f"no node is running on {data_dir} (no {sock.name})")
+    connector = aiohttp.UnixConnector(path=str(sock))
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            async with session.request(method, f"http://flux-node{path}", json=body) as resp:
+                text = await resp.text()
+                data = json.loads(text) if text else {}
+                if resp.status >= 400:
+                    message = data.get("message", text) if isinstance(data, dict) else text
+                    if resp.status == 502:
+                        raise PeerError(message)
+                    raise BadRequest(message) if resp.status == 400 else LocalError(message)
+                return data if isinstance(data, dict) else {"result": data}
+    except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+        raise NodeNotRunning(f"no node is running on {data_dir} ({exc})") from exc

@@ -1,0 +1,202 @@
+"""`flux-node` command line. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+
+Heavy imports (libp2p, aiohttp) happen inside the commands that need them, so `version` and
+`--help` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from fluxnode import __version__
+from fluxnode.core.errors import (
+    FluxError,
+    LocalError,
+    NodeAlreadyRunning,
+    NodeNotRunning,
+)
+from fluxnode.node.config import CliOverrides, Config, load_config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="node data directory (default: $FLUX_DATA_DIR or the user data dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flux-node", description="Flux node: host 3D worlds "
+                                     "peer-to-peer (IPFS content, libp2p gossip, Polygon ownership).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create the data dir, identity key and config.toml")
+    _data_dir_arg(p)
+    p.add_argument("--key-file", metavar="FILE", help="identity key path (relative to data dir)")
+
+    p = sub.add_parser("run", help="run the node until SIGINT/SIGTERM")
+    _data_dir_arg(p)
+    p.add_argument("--listen", action="append", default=[], metavar="MULTIADDR",
+                   help="listen address, e.g. /ip4/0.0.0.0/tcp/4011 (repeatable)")
+    p.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR",
+                   help="peer to dial, ending in /p2p/<peer id> (repeatable)")
+    gw = p.add_mutually_exclusive_group()
+    gw.add_argument("--gateway", metavar="HOST:PORT", help="serve the HTTP gateway here")
+    gw.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
+    p.add_argument("--key-file", metavar="FILE", help="identity key path (relative to data dir)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    p = sub.add_parser("id", help="print this node's peer ID and addresses as JSON")
+    _data_dir_arg(p)
+    p.add_argument("--key-file", metavar="FILE")
+
+    p = sub.add_parser("status", help="ask the running node for peers, uptime and version")
+    _data_dir_arg(p)
+
+    p = sub.add_parser("ping", help="ping a connected (or dialable) peer through the running node")
+    _data_dir_arg(p)
+    p.add_argument("peer", help="peer ID")
+    p.add_argument("-n", "--count", type=int, default=3, help="number of pings (1..100)")
+
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except (NodeNotRunning, NodeAlreadyRunning) as exc:
+        _err(str(exc))
+        return EXIT_FAILURE
+    except LocalError as exc:  # configuration, key file, usage: the operator must fix something
+        _err(str(exc))
+        return EXIT_USAGE
+    except FluxError as exc:
+        _err(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _err(message: str) -> None:
+    print(f"flux-node: error: {message}", file=sys.stderr)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(CliOverrides(
+        data_dir=args.data_dir,
+        key_file=getattr(args, "key_file", None),
+        listen=tuple(getattr(args, "listen", None) or ()),
+        bootstrap=tuple(getattr(args, "bootstrap", None) or ()),
+        gateway=getattr(args, "gateway", None),
+        no_gateway=bool(getattr(args, "no_gateway", False)),
+        log_level=getattr(args, "log_level", None),
+    ))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from fluxnode.node.datadir import init_data_dir, read_key
+    from fluxnode.p2p import peer_id_from_private_key
+
+    cfg = _config(args)
+    result = init_data_dir(cfg)
+    peer_id = peer_id_from_private_key(read_key(cfg.key_file))
+    what = "initialised" if result.created_key else "already initialised"
+    print(f"{what} {cfg.data_dir} (peer ID {peer_id})", file=sys.stderr)
+    _print_json({"data_dir": str(cfg.data_dir), "peer_id": peer_id,
+                 "key_file": str(cfg.key_file), "created_key": result.created_key})
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fluxnode.node.admin import socket_path
+    from fluxnode.node.daemon import run_node
+    from fluxnode.node.datadir import check_key_if_present, init_data_dir, run_lock
+
+    cfg = _config(args)
+    check_key_if_present(cfg)
+    socket_path(cfg.data_dir)  # fail on an over-long path before anything is written
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if cfg.log_level != "debug":
+        # py-libp2p logs every refused handshake at WARNING; that is routine for us.
+        logging.getLogger("libp2p").setLevel(logging.ERROR)
+    init_data_dir(cfg)
+    with run_lock(cfg.data_dir):
+        try:
+            return asyncio.run(run_node(cfg))
+        except BaseExceptionGroup as group:
+            # A crash inside the TaskGroup (e.g. the p2p side failing) arrives grouped.
+            flux, rest = group.split(FluxError)
+            if rest is not None:
+                raise
+            assert flux is not None
+            for exc in flux.exceptions:
+                logging.getLogger("fluxnode.node").error("node failed: %s", exc)
+            return EXIT_FAILURE
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    from fluxnode.node.datadir import read_key, read_node_json
+    from fluxnode.p2p import peer_id_from_private_key
+
+    cfg = _config(args)
+    peer_id = peer_id_from_private_key(read_key(cfg.key_file))
+    try:
+        addrs = read_node_json(cfg.data_dir).get("addrs", [])
+    except NodeNotRunning:
+        addrs = []  # not running: no live addresses to report
+    _print_json({"peer_id": peer_id, "addrs": addrs})
+    return EXIT_OK
+
+
+def _admin(args: argparse.Namespace, method: str, path: str,
+           body: dict[str, Any] | None = None) -> dict[str, Any]:
+    from fluxnode.node.admin import admin_request
+
+    cfg = _config(args)
+    return asyncio.run(admin_request(cfg.data_dir, method, path, body))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _print_json(_admin(args, "GET", "/v0/status"))
+    return EXIT_OK
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    _print_json(_admin(args, "POST", "/v0/ping", {"peer": args.peer, "count": args.count}))
+    return EXIT_OK
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"flux-node {__version__}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "run": cmd_run,
+    "id": cmd_id,
+    "status": cmd_status,
+    "ping": cmd_ping,
+    "version": cmd_version,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

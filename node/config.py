@@ -1,0 +1,309 @@
+"""The node's one frozen configuration object.
+
+Sources, lowest to highest precedence: built-in defaults < `DATA_DIR/config.toml` < `FLUX_*`
+environment variables < command-line flags. Every value is validated here, before anything is
+written; an error names the key, the bad value and where it came from (file path, variable or
+flag), and the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import multiaddr
+import platformdirs
+
+from fluxnode.core.errors import ConfigError
+
+CONFIG_FILE_NAME = "config.toml"
+DEFAULT_KEY_FILE_NAME = "identity.key"
+DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4011",)
+DEFAULT_GATEWAY = "127.0.0.1:8011"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_CONFIG_BYTES = 1 << 20
+MAX_ADDRS = 64
+
+#: TOML schema: table -> allowed keys. Anything else is an error (typos must not pass silently).
+TOML_KEYS: dict[str, frozenset[str]] = {
+    "identity": frozenset({"key_file"}),
+    "network": frozenset({"listen", "bootstrap", "dial_timeout"}),
+    "gateway": frozenset({"enabled", "listen"}),
+    "log": frozenset({"level"}),
+}
+
+#: Environment variables and the dotted key each sets.
+ENV_KEYS: dict[str, str] = {
+    "FLUX_DATA_DIR": "data_dir",
+    "FLUX_KEY_FILE": "identity.key_file",
+    "FLUX_LISTEN": "network.listen",
+    "FLUX_BOOTSTRAP": "network.bootstrap",
+    "FLUX_DIAL_TIMEOUT": "network.dial_timeout",
+    "FLUX_GATEWAY": "gateway.listen",
+    "FLUX_GATEWAY_ENABLED": "gateway.enabled",
+    "FLUX_LOG_LEVEL": "log.level",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    key_file: Path
+    key_file_is_default: bool
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    bootstrap: tuple[str, ...] = ()
+    dial_timeout_s: float = 10.0
+    gateway_enabled: bool = True
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8011
+    log_level: str = "info"
+    #: Where each non-default value came from, for error messages and `flux-node config`.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def gateway_url(self) -> str | None:
+        if not self.gateway_enabled:
+            return None
+        host = f"[{self.gateway_host}]" if ":" in self.gateway_host else self.gateway_host
+        return f"http://{host}:{self.gateway_port}"
+
+
+@dataclass(frozen=True)
+class CliOverrides:
+    """Values given as flags; None/empty means "not given"."""
+
+    data_dir: str | None = None
+    key_file: str | None = None
+    listen: tuple[str, ...] = ()
+    bootstrap: tuple[str, ...] = ()
+    gateway: str | None = None
+    no_gateway: bool = False
+    log_level: str | None = None
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    if env.get("FLUX_DATA_DIR"):
+        return Path(env["FLUX_DATA_DIR"]).expanduser()
+    return Path(platformdirs.user_data_dir("flux-node", appauthor=False))
+
+
+def load_config(cli: CliOverrides, env: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from file, environment and flags. Reads only; never writes."""
+    env = os.environ if env is None else env
+    unknown = sorted(k for k in env if k.startswith("FLUX_") and k not in ENV_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown environment variable; known: {', '.join(ENV_KEYS)}",
+                          "environment")
+
+    data_dir = Path(cli.data_dir).expanduser() if cli.data_dir else default_data_dir(env)
+    raw: dict[str, tuple[Any, str]] = {}  # dotted key -> (value, source)
+
+    path = data_dir / CONFIG_FILE_NAME
+    for key, value in _read_toml(path).items():
+        raw[key] = (value, str(path))
+    for var, key in ENV_KEYS.items():
+        if key != "data_dir" and env.get(var) is not None:
+            raw[key] = (_env_value(key, env[var]), f"environment variable {var}")
+    flag_values: dict[str, tuple[Any, str]] = {}
+    if cli.key_file is not None:
+        flag_values["identity.key_file"] = (cli.key_file, "flag --key-file")
+    if cli.listen:
+        flag_values["network.listen"] = (list(cli.listen), "flag --listen")
+    if cli.bootstrap:
+        flag_values["network.bootstrap"] = (list(cli.bootstrap), "flag --bootstrap")
+    if cli.gateway is not None:
+        flag_values["gateway.listen"] = (cli.gateway, "flag --gateway")
+        flag_values["gateway.enabled"] = (True, "flag --gateway")
+    if cli.no_gateway:
+        flag_values["gateway.enabled"] = (False, "flag --no-gateway")
+    if cli.log_level is not None:
+        flag_values["log.level"] = (cli.log_level, "flag --log-level")
+    raw.update(flag_values)
+    return _build(data_dir, raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read config file: {exc.strerror}", str(path)) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("config", f"file larger than {MAX_CONFIG_BYTES} bytes", str(path))
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("config", f"not valid TOML: {exc}", str(path)) from exc
+    flat: dict[str, Any] = {}
+    for table, body in doc.items():
+        if table not in TOML_KEYS:
+            raise ConfigError(table, f"unknown section; known: {', '.join(TOML_KEYS)}", str(path))
+        if not isinstance(body, dict):
+            raise ConfigError(table, "must be a table ([section])", str(path))
+        for key, value in body.items():
+            if key not in TOML_KEYS[table]:
+                raise ConfigError(f"{table}.{key}", "unknown key", str(path))
+            flat[f"{table}.{key}"] = value
+    return flat
+
+
+def _env_value(key: str, text: str) -> Any:
+    if key in ("network.listen", "network.bootstrap"):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
+    sources = {k: src for k, (_, src) in raw.items()}
+
+    def get(key: str, default: Any) -> tuple[Any, str]:
+        return raw.get(key, (default, "default"))
+
+    key_file_value, src = get("identity.key_file", None)
+    if key_file_value is None:
+        key_file, is_default = data_dir / DEFAULT_KEY_FILE_NAME, True
+    else:
+        if not isinstance(key_file_value, str) or not key_file_value:
+            raise ConfigError("identity.key_file", "must be a non-empty path", src)
+        key_file, is_default = data_dir / Path(key_file_value).expanduser(), False
+
+    listen_value, src = get("network.listen", list(DEFAULT_LISTEN))
+    listen = _multiaddrs("network.listen", listen_value, src, need_peer_id=False)
+    if not listen:
+        raise ConfigError("network.listen", "at least one listen address is required", src)
+    boot_value, src = get("network.bootstrap", [])
+    bootstrap = _multiaddrs("network.bootstrap", boot_value, src, need_peer_id=True)
+
+    timeout_value, src = get("network.dial_timeout", 10.0)
+    dial_timeout = _number("network.dial_timeout", timeout_value, src, 0.1, 300.0)
+
+    enabled_value, src = get("gateway.enabled", True)
+    gateway_enabled = _boolean("gateway.enabled", enabled_value, src)
+    gw_value, src = get("gateway.listen", DEFAULT_GATEWAY)
+    gateway_host, gateway_port = parse_host_port("gateway.listen", gw_value, src)
+
+    level_value, src = get("log.level", "info")
+    if not isinstance(level_value, str) or level_value.lower() not in LOG_LEVELS:
+        raise ConfigError("log.level", f"must be one of {', '.join(LOG_LEVELS)}; "
+                          f"got {level_value!r}", src)
+
+    return Config(
+        data_dir=data_dir,
+        key_file=key_file,
+        key_file_is_default=is_default,
+        listen=listen,
+        bootstrap=bootstrap,
+        dial_timeout_s=dial_timeout,
+        gateway_enabled=gateway_enabled,
+        gateway_host=gateway_host,
+        gateway_port=gateway_port,
+        log_level=level_value.lower(),
+        sources=sources,
+    )
+
+
+def _multiaddrs(key: str, value: Any, src: str, *, need_peer_id: bool) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, "must be a list of multiaddr strings", src)
+    if len(value) > MAX_ADDRS:
+        raise ConfigError(key, f"at most {MAX_ADDRS} addresses", src)
+    return tuple(validate_multiaddr(key, v, src, need_peer_id=need_peer_id) for v in value)
+
+
+def validate_multiaddr(key: str, text: str, src: str, *, need_peer_id: bool) -> str:
+    """Accept /ip4|ip6|dns*/.../tcp/PORT[/p2p/ID]: the transports this node can use."""
+    try:
+        addr = multiaddr.Multiaddr(text)
+        names = [p.name for p in addr.protocols()]
+    except Exception as exc:
+        raise ConfigError(key, f"bad multiaddr {text!r}: {exc}", src) from exc
+    if not names or names[0] not in ("ip4", "ip6", "dns", "dns4", "dns6"):
+        raise ConfigError(key, f"bad multiaddr {text!r}: must start with /ip4, /ip6 or /dns", src)
+    if len(names) < 2 or names[1] != "tcp":
+        raise ConfigError(key, f"bad multiaddr {text!r}: only TCP is supported", src)
+    port = int(addr.value_for_protocol("tcp"))
+    if not 0 <= port <= 65535:
+        raise ConfigError(key, f"bad port {port} in {text!r}", src)
+    has_peer = "p2p" in names
+    if need_peer_id and not has_peer:
+        raise ConfigError(key, f"bad multiaddr {text!r}: must end with /p2p/<peer id>", src)
+    if not need_peer_id and has_peer:
+        raise ConfigError(key, f"bad multiaddr {text!r}: a listen address has no /p2p/", src)
+    return text
+
+
+def parse_host_port(key: str, value: Any, src: str) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(key, f"must be HOST:PORT, got {value!r}", src)
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not host:
+        raise ConfigError(key, f"missing host in {value!r}", src)
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(key, f"bad port {port_text!r} in {value!r}", src) from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(key, f"bad port {port} in {value!r} (must be 0..65535)", src)
+    return host, port
+
+
+def _number(key: str, value: Any, src: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"must be a number, got {value!r}", src) from None
+    if isinstance(value, bool) or not lo <= number <= hi:
+        raise ConfigError(key, f"must be between {lo:g} and {hi:g}, got {value!r}", src)
+    return number
+
+
+def _boolean(key: str, value: Any, src: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(key, f"must be true or false, got {value!r}", src)
+
+
+CONFIG_TEMPLATE = """\
+# Flux node configuration.
+# Precedence (lowest to highest): this file < FLUX_* environment variables < command-line flags.
+# Unknown sections or keys are an error, so a typo never passes silently.
+
+[identity]
+# libp2p Ed25519 key (protobuf), created by `flux-node init`, mode 0600. Relative to the data dir.
+# Env: FLUX_KEY_FILE   Flag: --key-file
+# key_file = "identity.key"
+
+[network]
+# Multiaddrs to listen on (TCP). Env: FLUX_LISTEN (comma-separated)   Flag: --listen (repeat)
+# listen = ["/ip4/0.0.0.0/tcp/4011"]
+# Peers to dial at start and redial with backoff; each must end in /p2p/<peer id>.
+# Env: FLUX_BOOTSTRAP (comma-separated)   Flag: --bootstrap (repeat)
+# bootstrap = []
+# Seconds before a dial is abandoned. Env: FLUX_DIAL_TIMEOUT
+# dial_timeout = 10.0
+
+[gateway]
+# HTTP gateway for light clients. Env: FLUX_GATEWAY_ENABLED   Flag: --no-gateway
+# enabled = true
+# HOST:PORT to serve it on. Env: FLUX_GATEWAY   Flag: --gateway
+# listen = "127.0.0.1:8011"
+
+[log]
+# debug | info | warning | error. Env: FLUX_LOG_LEVEL   Flag: --log-level
+# level = "info"
+"""

@@ -1,0 +1,157 @@
+"""`flux-node run`: wires the p2p bridge, the admin endpoint and the gateway under one TaskGroup.
+
+Shutdown order on SIGINT/SIGTERM: stop accepting HTTP, remove `node.json`, cancel the trio side
+and join its thread. A crash on the trio side ends the TaskGroup and the process exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from fluxnode import __version__
+from fluxnode.core.status import NodeStatus
+from fluxnode.gateway import make_gateway_app
+from fluxnode.node.admin import make_admin_app, socket_path
+from fluxnode.node.config import Config
+from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
+from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
+
+log = logging.getLogger("fluxnode.node")
+
+#: Seconds the trio side gets to stop before we give up waiting (the issue asks for < 2 s).
+SHUTDOWN_GRACE_S = 1.5
+
+
+class Node:
+    """The running node: implements `NodeApi` (gateway) and `AdminBackend` (admin socket)."""
+
+    def __init__(self, cfg: Config, bridge: TrioBridge[HostInfo], info: HostInfo) -> None:
+        self.cfg = cfg
+        self.bridge = bridge
+        self.info = info
+        self.started = time.monotonic()
+        self.gateway_url: str | None = None
+
+    async def status(self) -> NodeStatus:
+        peers = await self.bridge.call("peers")
+        info: HostInfo = await self.bridge.call("info")
+        return NodeStatus(
+            peer_id=info.peer_id,
+            addrs=info.addrs,
+            version=__version__,
+            uptime_s=time.monotonic() - self.started,
+            peers=peers,
+            gateway_url=self.gateway_url,
+        )
+
+    async def status_json(self) -> dict[str, Any]:
+        data = (await self.status()).to_json()
+        data["bridge"] = asdict(self.bridge.statistics())
+        return data
+
+    async def ping(self, peer: str, count: int) -> dict[str, Any]:
+        result: PingResult = await self.bridge.call("ping", (peer, count))
+        return {"peer_id": result.peer_id, "rtts_ms": list(result.rtts_ms)}
+
+    async def connect(self, addr: str) -> str:
+        peer_id: str = await self.bridge.call("connect", addr)
+        return peer_id
+
+
+async def _start_site(runner: web.AppRunner, site_factory: Any) -> web.BaseSite:
+    await runner.setup()
+    site = site_factory(runner)
+    await site.start()
+    return site
+
+
+async def run_node(cfg: Config) -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # py-libp2p burns CPU in its own thread; a short switch interval keeps asyncio responsive.
+    sys.setswitchinterval(0.0005)
+
+    settings = HostSettings(
+        private_key=read_key(cfg.key_file),
+        listen=cfg.listen,
+        bootstrap=cfg.bootstrap,
+        dial_timeout_s=cfg.dial_timeout_s,
+    )
+    bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
+    runners: list[web.AppRunner] = []
+    try:
+        info = await bridge.start()
+        node = Node(cfg, bridge, info)
+
+        admin_runner = web.AppRunner(make_admin_app(node), access_log=None)
+        runners.append(admin_runner)
+        sock = socket_path(cfg.data_dir)
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()  # left by a killed node; we hold the run lock, so it is ours
+        await _start_site(admin_runner, lambda r: web.UnixSite(r, str(sock)))
+        os.chmod(sock, 0o600)
+
+        if cfg.gateway_enabled:
+            gw_runner = web.AppRunner(make_gateway_app(node), access_log=None)
+            runners.append(gw_runner)
+            site = await _start_site(
+                gw_runner, lambda r: web.TCPSite(r, cfg.gateway_host, cfg.gateway_port)
+            )
+            node.gateway_url = _bound_url(site, cfg)
+
+        write_node_json(cfg.data_dir, {
+            "peer_id": info.peer_id,
+            "addrs": list(info.addrs),
+            "gateway_url": node.gateway_url,
+            "pid": os.getpid(),
+        })
+        log.info("ready peer_id=%s addrs=%s gateway=%s", info.peer_id, ",".join(info.addrs),
+                 node.gateway_url or "off")
+
+        async with asyncio.TaskGroup() as tg:
+            watcher = tg.create_task(_watch_bridge(bridge, stop))
+            await stop.wait()
+            watcher.cancel()
+        log.info("stopping")
+        return 0
+    finally:
+        remove_node_json(cfg.data_dir)
+        for runner in reversed(runners):
+            await runner.cleanup()
+        with contextlib.suppress(FileNotFoundError, OSError):
+            socket_path(cfg.data_dir).unlink()
+        try:
+            await asyncio.wait_for(bridge.aclose(), SHUTDOWN_GRACE_S)
+        except TimeoutError:
+            log.error("p2p thread did not stop within %.1f s", SHUTDOWN_GRACE_S)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _watch_bridge(bridge: TrioBridge[HostInfo], stop: asyncio.Event) -> None:
+    """Raise (ending the TaskGroup) if the trio side crashes; stop if it ends on its own."""
+    await bridge.wait_closed()
+    log.error("p2p side stopped unexpectedly")
+    stop.set()
+
+
+def _bound_url(site: web.BaseSite, cfg: Config) -> str:
+    """The gateway URL with the real port (the configured one may be 0)."""
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    port = sockets[0].getsockname()[1] if sockets else cfg.gateway_port
+    host = f"[{cfg.gateway_host}]" if ":" in cfg.gateway_host else cfg.gateway_host
+    return f"http://{host}:{port}"

@@ -1,0 +1,204 @@
+"""The libp2p host, run as a `BridgeService` on the trio side of the bridge.
+
+Security is Noise only: py-libp2p's `new_host()` also offers `/plaintext/2.0.0` and `/secio/1.0.0`
+(and TLS) unless told otherwise, and plaintext would let any peer claim any identity. Muxers are
+yamux (preferred) and mplex (for older peers). Identify and ping come with py-libp2p's host.
+Bootstrap peers are dialled on the `DialSchedule` from core with exponential backoff, and
+redialled when they drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+from libp2p import create_mplex_muxer_option, create_yamux_muxer_option, new_host
+from libp2p.abc import IHost
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.host.ping import ID as PING_PROTOCOL
+from libp2p.host.ping import perform_ping_roundtrip
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from fluxnode.core.dialing import BackoffPolicy, DialSchedule
+from fluxnode.core.errors import BadRequest, PeerError
+from fluxnode.core.status import PeerSummary
+from fluxnode.p2p.bridge import ServiceIO
+from fluxnode.p2p.identity import key_pair_from_private_key
+
+log = logging.getLogger("fluxnode.p2p.host")
+
+MAX_PING_COUNT = 100
+#: Upper bound on how long the bootstrap loop sleeps between checks for dropped peers.
+BOOTSTRAP_TICK_S = 1.0
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    private_key: bytes
+    listen: tuple[str, ...]
+    bootstrap: tuple[str, ...] = ()
+    dial_timeout_s: float = 10.0
+    backoff: BackoffPolicy = BackoffPolicy()
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    peer_id: str
+    addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PingResult:
+    peer_id: str
+    rtts_ms: tuple[float, ...]
+
+
+def security_options(key_pair: Any) -> dict[Any, Any]:
+    """Noise only. Passing this explicitly is what turns plaintext and secio off."""
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    return {NOISE_PROTOCOL: noise}
+
+
+def muxer_options() -> dict[Any, Any]:
+    # Dict order is preference order: yamux first, mplex for peers that lack it.
+    return {**create_yamux_muxer_option(), **create_mplex_muxer_option()}
+
+
+def build_host(settings: HostSettings) -> IHost:
+    key_pair = key_pair_from_private_key(settings.private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt=security_options(key_pair),
+        muxer_opt=muxer_options(),
+        listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen],
+    )
+
+
+class HostService:
+    """Owns one libp2p host for the life of the bridge."""
+
+    def __init__(self, settings: HostSettings) -> None:
+        self._settings = settings
+        self._host: IHost | None = None
+        self._schedule = DialSchedule(settings.bootstrap, settings.backoff, random.random)
+        self._bootstrap_peer = {a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id)
+                                for a in settings.bootstrap}
+
+    async def serve(self, io: ServiceIO) -> None:
+        host = build_host(self._settings)
+        self._host = host
+        listen = [multiaddr.Multiaddr(a) for a in self._settings.listen]
+        async with host.run(listen_addrs=listen):
+            io.ready(self._info())
+            if self._settings.bootstrap:
+                io.start_soon(self._bootstrap_loop, io)
+            await io.sleep_forever()
+
+    async def handle(self, op: str, arg: Any) -> Any:
+        if op == "info":
+            return self._info()
+        if op == "peers":
+            return self._peers()
+        if op == "ping":
+            peer, count = arg
+            return await self._ping(str(peer), int(count))
+        if op == "connect":
+            return await self._connect(str(arg))
+        raise BadRequest(f"unknown host operation {op!r}")
+
+    # -- operations ----------------------------------------------------------------------------
+    def _require_host(self) -> IHost:
+        if self._host is None:
+            raise PeerError("host is not running")
+        return self._host
+
+    def _info(self) -> HostInfo:
+        host = self._require_host()
+        return HostInfo(str(host.get_id()), tuple(str(a) for a in host.get_addrs()))
+
+    def _peers(self) -> tuple[PeerSummary, ...]:
+        host = self._require_host()
+        store = host.get_peerstore()
+        out = []
+        for pid in host.get_connected_peers():
+            try:
+                addrs = tuple(str(a) for a in store.addrs(pid))
+            except Exception:  # py-libp2p raises PeerStoreError for peers without addresses
+                addrs = ()
+            out.append(PeerSummary(str(pid), addrs))
+        return tuple(sorted(out, key=lambda p: p.peer_id))
+
+    async def _ping(self, peer: str, count: int) -> PingResult:
+        if not 1 <= count <= MAX_PING_COUNT:
+            raise BadRequest(f"ping count must be 1..{MAX_PING_COUNT}, got {count}")
+        try:
+            peer_id = ID.from_base58(peer)
+        except Exception as exc:
+            raise BadRequest(f"not a peer ID: {peer!r}") from exc
+        host = self._require_host()
+        rtts: list[float] = []
+        try:
+            with ServiceIO.fail_after(self._settings.dial_timeout_s + count):
+                stream = await host.new_stream(peer_id, [PING_PROTOCOL])
+                try:
+                    for _ in range(count):
+                        start = time.perf_counter()
+                        await perform_ping_roundtrip(stream)
+                        rtts.append((time.perf_counter() - start) * 1000.0)
+                finally:
+                    await stream.close()
+        except (BadRequest, PeerError):
+            raise
+        except Exception as exc:
+            raise PeerError(f"ping {peer} failed: {exc}") from exc
+        return PingResult(peer, tuple(rtts))
+
+    async def _connect(self, addr: str) -> str:
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        except Exception as exc:
+            raise BadRequest(f"not a dialable multiaddr with /p2p/: {addr!r}") from exc
+        host = self._require_host()
+        try:
+            with ServiceIO.fail_after(self._settings.dial_timeout_s):
+                await host.connect(info)
+        except Exception as exc:
+            raise PeerError(f"dial {addr} failed: {exc}") from exc
+        return str(info.peer_id)
+
+    # -- bootstrap -----------------------------------------------------------------------------
+    async def _bootstrap_loop(self, io: ServiceIO) -> None:
+        host = self._require_host()
+        while True:
+            now = io.now()
+            connected = {str(p) for p in host.get_connected_peers()}
+            for addr in self._schedule.connected():
+                if self._bootstrap_peer[addr] not in connected:
+                    log.info("bootstrap peer dropped, redialling: %s", addr)
+                    self._schedule.disconnected(addr, now)
+            for addr in self._schedule.due(now):
+                if self._bootstrap_peer[addr] in connected:
+                    self._schedule.dial_succeeded(addr)  # it dialled us first
+                else:
+                    io.start_soon(self._dial_bootstrap, io, addr)
+            wake = self._schedule.next_wakeup(now)
+            await io.sleep(BOOTSTRAP_TICK_S if wake is None else
+                           min(BOOTSTRAP_TICK_S, max(0.01, wake - now)))
+
+    async def _dial_bootstrap(self, io: ServiceIO, addr: str) -> None:
+        try:
+            await self._connect(addr)
+        except PeerError as exc:
+            delay = self._schedule.dial_failed(addr, io.now())
+            log.warning("bootstrap dial failed, retry in %.1f s: %s", delay, exc)
+        else:
+            self._schedule.dial_succeeded(addr)
+            log.info("connected to bootstrap peer %s", addr)
+
