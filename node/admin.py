@@ -81,7 +81,10 @@ def make_admin_app(backend: AdminBackend) -> web.Application:
 
 
 async def admin_request(
-    data_dir: Path, method: str, path: str, body: dict[str, Any] | None = None,
+    data_dir: Path,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
     timeout_s: float = 30.0,
 ) -> dict[str, Any]:
     """Call the running node's admin endpoint; NodeNotRunning if nothing listens."""
@@ -91,15 +94,22 @@ async def admin_request(
     connector = aiohttp.UnixConnector(path=str(sock))
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            async with session.request(method, f"http://flux-node{path}", json=body) as resp:
-                text = await resp.text()
-                data = json.loads(text) if text else {}
-                if resp.status >= 400:
-                    message = data.get("message", text) if isinstance(data, dict) else text
-                    if resp.status == 502:
-                        raise PeerError(message)
-                    raise BadRequest(message) if resp.status == 400 else LocalError(message)
-                return data if isinstance(data, dict) else {"result": data}
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.request(method, f"http://flux-node{path}", json=body) as resp,
+        ):
+            text = await resp.text()
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
         raise NodeNotRunning(f"no node is running on {data_dir} ({exc})") from exc
+    except TimeoutError as exc:
+        raise LocalError(f"the node on {data_dir} did not answer within {timeout_s:g} s") from exc
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = {"message": text}
+    if resp.status >= 400:
+        message = str(data.get("message", text)) if isinstance(data, dict) else text
+        if resp.status == 502:
+            raise PeerError(message)
+        raise BadRequest(message) if resp.status == 400 else LocalError(message)
+    return data if isinstance(data, dict) else {"result": data}

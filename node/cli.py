@@ -27,13 +27,19 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="node data directory (default: $FLUX_DATA_DIR or the user data dir)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="node data directory (default: $FLUX_DATA_DIR or the user data dir)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flux-node", description="Flux node: host 3D worlds "
-                                     "peer-to-peer (IPFS content, libp2p gossip, Polygon ownership).")
+    parser = argparse.ArgumentParser(
+        prog="flux-node",
+        description="Flux node: host 3D worlds peer-to-peer "
+        "(IPFS content, libp2p gossip, Polygon ownership).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create the data dir, identity key and config.toml")
@@ -42,10 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the node until SIGINT/SIGTERM")
     _data_dir_arg(p)
-    p.add_argument("--listen", action="append", default=[], metavar="MULTIADDR",
-                   help="listen address, e.g. /ip4/0.0.0.0/tcp/4011 (repeatable)")
-    p.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR",
-                   help="peer to dial, ending in /p2p/<peer id> (repeatable)")
+    p.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="listen address, e.g. /ip4/0.0.0.0/tcp/4011 (repeatable)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="peer to dial, ending in /p2p/<peer id> (repeatable)",
+    )
     gw = p.add_mutually_exclusive_group()
     gw.add_argument("--gateway", metavar="HOST:PORT", help="serve the HTTP gateway here")
     gw.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
@@ -94,15 +110,17 @@ def _print_json(data: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(CliOverrides(
-        data_dir=args.data_dir,
-        key_file=getattr(args, "key_file", None),
-        listen=tuple(getattr(args, "listen", None) or ()),
-        bootstrap=tuple(getattr(args, "bootstrap", None) or ()),
-        gateway=getattr(args, "gateway", None),
-        no_gateway=bool(getattr(args, "no_gateway", False)),
-        log_level=getattr(args, "log_level", None),
-    ))
+    return load_config(
+        CliOverrides(
+            data_dir=args.data_dir,
+            key_file=getattr(args, "key_file", None),
+            listen=tuple(getattr(args, "listen", None) or ()),
+            bootstrap=tuple(getattr(args, "bootstrap", None) or ()),
+            gateway=getattr(args, "gateway", None),
+            no_gateway=bool(getattr(args, "no_gateway", False)),
+            log_level=getattr(args, "log_level", None),
+        )
+    )
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -114,8 +132,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     peer_id = peer_id_from_private_key(read_key(cfg.key_file))
     what = "initialised" if result.created_key else "already initialised"
     print(f"{what} {cfg.data_dir} (peer ID {peer_id})", file=sys.stderr)
-    _print_json({"data_dir": str(cfg.data_dir), "peer_id": peer_id,
-                 "key_file": str(cfg.key_file), "created_key": result.created_key})
+    _print_json(
+        {
+            "data_dir": str(cfg.data_dir),
+            "peer_id": peer_id,
+            "key_file": str(cfg.key_file),
+            "created_key": result.created_key,
+        }
+    )
     return EXIT_OK
 
 
@@ -164,8 +188,9 @@ def cmd_id(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _admin(args: argparse.Namespace, method: str, path: str,
-           body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _admin(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from fluxnode.node.admin import admin_request
 
     cfg = _config(args)
@@ -199,4 +224,3 @@ COMMANDS = {
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

@@ -100,8 +100,9 @@ def load_config(cli: CliOverrides, env: Mapping[str, str] | None = None) -> Conf
     env = os.environ if env is None else env
     unknown = sorted(k for k in env if k.startswith("FLUX_") and k not in ENV_KEYS)
     if unknown:
-        raise ConfigError(unknown[0], f"unknown environment variable; known: {', '.join(ENV_KEYS)}",
-                          "environment")
+        raise ConfigError(
+            unknown[0], f"unknown environment variable; known: {', '.join(ENV_KEYS)}", "environment"
+        )
 
     data_dir = Path(cli.data_dir).expanduser() if cli.data_dir else default_data_dir(env)
     raw: dict[str, tuple[Any, str]] = {}  # dotted key -> (value, source)
@@ -194,8 +195,9 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
 
     level_value, src = get("log.level", "info")
     if not isinstance(level_value, str) or level_value.lower() not in LOG_LEVELS:
-        raise ConfigError("log.level", f"must be one of {', '.join(LOG_LEVELS)}; "
-                          f"got {level_value!r}", src)
+        raise ConfigError(
+            "log.level", f"must be one of {', '.join(LOG_LEVELS)}; got {level_value!r}", src
+        )
 
     return Config(
         data_dir=data_dir,

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -68,7 +69,9 @@ class Node:
         return peer_id
 
 
-async def _start_site(runner: web.AppRunner, site_factory: Any) -> web.BaseSite:
+async def _start_site(
+    runner: web.AppRunner, site_factory: Callable[[web.AppRunner], web.BaseSite]
+) -> web.BaseSite:
     await runner.setup()
     site = site_factory(runner)
     await site.start()
@@ -112,14 +115,21 @@ async def run_node(cfg: Config) -> int:
             )
             node.gateway_url = _bound_url(site, cfg)
 
-        write_node_json(cfg.data_dir, {
-            "peer_id": info.peer_id,
-            "addrs": list(info.addrs),
-            "gateway_url": node.gateway_url,
-            "pid": os.getpid(),
-        })
-        log.info("ready peer_id=%s addrs=%s gateway=%s", info.peer_id, ",".join(info.addrs),
-                 node.gateway_url or "off")
+        write_node_json(
+            cfg.data_dir,
+            {
+                "peer_id": info.peer_id,
+                "addrs": list(info.addrs),
+                "gateway_url": node.gateway_url,
+                "pid": os.getpid(),
+            },
+        )
+        log.info(
+            "ready peer_id=%s addrs=%s gateway=%s",
+            info.peer_id,
+            ",".join(info.addrs),
+            node.gateway_url or "off",
+        )
 
         async with asyncio.TaskGroup() as tg:
             watcher = tg.create_task(_watch_bridge(bridge, stop))

@@ -35,9 +35,10 @@ from fluxnode.core.errors import BridgeClosed, BridgeCrashed
 
 T = TypeVar("T")
 ReadyT = TypeVar("ReadyT")
+ReadyT_co = TypeVar("ReadyT_co", covariant=True)
 
 
-class BridgeService(Protocol[ReadyT]):
+class BridgeService(Protocol[ReadyT_co]):
     """What runs on the trio side of a bridge."""
 
     async def serve(self, io: ServiceIO) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import multiaddr
@@ -45,7 +45,7 @@ class HostSettings:
     listen: tuple[str, ...]
     bootstrap: tuple[str, ...] = ()
     dial_timeout_s: float = 10.0
-    backoff: BackoffPolicy = BackoffPolicy()
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,9 @@ class HostService:
         self._settings = settings
         self._host: IHost | None = None
         self._schedule = DialSchedule(settings.bootstrap, settings.backoff, random.random)
-        self._bootstrap_peer = {a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id)
-                                for a in settings.bootstrap}
+        self._bootstrap_peer = {
+            a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id) for a in settings.bootstrap
+        }
 
     async def serve(self, io: ServiceIO) -> None:
         host = build_host(self._settings)
@@ -189,8 +190,9 @@ class HostService:
                 else:
                     io.start_soon(self._dial_bootstrap, io, addr)
             wake = self._schedule.next_wakeup(now)
-            await io.sleep(BOOTSTRAP_TICK_S if wake is None else
-                           min(BOOTSTRAP_TICK_S, max(0.01, wake - now)))
+            await io.sleep(
+                BOOTSTRAP_TICK_S if wake is None else min(BOOTSTRAP_TICK_S, max(0.01, wake - now))
+            )
 
     async def _dial_bootstrap(self, io: ServiceIO, addr: str) -> None:
         try:
@@ -201,4 +203,3 @@ class HostService:
         else:
             self._schedule.dial_succeeded(addr)
             log.info("connected to bootstrap peer %s", addr)
-

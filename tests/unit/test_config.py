@@ -1,0 +1,108 @@
+"""Config precedence and validation (in-process, fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fluxnode.core.errors import ConfigError
+from fluxnode.node.config import CONFIG_TEMPLATE, CliOverrides, load_config
+
+PEER = "12D3KooWKAWP3M4vd2ytWFGpA7N3JLx6NHqs9ky1XLK6GUELLAaR"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "config.toml").write_text(text)
+    return tmp_path
+
+
+def test_defaults_without_any_file(tmp_path: Path) -> None:
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+    assert cfg.data_dir == tmp_path
+    assert cfg.key_file == tmp_path / "identity.key" and cfg.key_file_is_default
+    assert cfg.listen == ("/ip4/0.0.0.0/tcp/4011",)
+    assert cfg.gateway_url == "http://127.0.0.1:8011"
+
+
+def test_template_written_by_init_parses_and_sets_nothing(tmp_path: Path) -> None:
+    write(tmp_path, CONFIG_TEMPLATE)
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+    assert dict(cfg.sources) == {}  # every key in it is a commented-out default
+    assert cfg.listen == ("/ip4/0.0.0.0/tcp/4011",) and cfg.log_level == "info"
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        '[network]\nlisten = ["/ip4/127.0.0.1/tcp/1"]\n[log]\nlevel = "debug"\n'
+        '[gateway]\nlisten = "127.0.0.1:9"\n',
+    )
+    env = {"FLUX_LISTEN": "/ip4/127.0.0.1/tcp/2,/ip4/127.0.0.1/tcp/3", "FLUX_LOG_LEVEL": "error"}
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path)), env=env)
+    assert cfg.listen == ("/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/3")
+    assert cfg.log_level == "error"
+    assert cfg.gateway_port == 9  # only the file set it
+    cfg = load_config(
+        CliOverrides(data_dir=str(tmp_path), listen=("/ip4/127.0.0.1/tcp/4",), no_gateway=True),
+        env=env,
+    )
+    assert cfg.listen == ("/ip4/127.0.0.1/tcp/4",)
+    assert cfg.gateway_enabled is False and cfg.gateway_url is None
+    assert cfg.sources["network.listen"] == "flag --listen"
+
+
+def test_data_dir_from_env(tmp_path: Path) -> None:
+    cfg = load_config(CliOverrides(), env={"FLUX_DATA_DIR": str(tmp_path / "x")})
+    assert cfg.data_dir == tmp_path / "x"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[network]\nlisen = []\n", "network.lisen"),
+        ("[netwrk]\n", "netwrk"),
+        ("network = 3\n", "network"),
+        ('[network]\nlisten = ["/ip4/127.0.0.1/tcp/99999"]\n', "network.listen"),
+        ('[network]\nlisten = ["/ip4/1.2.3/tcp/1"]\n', "network.listen"),
+        ('[network]\nlisten = ["/ip4/127.0.0.1/udp/1"]\n', "network.listen"),
+        ("[network]\nlisten = []\n", "network.listen"),
+        ('[network]\nlisten = "/ip4/127.0.0.1/tcp/1"\n', "network.listen"),
+        ('[network]\nbootstrap = ["/ip4/127.0.0.1/tcp/1"]\n', "network.bootstrap"),
+        ("[network]\ndial_timeout = -1\n", "network.dial_timeout"),
+        ('[gateway]\nlisten = "127.0.0.1:70000"\n', "gateway.listen"),
+        ('[gateway]\nlisten = "127.0.0.1"\n', "gateway.listen"),
+        ('[gateway]\nenabled = "maybe"\n', "gateway.enabled"),
+        ('[log]\nlevel = "loud"\n', "log.level"),
+        ("[network\n", "config"),
+    ],
+)
+def test_bad_file_values_name_key_and_file(tmp_path: Path, toml: str, key: str) -> None:
+    write(tmp_path, toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+    assert info.value.key == key
+    assert info.value.source == str(tmp_path / "config.toml")
+    assert str(tmp_path / "config.toml") in str(info.value)
+
+
+def test_bad_env_and_flag_values_name_their_source(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="environment variable FLUX_GATEWAY"):
+        load_config(CliOverrides(data_dir=str(tmp_path)), env={"FLUX_GATEWAY": "x:y"})
+    with pytest.raises(ConfigError, match="FLUX_LISTN"):
+        load_config(CliOverrides(data_dir=str(tmp_path)), env={"FLUX_LISTN": "x"})
+    with pytest.raises(ConfigError, match="flag --bootstrap") as info:
+        load_config(CliOverrides(data_dir=str(tmp_path), bootstrap=("garbage",)), env={})
+    assert info.value.key == "network.bootstrap"
+
+
+def test_bootstrap_with_peer_id_is_accepted(tmp_path: Path) -> None:
+    addr = f"/ip4/127.0.0.1/tcp/4011/p2p/{PEER}"
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path), bootstrap=(addr,)), env={})
+    assert cfg.bootstrap == (addr,)
+
+
+def test_oversized_config_file_is_rejected(tmp_path: Path) -> None:
+    write(tmp_path, "#" * (1 << 20) + "x\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(CliOverrides(data_dir=str(tmp_path)), env={})
