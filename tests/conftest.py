@@ -87,10 +87,11 @@ class NodeProc:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"node ignored SIGTERM for {timeout} s:\n{self.log()}")
+                message = f"node ignored SIGTERM for {timeout} s:\n{self.log()}"
+                raise AssertionError(message) from exc
         return time.monotonic() - start
 
 
