@@ -195,6 +195,13 @@ class HostService:
             )
 
     async def _dial_bootstrap(self, io: ServiceIO, addr: str) -> None:
+        # py-libp2p's swarm refuses, for 60 s, any peer whose addresses all failed once (its
+        # "negative cache"). Our schedule owns the backoff, so lift that block before each try;
+        # otherwise a bootstrap peer that comes up late stays unreachable for a minute.
+        network = self._require_host().get_network()
+        unblock = getattr(network, "unblock_peer", None)
+        if unblock is not None:
+            unblock(ID.from_base58(self._bootstrap_peer[addr]))
         try:
             await self._connect(addr)
         except PeerError as exc:
