@@ -98,7 +98,8 @@ async def main(calls: int, messages: int) -> None:
 
     us = 1e6
     print(
-        f"round trip  bridge.call   p50 {pct(rtt, 0.5) * us:7.1f} us  p99 {pct(rtt, 0.99) * us:7.1f} us"
+        f"round trip  bridge.call   p50 {pct(rtt, 0.5) * us:7.1f} us  "
+        f"p99 {pct(rtt, 0.99) * us:7.1f} us"
         f"  (mean {statistics.fmean(rtt) * us:.1f} us, n={calls})"
     )
     print(

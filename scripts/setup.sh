@@ -30,8 +30,12 @@ want=$( { cat pyproject.toml;
 have=$(cat "$stamp_dir/python" 2>/dev/null || true)
 if [ "$want" != "$have" ] || [ ! -x .venv/bin/flux-node ]; then
   echo "setup: installing flux-node and dev tools into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   rm -rf build/__editable__*
-  .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
+  if ! .venv/bin/python -m pip install -e '.[dev]' --config-settings editable_mode=strict \
+       > "$stamp_dir/pip.log" 2>&1; then
+    cat "$stamp_dir/pip.log" >&2
+    echo "setup: pip install failed (log above, also in $stamp_dir/pip.log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp_dir/python"
 fi
