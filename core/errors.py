@@ -14,6 +14,8 @@ class FluxError(Exception):
 
     #: Stable machine-readable code (used in JSON error bodies and logs).
     code: str = "flux_error"
+    #: HTTP status when this error answers a request.
+    http_status: int = 500
 
 
 class LocalError(FluxError):
@@ -26,6 +28,14 @@ class RemoteError(FluxError):
     """The other side is at fault: a peer or client sent bad or unexpected input."""
 
     code = "remote_error"
+    http_status = 400
+
+
+class NotFound(RemoteError):
+    """What was asked for is not here (not stored, not pinned, no such path)."""
+
+    code = "not_found"
+    http_status = 404
 
 
 class ConfigError(LocalError):
@@ -81,6 +91,7 @@ class PeerError(RemoteError):
     """A peer could not be reached or misbehaved on a protocol."""
 
     code = "peer_error"
+    http_status = 502
 
 
 class BadRequest(RemoteError):

@@ -1,14 +1,17 @@
-"""The gateway application. Content routes (trustless gateway) are added by the storage work.
+"""The gateway application.
 
-Today it answers `GET /api/v0/node` (public identity: peer ID, addresses, version) so a browser
-or a thin app can find the node's libp2p addresses, and `GET /healthz` for load balancers.
+`GET /ipfs/...` serves pinned content (see gateway/content.py); `GET /api/v0/node` gives the
+node's public identity (peer ID, addresses, version) so a browser or thin app can find its libp2p
+addresses; `GET /healthz` is for load balancers.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from fluxnode.core.content import ContentApi
 from fluxnode.core.status import NodeApi
+from fluxnode.gateway.content import add_content_routes
 from fluxnode.gateway.errors import json_error_middleware
 
 NODE_API_KEY = web.AppKey("node_api", NodeApi)
@@ -27,9 +30,11 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "uptime_s": round(status.uptime_s, 3)})
 
 
-def make_gateway_app(api: NodeApi) -> web.Application:
+def make_gateway_app(api: NodeApi, content: ContentApi | None = None) -> web.Application:
     app = web.Application(middlewares=[json_error_middleware], client_max_size=MAX_REQUEST_BYTES)
     app[NODE_API_KEY] = api
     app.router.add_get("/api/v0/node", _node_info)
     app.router.add_get("/healthz", _healthz)
+    if content is not None:
+        add_content_routes(app, content)
     return app

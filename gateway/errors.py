@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from fluxnode.core.errors import FluxError, LocalError, PeerError, RemoteError
+from fluxnode.core.errors import FluxError
 
 log = logging.getLogger("fluxnode.gateway")
 
@@ -26,14 +26,10 @@ async def json_error_middleware(request: web.Request, handler: Handler) -> web.S
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except PeerError as exc:
-        return error_response(502, exc.code, str(exc))
-    except RemoteError as exc:
-        return error_response(400, exc.code, str(exc))
-    except LocalError as exc:
-        return error_response(503, exc.code, str(exc))
     except FluxError as exc:
-        return error_response(500, exc.code, str(exc))
+        if exc.http_status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(exc.http_status, exc.code, str(exc))
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error")

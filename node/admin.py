@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from fluxnode.core.errors import BadRequest, LocalError, NodeNotRunning, PeerError
+from fluxnode.core.errors import BadRequest, ConfigError, LocalError, NodeNotRunning, PeerError
 from fluxnode.gateway import json_error_middleware
 from fluxnode.node.datadir import ADMIN_SOCKET
 
@@ -38,7 +38,7 @@ BACKEND_KEY = web.AppKey("backend", AdminBackend)
 def socket_path(data_dir: Path) -> Path:
     path = data_dir.resolve() / ADMIN_SOCKET
     if len(str(path).encode()) > MAX_SOCKET_PATH:
-        raise LocalError(f"data dir path too long for the admin socket ({path})")
+        raise ConfigError("data_dir", f"path too long for the admin socket ({path})")
     return path
 
 

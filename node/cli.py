@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from fluxnode import __version__
-from fluxnode.core.errors import (
-    FluxError,
-    LocalError,
-    NodeAlreadyRunning,
-    NodeNotRunning,
-)
+from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
+from fluxnode.node import cli_content
 from fluxnode.node.config import CliOverrides, Config, load_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -81,21 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--count", type=int, default=3, help="number of pings (1..100)")
 
     sub.add_parser("version", help="print the version")
+    cli_content.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in cli_content.COMMANDS:
+            return int(cli_content.COMMANDS[args.command](args, _config(args)))
         return int(COMMANDS[args.command](args))
-    except (NodeNotRunning, NodeAlreadyRunning) as exc:
-        _err(str(exc))
-        return EXIT_FAILURE
-    except LocalError as exc:  # configuration, key file, usage: the operator must fix something
+    except (ConfigError, IdentityError) as exc:  # the operator must fix config or key
         _err(str(exc))
         return EXIT_USAGE
     except FluxError as exc:
         _err(str(exc))
+        return EXIT_FAILURE
+    except BrokenPipeError:  # e.g. `flux-node cat CID | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_FAILURE
+    except OSError as exc:
+        _err(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

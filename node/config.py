@@ -19,6 +19,7 @@ import multiaddr
 import platformdirs
 
 from fluxnode.core.errors import ConfigError
+from fluxnode.core.paths import parse_size
 
 CONFIG_FILE_NAME = "config.toml"
 DEFAULT_KEY_FILE_NAME = "identity.key"
@@ -34,6 +35,7 @@ TOML_KEYS: dict[str, frozenset[str]] = {
     "network": frozenset({"listen", "bootstrap", "dial_timeout"}),
     "gateway": frozenset({"enabled", "listen"}),
     "log": frozenset({"level"}),
+    "storage": frozenset({"max_size"}),
 }
 
 #: Environment variables and the dotted key each sets.
@@ -46,6 +48,7 @@ ENV_KEYS: dict[str, str] = {
     "FLUX_GATEWAY": "gateway.listen",
     "FLUX_GATEWAY_ENABLED": "gateway.enabled",
     "FLUX_LOG_LEVEL": "log.level",
+    "FLUX_STORAGE_MAX_SIZE": "storage.max_size",
 }
 
 
@@ -61,6 +64,8 @@ class Config:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8011
     log_level: str = "info"
+    #: Block store quota in bytes; None means unlimited.
+    storage_max_bytes: int | None = None
     #: Where each non-default value came from, for error messages and `flux-node config`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -199,6 +204,14 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
             "log.level", f"must be one of {', '.join(LOG_LEVELS)}; got {level_value!r}", src
         )
 
+    size_value, src = get("storage.max_size", None)
+    max_bytes = None
+    if size_value is not None:
+        try:
+            max_bytes = parse_size(size_value)
+        except ValueError as exc:
+            raise ConfigError("storage.max_size", f'{exc} (e.g. "50GiB")', src) from None
+
     return Config(
         data_dir=data_dir,
         key_file=key_file,
@@ -210,6 +223,7 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         gateway_host=gateway_host,
         gateway_port=gateway_port,
         log_level=level_value.lower(),
+        storage_max_bytes=max_bytes,
         sources=sources,
     )
 
@@ -308,4 +322,9 @@ CONFIG_TEMPLATE = """\
 [log]
 # debug | info | warning | error. Env: FLUX_LOG_LEVEL   Flag: --log-level
 # level = "info"
+
+[storage]
+# Most bytes the block store may hold (e.g. "50GiB"); adding past it fails before writing.
+# Unset means no limit. Env: FLUX_STORAGE_MAX_SIZE
+# max_size = "50GiB"
 """

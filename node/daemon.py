@@ -26,6 +26,8 @@ from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
+from fluxnode.storage.content import RepoContent
+from fluxnode.storage.repo import Repo
 
 log = logging.getLogger("fluxnode.node")
 
@@ -108,7 +110,8 @@ async def run_node(cfg: Config) -> int:
         os.chmod(sock, 0o600)
 
         if cfg.gateway_enabled:
-            gw_runner = web.AppRunner(make_gateway_app(node), access_log=None)
+            content = RepoContent(Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes))
+            gw_runner = web.AppRunner(make_gateway_app(node, content), access_log=None)
             runners.append(gw_runner)
             site = await _start_site(
                 gw_runner, lambda r: web.TCPSite(r, cfg.gateway_host, cfg.gateway_port)

@@ -1,0 +1,225 @@
+"""`/ipfs/...` routes: the IPFS Trustless Gateway (raw blocks, CARs) plus deserialized responses
+for browsers (files with Range and ETag, directory listings).
+
+Only pinned content is served (the node never fetches on demand here). Paths are parsed from the
+raw request path, so percent-encoded traversal (`%2e%2e`, `%2F`) is seen and refused with a 400
+JSON error rather than normalised away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import mimetypes
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+
+from fluxnode.core.cid import Cid
+from fluxnode.core.content import ContentApi
+from fluxnode.core.errors import BadRequest, NotFound
+from fluxnode.core.paths import split_segments
+
+CONTENT_KEY = web.AppKey("content_api", ContentApi)
+
+RAW_TYPE = "application/vnd.ipld.raw"
+CAR_TYPE = "application/vnd.ipld.car"
+IMMUTABLE = "public, max-age=29030400, immutable"
+DAG_SCOPES = ("all", "entity", "block")
+EXTRA_TYPES = {
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".wasm": "application/wasm",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".json": "application/json",
+    ".ktx2": "image/ktx2",
+    ".webp": "image/webp",
+}
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def content_type_for(name: str) -> str:
+    dot = name.rfind(".")
+    ext = name[dot:].lower() if dot > 0 else ""
+    if ext in EXTRA_TYPES:
+        return EXTRA_TYPES[ext]
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def _parse_request_path(request: web.Request) -> tuple[Cid, list[str], bool]:
+    raw = request.raw_path.split("?", 1)[0]
+    if not raw.startswith("/ipfs/"):
+        raise NotFound("not an /ipfs/ path")
+    parts = raw[len("/ipfs/") :].split("/")
+    try:
+        decoded = [unquote(p, errors="strict") for p in parts]
+    except UnicodeDecodeError:
+        raise BadRequest("path is not valid UTF-8 after percent-decoding") from None
+    if any("/" in p for p in decoded):
+        raise BadRequest("encoded '/' inside a path segment is not allowed")
+    cid = Cid.parse(decoded[0])
+    segments = split_segments("/".join(decoded[1:]))
+    return cid, segments, raw.endswith("/")
+
+
+def _wanted_format(request: web.Request) -> str | None:
+    fmt = request.query.get("format")
+    if fmt is not None:
+        if fmt not in ("raw", "car"):
+            raise BadRequest(f"unsupported format {fmt!r} (raw or car)")
+        return fmt
+    accept = request.headers.get("Accept", "")
+    for item in accept.split(","):
+        mime = item.split(";")[0].strip().lower()
+        if mime == RAW_TYPE:
+            return "raw"
+        if mime == CAR_TYPE:
+            return "car"
+    return None
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+async def _stream(request: web.Request, resp: web.StreamResponse, chunks: Iterator[bytes]) -> None:
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return
+    sentinel = object()
+    while True:
+        chunk = await _in_thread(next, chunks, sentinel)
+        if chunk is sentinel:
+            break
+        await resp.write(chunk)
+    await resp.write_eof()
+
+
+def _not_modified(request: web.Request, etag: str) -> bool:
+    inm = request.headers.get("If-None-Match", "")
+    return any(tag.strip() in (etag, "*") for tag in inm.split(",")) if inm else False
+
+
+def _common_headers(etag: str, ipfs_path: str) -> dict[str, str]:
+    return {
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE,
+        "X-Ipfs-Path": ipfs_path,
+        "X-Content-Type-Options": "nosniff",
+        "Access-Control-Allow-Origin": "*",
+    }
+
+
+async def handle_ipfs(request: web.Request) -> web.StreamResponse:
+    api = request.app[CONTENT_KEY]
+    root, segments, trailing = _parse_request_path(request)
+    if not await _in_thread(api.servable, root):
+        raise NotFound(f"{root} is not pinned on this node")
+    entry, traversed = await _in_thread(api.resolve, root, segments)
+    ipfs_path = "/ipfs/" + "/".join([str(root), *(quote(s) for s in segments)])
+    fmt = _wanted_format(request)
+
+    if fmt == "raw":
+        data: bytes = await _in_thread(api.block, entry.cid)
+        etag = f'"{entry.cid}.raw"'
+        headers = _common_headers(etag, ipfs_path)
+        if _not_modified(request, etag):
+            return web.Response(status=304, headers=headers)
+        headers["Content-Disposition"] = f'attachment; filename="{entry.cid}.bin"'
+        headers["Vary"] = "Accept"
+        body = b"" if request.method == "HEAD" else data
+        resp = web.Response(body=body, content_type=RAW_TYPE, headers=headers)
+        resp.content_length = len(data)
+        return resp
+
+    if fmt == "car":
+        scope = request.query.get("dag-scope", "all")
+        if scope not in DAG_SCOPES:
+            raise BadRequest(f"dag-scope must be one of {', '.join(DAG_SCOPES)}")
+        etag = f'"{entry.cid}.car.{scope}"'
+        headers = _common_headers(etag, ipfs_path)
+        if _not_modified(request, etag):
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = f"{CAR_TYPE}; version=1; order=dfs; dups=n"
+        headers["Content-Disposition"] = f'attachment; filename="{entry.cid}.car"'
+        headers["Vary"] = "Accept"
+        resp = web.StreamResponse(headers=headers)
+        chunks = await _in_thread(api.car, root, traversed, entry.cid, scope)
+        await _stream(request, resp, chunks)
+        return resp
+
+    if entry.kind == "directory":
+        if not trailing:
+            raise web.HTTPMovedPermanently(location=request.path + "/")
+        listing = await _in_thread(api.list_dir, entry.cid)
+        index = next((link for link in listing if link.name == "index.html"), None)
+        if index is not None:
+            return await _file_response(request, api, index.cid, "index.html", ipfs_path)
+        return _listing(request, ipfs_path, entry.cid, listing)
+    if entry.kind == "symlink":
+        raise BadRequest(f"{ipfs_path} is a symlink; fetch it with ?format=raw")
+    name = segments[-1] if segments else str(entry.cid)
+    return await _file_response(request, api, entry.cid, name, ipfs_path)
+
+
+async def _file_response(
+    request: web.Request, api: ContentApi, cid: Cid, name: str, ipfs_path: str
+) -> web.StreamResponse:
+    entry, _ = await _in_thread(api.resolve, cid, [])
+    size = entry.size
+    etag = f'"{cid}"'
+    headers = _common_headers(etag, ipfs_path)
+    headers["Accept-Ranges"] = "bytes"
+    if _not_modified(request, etag):
+        return web.Response(status=304, headers=headers)
+    start, end, status = 0, size, 200
+    rng = request.headers.get("Range")
+    if rng:
+        match = _RANGE.match(rng.strip())
+        if match is None:  # multi-range or junk: ignore it and send everything, as RFC 9110 allows
+            pass
+        else:
+            first, last = match.groups()
+            if first:
+                start = int(first)
+                end = min(size, int(last) + 1) if last else size
+            elif last:
+                start = max(0, size - int(last))
+            if start >= size or start >= end:
+                return web.Response(
+                    status=416, headers={**headers, "Content-Range": f"bytes */{size}"}
+                )
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Type"] = content_type_for(name)
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = end - start
+    chunks = await _in_thread(api.read, cid, start, end - start)
+    await _stream(request, resp, chunks)
+    return resp
+
+
+def _listing(request: web.Request, ipfs_path: str, cid: Cid, links: list[Any]) -> web.Response:
+    rows = "\n".join(
+        f'<tr><td><a href="{quote(link.name)}">{html.escape(link.name)}</a></td>'
+        f"<td>{link.size}</td><td><code>{link.cid}</code></td></tr>"
+        for link in sorted(links, key=lambda item: item.name)
+    )
+    page = (
+        "<!doctype html><meta charset=utf-8>"
+        f"<title>{html.escape(ipfs_path)}</title><h1>{html.escape(ipfs_path)}</h1>"
+        f"<table><tr><th>name</th><th>size</th><th>cid</th></tr>\n{rows}</table>"
+    )
+    headers = _common_headers(f'"{cid}.dir"', ipfs_path)
+    return web.Response(text=page, content_type="text/html", headers=headers)
+
+
+def add_content_routes(app: web.Application, api: ContentApi) -> None:
+    app[CONTENT_KEY] = api
+    app.router.add_route("GET", "/ipfs/{path:.*}", handle_ipfs)
+    app.router.add_route("HEAD", "/ipfs/{path:.*}", handle_ipfs)

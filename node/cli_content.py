@@ -1,0 +1,301 @@
+"""Content commands: add, cat, get, pin, gc, repo, car, world.
+
+They open the data dir's repository directly, so they work whether or not a node is running on
+it (block files and SQLite WAL are safe across processes; GC takes an exclusive lock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from fluxnode.core.errors import BadRequest
+from fluxnode.core.paths import parse_content_path
+from fluxnode.node.config import Config
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", help="node data directory")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("add", help="import a file or folder (or - for stdin); prints the root CID")
+    _data_dir_arg(p)
+    p.add_argument("path", help="file, folder, or - for standard input")
+    p.add_argument(
+        "--cid-version",
+        type=int,
+        choices=[0, 1],
+        default=0,
+        help="0: Kubo default (dag-pb leaves); 1: raw leaves, base32 CIDv1",
+    )
+    p.add_argument("--only-hash", action="store_true", help="compute the CID, store nothing")
+    p.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pin the result (default: --pin)",
+    )
+    p.add_argument("--name", help="pin name")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the root CID")
+
+    p = sub.add_parser("cat", help="write a file's bytes to stdout")
+    _data_dir_arg(p)
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--length", type=int)
+
+    p = sub.add_parser("get", help="write a file or folder to OUT")
+    _data_dir_arg(p)
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+
+    pin = sub.add_parser("pin", help="manage pins").add_subparsers(dest="pin_cmd", required=True)
+    p = pin.add_parser("add", help="pin a DAG that is fully in the store")
+    _data_dir_arg(p)
+    p.add_argument("cid")
+    p.add_argument("--name")
+    p.add_argument("--direct", action="store_true", help="pin only this block")
+    p = pin.add_parser("rm", help="unpin (GC may then remove the blocks)")
+    _data_dir_arg(p)
+    p.add_argument("cid")
+    p = pin.add_parser("ls", help="list pins as JSON lines")
+    _data_dir_arg(p)
+    p.add_argument("--type", choices=["recursive", "direct"])
+
+    p = sub.add_parser("gc", help="remove every block no pin needs")
+    _data_dir_arg(p)
+
+    repo = sub.add_parser("repo", help="repository").add_subparsers(dest="repo_cmd", required=True)
+    p = repo.add_parser("stat", help="blocks, bytes, quota")
+    _data_dir_arg(p)
+    p = repo.add_parser("verify", help="re-hash every block; check pinned DAGs are complete")
+    _data_dir_arg(p)
+
+    car = sub.add_parser("car", help="CARv1 import/export").add_subparsers(
+        dest="car_cmd", required=True
+    )
+    p = car.add_parser("export", help="write the DAG under CID as a CARv1")
+    _data_dir_arg(p)
+    p.add_argument("cid")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.car", help="- for stdout")
+    p = car.add_parser("import", help="import a CARv1 and pin its roots")
+    _data_dir_arg(p)
+    p.add_argument("file", metavar="FILE.car", help="- for stdin")
+    p.add_argument("--no-pin", action="store_true", help="do not pin the roots")
+
+
+def _repo(cfg: Config) -> Any:
+    from fluxnode.storage.repo import Repo
+
+    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes)
+
+
+class _Progress:
+    """A one-line byte counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = 0
+
+    def __call__(self, done: int) -> None:
+        if self.enabled and done - self.last >= 8 << 20:
+            self.last = done
+            print(f"\radded {done / 2**20:,.0f} MiB", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.last:
+            print(file=sys.stderr)
+
+
+def cmd_add(args: argparse.Namespace, cfg: Config) -> int:
+    progress = _Progress()
+    source: Path | BinaryIO = sys.stdin.buffer if args.path == "-" else Path(args.path)
+    if args.only_hash:
+        # Nothing is opened or created: the data dir may not even exist.
+        from fluxnode.storage.importer import import_path, import_stream
+
+        def discard(blocks: Any) -> None:
+            return None
+
+        if isinstance(source, Path):
+            res = import_path(source, discard, args.cid_version, progress)
+        else:
+            res = import_stream(source, discard, args.cid_version, progress)
+        progress.close()
+        print(res.root.cid)
+        return 0
+    result = _repo(cfg).add(
+        source, cid_version=args.cid_version, pin=args.pin, name=args.name, progress=progress
+    )
+    progress.close()
+    if not args.quiet:
+        print(
+            f"added {result.cid} ({result.size} bytes, {result.blocks} blocks"
+            f"{', pinned' if result.pinned else ''})",
+            file=sys.stderr,
+        )
+    print(result.cid)
+    return 0
+
+
+def cmd_cat(args: argparse.Namespace, cfg: Config) -> int:
+    if args.offset < 0 or (args.length is not None and args.length < 0):
+        raise BadRequest("--offset and --length must be >= 0")
+    cid, segments = parse_content_path(args.path)
+    out = sys.stdout.buffer
+    for chunk in _repo(cfg).cat(cid, segments, args.offset, args.length):
+        out.write(chunk)
+    out.flush()
+    return 0
+
+
+def cmd_get(args: argparse.Namespace, cfg: Config) -> int:
+    from fluxnode.storage.exporter import Kind
+
+    cid, segments = parse_content_path(args.path)
+    repo = _repo(cfg)
+    entry = repo.exporter.resolve(cid, segments)
+    out = Path(args.output)
+    if out.exists():
+        raise BadRequest(f"{out} already exists; refusing to overwrite")
+    _write_entry(repo, entry.cid, entry.kind, out, Kind)
+    print(out)
+    return 0
+
+
+def _write_entry(repo: Any, cid: Any, kind: Any, out: Path, kinds: Any, depth: int = 0) -> None:
+    if depth > 64:
+        raise BadRequest("directory tree deeper than 64 levels")
+    if kind is kinds.FILE:
+        tmp = out.with_name(f".{out.name}.partial")
+        with tmp.open("wb") as fh:
+            for chunk in repo.exporter.read(cid):
+                fh.write(chunk)
+        os.replace(tmp, out)
+    elif kind is kinds.SYMLINK:
+        os.symlink(repo.exporter.read_link(cid), out)
+    else:
+        out.mkdir()
+        for entry in repo.exporter.list_dir(cid):
+            name = entry.name
+            if not name or "/" in name or name in (".", "..") or "\x00" in name:
+                raise BadRequest(f"refusing unsafe name {name!r} inside {cid}")
+            child = repo.exporter.stat(entry.cid)
+            _write_entry(repo, entry.cid, child.kind, out / name, kinds, depth + 1)
+
+
+def _cid(text: str) -> Any:
+    from fluxnode.core.cid import Cid
+
+    return Cid.parse(text.removeprefix("/ipfs/"))
+
+
+def cmd_pin(args: argparse.Namespace, cfg: Config) -> int:
+    repo = _repo(cfg)
+    if args.pin_cmd == "add":
+        pin = repo.pins.add(_cid(args.cid), recursive=not args.direct, name=args.name)
+        print(json.dumps({"cid": pin.cid, "mode": pin.mode, "name": pin.name}))
+    elif args.pin_cmd == "rm":
+        if repo.pins.remove(_cid(args.cid)) == 0:
+            raise BadRequest(f"{args.cid} is not pinned")
+        print(json.dumps({"unpinned": args.cid}))
+    else:
+        for pin in repo.pins.list(args.type):
+            print(json.dumps({"cid": pin.cid, "mode": pin.mode, "name": pin.name}))
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace, cfg: Config) -> int:
+    result = _repo(cfg).gc()
+    print(
+        json.dumps(
+            {
+                "blocks_removed": result.blocks_removed,
+                "bytes_freed": result.bytes_freed,
+                "blocks_kept": result.blocks_kept,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_repo(args: argparse.Namespace, cfg: Config) -> int:
+    repo = _repo(cfg)
+    if args.repo_cmd == "stat":
+        st = repo.stat()
+        print(
+            json.dumps(
+                {
+                    "blocks": st.blocks,
+                    "bytes": st.bytes,
+                    "max_bytes": st.quota,
+                    "pins": len(repo.pins.list()),
+                    "path": str(cfg.data_dir),
+                }
+            )
+        )
+        return 0
+    res = repo.verify()
+    print(
+        json.dumps(
+            {
+                "blocks": res.blocks,
+                "corrupted": list(res.corrupted),
+                "incomplete_pins": list(res.missing_in_pins),
+            }
+        )
+    )
+    return 0 if not res.corrupted and not res.missing_in_pins else 1
+
+
+def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
+    repo = _repo(cfg)
+    if args.car_cmd == "export":
+        cid = _cid(args.cid)
+        if args.output == "-":
+            repo.export_car(cid, sys.stdout.buffer)
+            return 0
+        out = Path(args.output)
+        tmp = out.with_name(f".{out.name}.partial")
+        try:
+            with tmp.open("wb") as fh:
+                repo.export_car(cid, fh)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        print(out)
+        return 0
+    if args.file == "-":
+        result = repo.import_car(sys.stdin.buffer, pin_roots=not args.no_pin)
+    else:
+        with Path(args.file).open("rb") as fh:
+            result = repo.import_car(fh, pin_roots=not args.no_pin)
+    print(
+        json.dumps(
+            {
+                "roots": [str(r) for r in result.roots],
+                "blocks": result.blocks,
+                "new_blocks": len(result.added),
+                "bytes": result.bytes,
+                "pinned": not args.no_pin,
+            }
+        )
+    )
+    return 0
+
+
+COMMANDS = {
+    "add": cmd_add,
+    "cat": cmd_cat,
+    "get": cmd_get,
+    "pin": cmd_pin,
+    "gc": cmd_gc,
+    "repo": cmd_repo,
+    "car": cmd_car,
+}

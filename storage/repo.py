@@ -1,0 +1,185 @@
+"""The content repository of one data dir: block store + pins, and the operations on them.
+
+Used both by the CLI (`flux-node add/cat/pin/gc/car ...`, whether or not a node runs on the same
+data dir: files and SQLite WAL are safe across processes) and by the running node's gateway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from fluxnode.core.cid import Cid
+from fluxnode.core.unixfs import Block
+from fluxnode.storage.blockstore import BlockStore, StoreStats
+from fluxnode.storage.carfile import CarImport, export_car, import_car
+from fluxnode.storage.dag import walk
+from fluxnode.storage.exporter import Exporter
+from fluxnode.storage.importer import ImportResult, import_path, import_stream
+from fluxnode.storage.pins import GcResult, PinStore
+
+BLOCKS_DIR = "blocks"
+PINS_DB = "pins.db"
+
+
+@dataclass(frozen=True)
+class AddResult:
+    cid: Cid
+    size: int
+    blocks: int
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    blocks: int
+    corrupted: tuple[str, ...]
+    missing_in_pins: tuple[str, ...]
+
+
+class Repo:
+    def __init__(self, data_dir: Path, *, quota_bytes: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.blocks = BlockStore(data_dir / BLOCKS_DIR, quota_bytes=quota_bytes)
+        self.pins = PinStore(data_dir / PINS_DB, self.blocks)
+        self.exporter = Exporter(self.blocks)
+
+    # -- add -----------------------------------------------------------------------------------
+    def add(
+        self,
+        source: Path | BinaryIO,
+        *,
+        cid_version: int = 0,
+        only_hash: bool = False,
+        pin: bool = True,
+        name: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddResult:
+        """Import a file, folder or stream. With `only_hash` nothing is written at all."""
+        if only_hash:
+            result = _import(source, _discard, cid_version, progress)
+            return AddResult(result.root.cid, result.bytes_read, result.blocks, False)
+        if isinstance(source, Path):
+            # Known size: refuse up front rather than part-way through.
+            self.blocks.reserve(_tree_size(source))
+        added: list[Cid] = []
+
+        def store(blocks: list[Block]) -> None:
+            for block in blocks:
+                if self.blocks.put(block.cid, block.data, verified=True):
+                    added.append(block.cid)
+
+        with self.blocks.write_lock():
+            try:
+                result = _import(source, store, cid_version, progress)
+                if pin:
+                    self.pins.add(result.root.cid, recursive=True, name=name)
+                else:
+                    self.blocks.sync_dirs()
+            except BaseException:
+                # Leave the store as it was: remove what this add wrote (blocks that existed
+                # before were never in `added`).
+                for cid in added:
+                    self.blocks.delete(cid)
+                self.blocks.sync_dirs()
+                raise
+        return AddResult(result.root.cid, result.bytes_read, result.blocks, pin)
+
+    # -- read ----------------------------------------------------------------------------------
+    def cat(
+        self, cid: Cid, segments: list[str], offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        entry = self.exporter.resolve(cid, segments)
+        return self.exporter.read(entry.cid, offset, length)
+
+    # -- pins and gc ---------------------------------------------------------------------------
+    def gc(self) -> GcResult:
+        return self.pins.gc()
+
+    def stat(self) -> StoreStats:
+        return self.blocks.stats()
+
+    def verify(self) -> VerifyResult:
+        """Re-hash every block; check every pinned DAG is complete."""
+        from fluxnode.storage.blockstore import BlockCorrupted, BlockNotFound
+
+        corrupted: list[str] = []
+        count = 0
+        for cid in self.blocks.iter_cids():
+            count += 1
+            try:
+                self.blocks.get(cid)
+            except BlockCorrupted:
+                corrupted.append(str(cid))
+        broken: list[str] = []
+        for pin in self.pins.list():
+            root = Cid.parse(pin.cid)
+            try:
+                if pin.mode == "recursive":
+                    for _ in walk(self.blocks, root):
+                        pass
+                else:
+                    self.blocks.get(root)
+            except (BlockNotFound, BlockCorrupted):
+                broken.append(pin.cid)
+        return VerifyResult(count, tuple(corrupted), tuple(broken))
+
+    # -- CAR -----------------------------------------------------------------------------------
+    def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> CarImport:
+        """Import a CAR and pin its roots; all-or-nothing (a root whose DAG is incomplete
+        undoes the import)."""
+        with self.blocks.write_lock():
+            result = import_car(stream, self.blocks)
+            if pin_roots:
+                pinned: list[Cid] = []
+                try:
+                    for root in result.roots:
+                        self.pins.add(root, recursive=True)
+                        pinned.append(root)
+                except BaseException:
+                    for root in pinned:
+                        self.pins.remove(root)
+                    for cid in result.added:
+                        self.blocks.delete(cid)
+                    self.blocks.sync_dirs()
+                    raise
+            else:
+                self.blocks.sync_dirs()
+        return result
+
+    def export_car(self, root: Cid, out: BinaryIO) -> int:
+        return export_car(self.blocks, root, out)
+
+
+def _discard(blocks: list[Block]) -> None:
+    return None
+
+
+def _import(
+    source: Path | BinaryIO,
+    sink: Callable[[list[Block]], None],
+    cid_version: int,
+    progress: Callable[[int], None] | None,
+) -> ImportResult:
+    if isinstance(source, Path):
+        return import_path(source, sink, cid_version, progress)
+    return import_stream(source, sink, cid_version, progress)
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the regular files under `path` (what an add will store, give or take headers)."""
+    if not path.is_dir():
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0  # the importer reports the real error
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
