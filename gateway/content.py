@@ -132,10 +132,8 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
             return web.Response(status=304, headers=headers)
         headers["Content-Disposition"] = f'attachment; filename="{entry.cid}.bin"'
         headers["Vary"] = "Accept"
-        body = b"" if request.method == "HEAD" else data
-        resp = web.Response(body=body, content_type=RAW_TYPE, headers=headers)
-        resp.content_length = len(data)
-        return resp
+        # aiohttp sends headers only (with the real Content-Length) when the request is HEAD.
+        return web.Response(body=data, content_type=RAW_TYPE, headers=headers)
 
     if fmt == "car":
         scope = request.query.get("dag-scope", "all")
