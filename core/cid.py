@@ -153,6 +153,15 @@ class Cid:
     # -- parsing -------------------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str) -> Cid:
+        """Parse a CID's text form; errors read `invalid CID '...': reason`."""
+        try:
+            return cls._parse(text)
+        except InvalidCid as exc:
+            shown = text if isinstance(text, str) and len(text) <= 80 else f"{str(text)[:80]}..."
+            raise InvalidCid(f"invalid CID {shown!r}: {exc}") from None
+
+    @classmethod
+    def _parse(cls, text: str) -> Cid:
         if not isinstance(text, str) or not text:
             raise InvalidCid("empty CID")
         if len(text) > MAX_CID_TEXT:

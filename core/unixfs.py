@@ -17,7 +17,8 @@ leftover leaf handled wrongly), which is why this exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from fluxnode.core.cid import DAG_PB, RAW, Cid
@@ -32,6 +33,14 @@ from fluxnode.core.dagpb import (
 
 CHUNK_SIZE = 262_144
 MAX_LINKS_PER_NODE = 174
+
+#: Hashes several leaf blocks at once. Injected so the I/O edge can spread the work over cores
+#: (hashlib releases the GIL) while this module stays pure; the default is sequential.
+DigestMany = Callable[[Sequence[bytes]], list[bytes]]
+
+
+def sha256_many(blocks: Sequence[bytes]) -> list[bytes]:
+    return [hashlib.sha256(b).digest() for b in blocks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,7 @@ class FileBuilder:
         cid_version: int = 0,
         chunk_size: int = CHUNK_SIZE,
         max_links: int = MAX_LINKS_PER_NODE,
+        digest_many: DigestMany = sha256_many,
     ) -> None:
         if cid_version not in (0, 1):
             raise ValueError("cid_version must be 0 or 1")
@@ -65,6 +75,7 @@ class FileBuilder:
         self.cid_version = cid_version
         self.chunk_size = chunk_size
         self.max_links = max_links
+        self._digest_many = digest_many
         self._buf = bytearray()
         self._levels: list[list[Link]] = [[]]
         self._leaves = 0
@@ -75,20 +86,22 @@ class FileBuilder:
         if self._finished:
             raise RuntimeError("write after finish")
         self.bytes_in += len(data)
-        out: list[Block] = []
+        chunks: list[bytes | memoryview] = []
         view = memoryview(data)
         if self._buf:
             need = self.chunk_size - len(self._buf)
             self._buf += view[:need]
             view = view[need:]
             if len(self._buf) == self.chunk_size:
-                self._leaf(bytes(self._buf), out)
+                chunks.append(bytes(self._buf))
                 self._buf.clear()
         while len(view) >= self.chunk_size:
-            self._leaf(view[: self.chunk_size], out)
+            chunks.append(view[: self.chunk_size])
             view = view[self.chunk_size :]
         if len(view):
             self._buf += view
+        out: list[Block] = []
+        self._leaves_from(chunks, out)
         return out
 
     def finish(self) -> tuple[list[Block], Link]:
@@ -98,7 +111,7 @@ class FileBuilder:
         self._finished = True
         out: list[Block] = []
         if self._buf or self._leaves == 0:
-            self._leaf(bytes(self._buf), out)
+            self._leaves_from([bytes(self._buf)], out)
             self._buf.clear()
         if self._leaves == 1:
             return out, self._levels[0][0]  # a single chunk is its own root
@@ -113,19 +126,21 @@ class FileBuilder:
             level += 1
 
     # -- internals -----------------------------------------------------------------------------
-    def _leaf(self, chunk: bytes | memoryview, out: list[Block]) -> None:
-        n = len(chunk)
+    def _leaves_from(self, chunks: list[bytes | memoryview], out: list[Block]) -> None:
+        if not chunks:
+            return
         if self.cid_version == 0:
-            data = file_leaf_node(chunk)
-            cid = Cid.hash_block(data, 0, DAG_PB)
-            tsize = len(data)
+            datas = [file_leaf_node(c) for c in chunks]
         else:
-            data = bytes(chunk)
-            cid = Cid.hash_block(data, 1, RAW)
-            tsize = n
-        out.append(Block(cid, data))
-        self._leaves += 1
-        self._push(0, Link(cid, tsize, n), out)
+            datas = [bytes(c) for c in chunks]
+        for chunk, data, digest in zip(chunks, datas, self._digest_many(datas), strict=True):
+            if self.cid_version == 0:
+                cid, tsize = Cid.v0(digest), len(data)
+            else:
+                cid, tsize = Cid.v1(RAW, digest), len(chunk)
+            out.append(Block(cid, data))
+            self._leaves += 1
+            self._push(0, Link(cid, tsize, len(chunk)), out)
 
     def _push(self, level: int, link: Link, out: list[Block]) -> None:
         if level == len(self._levels):

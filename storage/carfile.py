@@ -90,7 +90,7 @@ def import_car(stream: BinaryIO, store: BlockStore) -> CarImport:
     except BaseException:
         for cid in added:
             store.delete(cid)
-        store.sync_dirs()
+        store.flush()
         raise
     return CarImport(header.roots, count, tuple(added), nbytes)
 

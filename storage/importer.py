@@ -10,16 +10,26 @@ Folder rules, as `ipfs add -r` with Kubo's defaults:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.hamt import hamt_directory, should_shard
-from fluxnode.core.unixfs import CHUNK_SIZE, Block, FileBuilder, Link, directory_node, symlink_node
+from fluxnode.core.unixfs import (
+    CHUNK_SIZE,
+    Block,
+    FileBuilder,
+    Link,
+    directory_node,
+    sha256_many,
+    symlink_node,
+)
 
 READ_SIZE = 4 * CHUNK_SIZE
 MAX_DEPTH = 128
@@ -65,8 +75,21 @@ def import_stream(
     return ImportResult(link, counter.bytes, counter.blocks)
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def parallel_sha256(blocks: Sequence[bytes]) -> list[bytes]:
+    """sha256 of several blocks on all cores: hashlib drops the GIL for large inputs."""
+    global _POOL
+    if len(blocks) < 2 or (os.cpu_count() or 1) < 2:
+        return sha256_many(blocks)
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="flux-hash")
+    return list(_POOL.map(lambda b: hashlib.sha256(b).digest(), blocks))
+
+
 def _stream(stream: BinaryIO, counter: _Counter, cid_version: int) -> Link:
-    builder = FileBuilder(cid_version)
+    builder = FileBuilder(cid_version, digest_many=parallel_sha256)
     buf = bytearray(READ_SIZE)
     view = memoryview(buf)
     while True:

@@ -72,15 +72,26 @@ class PinStore:
             db.execute("PRAGMA synchronous=FULL")
             yield db
 
-    def add(self, cid: Cid, *, recursive: bool = True, name: str | None = None) -> Pin:
+    def add(
+        self,
+        cid: Cid,
+        *,
+        recursive: bool = True,
+        name: str | None = None,
+        known_blocks: set[bytes] | None = None,
+    ) -> Pin:
+        """Pin `cid`. `known_blocks` (multihashes) lets an importer that has just stored the
+        whole DAG skip re-reading it; everyone else gets a full, verifying walk."""
         if name is not None and len(name) > MAX_PIN_NAME:
             raise BadRequest(f"pin name longer than {MAX_PIN_NAME} characters")
-        if recursive:
+        if recursive and known_blocks is not None:
+            blocks = known_blocks
+        elif recursive:
             blocks = reachable(self.store, cid)  # raises DagIncomplete / BlockCorrupted
         else:
             self.store.get(cid)  # raises BlockNotFound / BlockCorrupted
             blocks = set()
-        self.store.sync_dirs()
+        self.store.flush()
         mode = RECURSIVE if recursive else DIRECT
         pin = Pin(str(cid), mode, name, time.time())
         with self._db() as db:
@@ -155,5 +166,5 @@ class PinStore:
                 freed += self.store.delete(cid)
                 removed += 1
             self.store.clean_tmp()
-            self.store.sync_dirs()
+            self.store.flush()
         return GcResult(removed, freed, kept)

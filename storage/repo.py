@@ -67,9 +67,11 @@ class Repo:
             # Known size: refuse up front rather than part-way through.
             self.blocks.reserve(_tree_size(source))
         added: list[Cid] = []
+        dag: set[bytes] = set()
 
         def store(blocks: list[Block]) -> None:
             for block in blocks:
+                dag.add(block.cid.multihash)
                 if self.blocks.put(block.cid, block.data, verified=True):
                     added.append(block.cid)
 
@@ -77,15 +79,16 @@ class Repo:
             try:
                 result = _import(source, store, cid_version, progress)
                 if pin:
-                    self.pins.add(result.root.cid, recursive=True, name=name)
+                    # Every block of the DAG just went through `store`: no need to re-read it.
+                    self.pins.add(result.root.cid, recursive=True, name=name, known_blocks=dag)
                 else:
-                    self.blocks.sync_dirs()
+                    self.blocks.flush()
             except BaseException:
                 # Leave the store as it was: remove what this add wrote (blocks that existed
                 # before were never in `added`).
                 for cid in added:
                     self.blocks.delete(cid)
-                self.blocks.sync_dirs()
+                self.blocks.flush()
                 raise
         return AddResult(result.root.cid, result.bytes_read, result.blocks, pin)
 
@@ -145,10 +148,10 @@ class Repo:
                         self.pins.remove(root)
                     for cid in result.added:
                         self.blocks.delete(cid)
-                    self.blocks.sync_dirs()
+                    self.blocks.flush()
                     raise
             else:
-                self.blocks.sync_dirs()
+                self.blocks.flush()
         return result
 
     def export_car(self, root: Cid, out: BinaryIO) -> int:
