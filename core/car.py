@@ -113,11 +113,11 @@ class _Cbor:
         if major == 6:
             if n != 42:
                 raise InvalidCar(f"unsupported CBOR tag {n} in CAR header")
-            raw = self.item(depth + 1)
-            if not isinstance(raw, bytes) or not raw.startswith(b"\x00"):
+            wrapped = self.item(depth + 1)
+            if not isinstance(wrapped, bytes) or not wrapped.startswith(b"\x00"):
                 raise InvalidCar("tag 42 must wrap a 0x00-prefixed CID")
             try:
-                return Cid.from_bytes(raw[1:])
+                return Cid.from_bytes(wrapped[1:])
             except InvalidCid as exc:
                 raise InvalidCar(f"bad root CID: {exc}") from None
         raise InvalidCar("negative integers are not valid in a CAR header")

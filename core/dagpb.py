@@ -134,7 +134,8 @@ def decode_node(block: bytes | memoryview) -> PBNode:
     if len(block) > MAX_BLOCK_SIZE:
         raise InvalidBlock(f"block larger than {MAX_BLOCK_SIZE} bytes")
     view = memoryview(block)
-    pos, links, data = 0, [], None
+    pos, data = 0, None
+    links: list[PBLink] = []
     seen_data = False
     while pos < len(view):
         field_no, wire, value, pos = _read_field(view, pos)
@@ -220,7 +221,7 @@ def decode_unixfs(data: bytes | None) -> UnixFSData:
     if 1 not in fields:
         raise InvalidBlock("UnixFS Data without Type")
     try:
-        dtype = DataType(int(fields[1]))  # type: ignore[arg-type]
+        dtype = DataType(int(fields[1]))
     except ValueError:
         raise InvalidBlock(f"unknown UnixFS type {fields[1]!r}") from None
     raw = fields.get(2)

@@ -135,9 +135,6 @@ class PinStore:
             row = db.execute("SELECT 1 FROM pins WHERE mh = ? LIMIT 1", (cid.multihash,))
             return row.fetchone() is not None
 
-    def pinned_roots(self) -> list[Cid]:
-        return [Cid.parse(p.cid) for p in self.list()]
-
     def is_servable(self, cid: Cid) -> bool:
         """True if `cid` is pinned itself or is a block of a recursively pinned DAG."""
         with self._db() as db:
