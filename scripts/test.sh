@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The JS reference harness (Node 22, Helia, ipfs-unixfs-importer, @ipld/car) for interop tests.
+scripts/setup-npm.sh
 
 echo "== ruff" >&2
 .venv/bin/ruff check .

