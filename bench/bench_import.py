@@ -85,7 +85,7 @@ def main(size: int, rss_size: int) -> None:
             repo = Repo(t / f"repo{version}")
             store, added = timed(repo.add, src, cid_version=version)
             assert added.cid == res.root.cid
-            export, _ = timed(lambda: sum(len(c) for c in repo.cat(added.cid, [])))
+            export, _ = timed(lambda r=repo, c=added.cid: sum(len(x) for x in r.cat(c, [])))
             print(f"CIDv{version} {added.cid}")
             print(
                 f"  only-hash {mib / only:7.0f} MiB/s   ratio vs sha256       "

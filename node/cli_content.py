@@ -88,6 +88,23 @@ def register(sub: Any) -> None:
     p.add_argument("file", metavar="FILE.car", help="- for stdin")
     p.add_argument("--no-pin", action="store_true", help="do not pin the roots")
 
+    world = sub.add_parser("world", help="world packages").add_subparsers(
+        dest="world_cmd", required=True
+    )
+    p = world.add_parser("validate", help="check world.json and the package's files")
+    _data_dir_arg(p)
+    p.add_argument("dir", metavar="DIR")
+    p = world.add_parser("pack", help="validate, add and pin a world package; prints its CID")
+    _data_dir_arg(p)
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument(
+        "--cid-version",
+        type=int,
+        choices=[0, 1],
+        default=1,
+        help="CID version of the package (default 1: raw leaves, base32)",
+    )
+
 
 def _repo(cfg: Config) -> Any:
     from fluxnode.storage.repo import Repo
@@ -290,6 +307,28 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
+    from fluxnode.core.world import WorldLimits
+    from fluxnode.storage.worldpkg import scan_package
+
+    package = scan_package(Path(args.dir), WorldLimits(**cfg.world_limits))
+    summary = {
+        "name": package.manifest.name,
+        "files": len(package.files),
+        "bytes": package.total_size,
+        "objects": len(package.manifest.objects),
+    }
+    if args.world_cmd == "validate":
+        print(json.dumps({"valid": True, **summary}))
+        return 0
+    result = _repo(cfg).add(
+        package.root, cid_version=args.cid_version, name=f"world:{package.manifest.name}"
+    )
+    print(json.dumps({**summary, "cid": str(result.cid)}), file=sys.stderr)
+    print(result.cid)
+    return 0
+
+
 COMMANDS = {
     "add": cmd_add,
     "cat": cmd_cat,
@@ -298,4 +337,5 @@ COMMANDS = {
     "gc": cmd_gc,
     "repo": cmd_repo,
     "car": cmd_car,
+    "world": cmd_world,
 }

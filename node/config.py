@@ -36,6 +36,18 @@ TOML_KEYS: dict[str, frozenset[str]] = {
     "gateway": frozenset({"enabled", "listen"}),
     "log": frozenset({"level"}),
     "storage": frozenset({"max_size"}),
+    "world": frozenset(
+        {"max_total_size", "max_file_size", "max_files", "max_manifest_size", "max_objects"}
+    ),
+}
+
+#: `[world]` keys -> (WorldLimits field, whether the value is a size like "32MiB").
+WORLD_LIMIT_KEYS: dict[str, tuple[str, bool]] = {
+    "max_total_size": ("max_total_bytes", True),
+    "max_file_size": ("max_file_bytes", True),
+    "max_files": ("max_files", False),
+    "max_manifest_size": ("max_manifest_bytes", True),
+    "max_objects": ("max_objects", False),
 }
 
 #: Environment variables and the dotted key each sets.
@@ -66,6 +78,8 @@ class Config:
     log_level: str = "info"
     #: Block store quota in bytes; None means unlimited.
     storage_max_bytes: int | None = None
+    #: Overrides of core.world.WorldLimits fields (field name -> value).
+    world_limits: Mapping[str, int] = field(default_factory=dict)
     #: Where each non-default value came from, for error messages and `flux-node config`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -212,6 +226,19 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         except ValueError as exc:
             raise ConfigError("storage.max_size", f'{exc} (e.g. "50GiB")', src) from None
 
+    world_limits: dict[str, int] = {}
+    for key, (limit_field, is_size) in WORLD_LIMIT_KEYS.items():
+        value, src = get(f"world.{key}", None)
+        if value is None:
+            continue
+        try:
+            number = parse_size(value) if is_size else int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"world.{key}", f"bad value {value!r}: {exc}", src) from None
+        if isinstance(value, bool) or number < 1:
+            raise ConfigError(f"world.{key}", f"must be positive, got {value!r}", src)
+        world_limits[limit_field] = number
+
     return Config(
         data_dir=data_dir,
         key_file=key_file,
@@ -224,6 +251,7 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         gateway_port=gateway_port,
         log_level=level_value.lower(),
         storage_max_bytes=max_bytes,
+        world_limits=world_limits,
         sources=sources,
     )
 
@@ -327,4 +355,12 @@ CONFIG_TEMPLATE = """\
 # Most bytes the block store may hold (e.g. "50GiB"); adding past it fails before writing.
 # Unset means no limit. Env: FLUX_STORAGE_MAX_SIZE
 # max_size = "50GiB"
+
+[world]
+# Limits for world packages (`flux-node world validate|pack`). Sizes take units like "32MiB".
+# max_total_size = "32MiB"
+# max_file_size = "16MiB"
+# max_files = 1000
+# max_manifest_size = "1MiB"
+# max_objects = 2000
 """

@@ -119,3 +119,53 @@ def test_content_added_while_the_node_runs_is_served_by_its_gateway(nodes: NodeF
         assert resp.read() == b"served\n"
         assert resp.headers["Cache-Control"] == "public, max-age=29030400, immutable"
     a.terminate()
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "hello-world"
+
+
+def test_world_validate_and_pack_the_example(tmp_path: Path) -> None:
+    d = str(tmp_path / "node")
+    valid = json.loads(cli_ok("world", "validate", "--data-dir", d, str(EXAMPLE)))
+    assert valid["valid"] is True
+    assert valid["files"] >= 3
+    cid = cli_ok("world", "pack", "--data-dir", d, str(EXAMPLE)).strip()
+    assert cid.startswith("bafybei")
+    manifest = subprocess.run(
+        [FLUX, "cat", "--data-dir", d, f"{cid}/world.json"],
+        capture_output=True,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert manifest.stdout == (EXAMPLE / "world.json").read_bytes()
+    pins = [json.loads(line) for line in cli_ok("pin", "ls", "--data-dir", d).splitlines()]
+    assert pins[0]["name"].startswith("world:")
+
+
+def test_invalid_world_names_the_json_path_and_stores_nothing(tmp_path: Path) -> None:
+    d = tmp_path / "node"
+    pkg = tmp_path / "bad"
+    pkg.mkdir()
+    doc = json.loads((EXAMPLE / "world.json").read_text())
+    doc["objects"] = [{"id": "a", "type": "cube", "scale": {"x": 0, "y": 1, "z": 1}}]
+    doc["thumbnail"] = "../../etc/passwd"
+    (pkg / "world.json").write_text(json.dumps(doc))
+    out = run_cli("world", "pack", "--data-dir", str(d), str(pkg))
+    assert out.returncode == 1
+    assert "objects[0].scale.x" in out.stderr
+    assert "thumbnail" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (d / "blocks").exists() or not any((d / "blocks").rglob("*.data"))
+
+
+def test_world_limits_come_from_config(tmp_path: Path) -> None:
+    d = tmp_path / "node"
+    d.mkdir()
+    (d / "config.toml").write_text('[world]\nmax_total_size = "100B"\n')
+    out = run_cli("world", "validate", "--data-dir", str(d), str(EXAMPLE))
+    assert out.returncode == 1
+    assert "limit" in out.stderr
+    (d / "config.toml").write_text('[world]\nmax_files = "lots"\n')
+    out = run_cli("world", "validate", "--data-dir", str(d), str(EXAMPLE))
+    assert out.returncode == 2
+    assert "world.max_files" in out.stderr
