@@ -20,7 +20,8 @@ from tests.conftest import FLUX, clean_env, run_cli
 
 pytestmark = pytest.mark.slow
 
-KILLS_PER_COMMAND = 12
+TARGET_KILLS = 24
+MAX_ROUNDS = 80
 
 
 def _kill_at(argv: list[str], delay: float) -> int | None:
@@ -45,54 +46,61 @@ def _verify(d: Path) -> dict:
     return report
 
 
+def _duration(argv: list[str]) -> float:
+    start = time.monotonic()
+    assert subprocess.run(argv, capture_output=True, env=clean_env(), timeout=120).returncode == 0
+    return time.monotonic() - start
+
+
 def test_sigkill_during_add_pin_and_gc_leaves_a_consistent_store(tmp_path: Path) -> None:
     rng = random.Random(1234)
     d = tmp_path / "node"
-    assert run_cli("init", "--data-dir", str(d)).returncode == 0
+    dd = ["--data-dir", str(d)]
+    assert run_cli("init", *dd).returncode == 0
     files = []
-    for i in range(KILLS_PER_COMMAND):
+    for i in range(8):
         f = tmp_path / f"in{i}.bin"
         f.write_bytes(rng.randbytes(8 * 1024 * 1024 + i))
         files.append(f)
 
-    start = time.monotonic()
-    assert run_cli("add", "--data-dir", str(d), "-q", "--no-pin", str(files[0])).returncode == 0
-    full = time.monotonic() - start  # process start + import of one file, to spread kill points
+    # How long each command takes when left alone, so kill points land inside its run.
+    add_time = _duration([FLUX, "add", *dd, "-q", "--no-pin", str(files[0])])
+    probe = run_cli("add", *dd, "-q", "--no-pin", "--cid-version", "1", str(files[0]))
+    pin_time = _duration([FLUX, "pin", "add", *dd, probe.stdout.strip()])
+    gc_time = _duration([FLUX, "gc", *dd])
 
-    killed = finished = 0
-    for i, f in enumerate(files):
-        # add: killed somewhere between interpreter start and the pin commit
-        rc = _kill_at([FLUX, "add", "--data-dir", str(d), "-q", str(f)], rng.uniform(0.05, full))
-        killed += rc is None
-        finished += rc == 0
+    kills = {"add": 0, "pin": 0, "gc": 0}
+    for round_no in range(MAX_ROUNDS):
+        if sum(kills.values()) >= TARGET_KILLS:
+            break
+        f = files[round_no % len(files)]
+        which = ("add", "pin", "gc")[round_no % 3]
+        if which == "add":
+            argv = [FLUX, "add", *dd, "-q", "--cid-version", str(round_no % 2), str(f)]
+            full = add_time
+        elif which == "pin":
+            out = run_cli("add", *dd, "-q", "--no-pin", "--cid-version", "1", str(f))
+            argv = [FLUX, "pin", "add", *dd, out.stdout.strip()]
+            full = pin_time
+        else:
+            run_cli("add", *dd, "-q", "--no-pin", str(f))  # something unpinned for gc to delete
+            argv = [FLUX, "gc", *dd]
+            full = gc_time
+        if _kill_at(argv, rng.uniform(0.05, 0.95 * full)) is None:
+            kills[which] += 1
         _verify(d)
 
-        # pin add of a DAG that is fully stored but not pinned yet
-        out = run_cli("add", "--data-dir", str(d), "-q", "--no-pin", "--cid-version", "1", str(f))
-        cid = out.stdout.strip().splitlines()[-1]
-        rc = _kill_at([FLUX, "pin", "add", "--data-dir", str(d), cid], rng.uniform(0.05, full))
-        killed += rc is None
-        _verify(d)
-
-        if i % 3 == 0:  # gc, with unpinned blocks around to delete
-            rc = _kill_at([FLUX, "gc", "--data-dir", str(d)], rng.uniform(0.05, full))
-            killed += rc is None
-            _verify(d)
-
-    assert killed >= 20, f"only {killed} of the runs were killed mid-way; spread the kill points"
+    assert sum(kills.values()) >= 20, kills
+    assert min(kills.values()) >= 3, kills
     # After all that, gc and every pinned file still reads back intact.
-    assert run_cli("gc", "--data-dir", str(d)).returncode == 0
+    assert run_cli("gc", *dd).returncode == 0
     report = _verify(d)
     assert report["blocks"] > 0
-    pins = [
-        json.loads(line) for line in run_cli("pin", "ls", "--data-dir", str(d)).stdout.splitlines()
-    ]
+    pins = [json.loads(line) for line in run_cli("pin", "ls", *dd).stdout.splitlines()]
+    sizes = {f.stat().st_size for f in files}
     for pin in pins:
         out = subprocess.run(
-            [FLUX, "cat", "--data-dir", str(d), pin["cid"]],
-            capture_output=True,
-            env=clean_env(),
-            timeout=120,
+            [FLUX, "cat", *dd, pin["cid"]], capture_output=True, env=clean_env(), timeout=120
         )
         assert out.returncode == 0
-        assert any(len(out.stdout) == f.stat().st_size for f in files)
+        assert len(out.stdout) in sizes
