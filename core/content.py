@@ -3,6 +3,7 @@ hands it in), so gateway/ never imports storage/."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -10,16 +11,24 @@ from typing import Protocol
 from fluxnode.core.cid import Cid
 
 
+class Kind(enum.Enum):
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+
+
 @dataclass(frozen=True)
 class ContentEntry:
     cid: Cid
-    #: "file", "directory" or "symlink"
-    kind: str
+    kind: Kind
+    #: File size in bytes (files), the link target's length (symlinks), 0 for directories.
     size: int
 
 
 @dataclass(frozen=True)
 class ContentLink:
+    """One entry of a directory listing; `size` is the child's cumulative DAG size (Tsize)."""
+
     name: str
     cid: Cid
     size: int

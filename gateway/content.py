@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from fluxnode.core.cid import Cid
-from fluxnode.core.content import ContentApi
+from fluxnode.core.content import ContentApi, Kind
 from fluxnode.core.errors import BadRequest, NotFound
 from fluxnode.core.paths import split_segments
 
@@ -151,7 +151,7 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         await _stream(request, resp, chunks)
         return resp
 
-    if entry.kind == "directory":
+    if entry.kind is Kind.DIRECTORY:
         if not trailing:
             raise web.HTTPMovedPermanently(location=request.path + "/")
         listing = await _in_thread(api.list_dir, entry.cid)
@@ -159,7 +159,7 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         if index is not None:
             return await _file_response(request, api, index.cid, "index.html", ipfs_path)
         return _listing(request, ipfs_path, entry.cid, listing)
-    if entry.kind == "symlink":
+    if entry.kind is Kind.SYMLINK:
         raise BadRequest(f"{ipfs_path} is a symlink; fetch it with ?format=raw")
     name = segments[-1] if segments else str(entry.cid)
     return await _file_response(request, api, entry.cid, name, ipfs_path)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fluxnode.core.content import Kind
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.paths import parse_content_path
 from fluxnode.node.config import Config
@@ -173,29 +174,27 @@ def cmd_cat(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_get(args: argparse.Namespace, cfg: Config) -> int:
-    from fluxnode.storage.exporter import Kind
-
     cid, segments = parse_content_path(args.path)
     repo = _repo(cfg)
     entry = repo.exporter.resolve(cid, segments)
     out = Path(args.output)
     if out.exists():
         raise BadRequest(f"{out} already exists; refusing to overwrite")
-    _write_entry(repo, entry.cid, entry.kind, out, Kind)
+    _write_entry(repo, entry.cid, entry.kind, out)
     print(out)
     return 0
 
 
-def _write_entry(repo: Any, cid: Any, kind: Any, out: Path, kinds: Any, depth: int = 0) -> None:
+def _write_entry(repo: Any, cid: Any, kind: Kind, out: Path, depth: int = 0) -> None:
     if depth > 64:
         raise BadRequest("directory tree deeper than 64 levels")
-    if kind is kinds.FILE:
+    if kind is Kind.FILE:
         tmp = out.with_name(f".{out.name}.partial")
         with tmp.open("wb") as fh:
             for chunk in repo.exporter.read(cid):
                 fh.write(chunk)
         os.replace(tmp, out)
-    elif kind is kinds.SYMLINK:
+    elif kind is Kind.SYMLINK:
         os.symlink(repo.exporter.read_link(cid), out)
     else:
         out.mkdir()
@@ -204,7 +203,7 @@ def _write_entry(repo: Any, cid: Any, kind: Any, out: Path, kinds: Any, depth: i
             if not name or "/" in name or name in (".", "..") or "\x00" in name:
                 raise BadRequest(f"refusing unsafe name {name!r} inside {cid}")
             child = repo.exporter.stat(entry.cid)
-            _write_entry(repo, entry.cid, child.kind, out / name, kinds, depth + 1)
+            _write_entry(repo, entry.cid, child.kind, out / name, depth + 1)
 
 
 def _cid(text: str) -> Any:

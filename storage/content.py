@@ -6,9 +6,8 @@ from collections.abc import Iterator
 
 from fluxnode.core.car import encode_header, encode_section
 from fluxnode.core.cid import Cid
-from fluxnode.core.content import ContentEntry, ContentLink
+from fluxnode.core.content import ContentEntry, ContentLink, Kind
 from fluxnode.storage.dag import walk
-from fluxnode.storage.exporter import Kind
 from fluxnode.storage.repo import Repo
 
 
@@ -24,14 +23,13 @@ class RepoContent:
 
     def resolve(self, root: Cid, segments: list[str]) -> tuple[ContentEntry, list[Cid]]:
         traversed: list[Cid] = []
-        entry = self.repo.exporter.resolve(root, segments, traversed)
-        return ContentEntry(entry.cid, entry.kind.value, entry.size), traversed
+        return self.repo.exporter.resolve(root, segments, traversed), traversed
 
     def read(self, cid: Cid, offset: int, length: int | None) -> Iterator[bytes]:
         return self.repo.exporter.read(cid, offset, length)
 
     def list_dir(self, cid: Cid) -> list[ContentLink]:
-        return [ContentLink(e.name, e.cid, e.tsize) for e in self.repo.exporter.list_dir(cid)]
+        return self.repo.exporter.list_dir(cid)
 
     def car(self, root: Cid, path_blocks: list[Cid], terminal: Cid, scope: str) -> Iterator[bytes]:
         yield encode_header([root])

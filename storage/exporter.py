@@ -7,11 +7,10 @@ serve wrong bytes silently nor loop: depth is bounded.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from fluxnode.core.cid import DAG_PB, RAW, Cid
+from fluxnode.core.content import ContentEntry, ContentLink, Kind
 from fluxnode.core.dagpb import DataType, InvalidBlock, PBNode, decode_node, decode_unixfs
 from fluxnode.core.errors import NotFound, RemoteError
 from fluxnode.core.hamt import find_in_shard, iter_shard_entries
@@ -29,27 +28,6 @@ class NotAFile(RemoteError):
     code = "not_a_file"
 
 
-class Kind(enum.Enum):
-    FILE = "file"
-    DIRECTORY = "directory"
-    SYMLINK = "symlink"
-
-
-@dataclass(frozen=True)
-class Entry:
-    cid: Cid
-    kind: Kind
-    #: File size in bytes (files), or the link target length (symlinks); 0 for directories.
-    size: int
-
-
-@dataclass(frozen=True)
-class DirEntry:
-    name: str
-    cid: Cid
-    tsize: int
-
-
 class Exporter:
     def __init__(self, store: BlockStore) -> None:
         self.store = store
@@ -57,21 +35,23 @@ class Exporter:
     def _node(self, cid: Cid) -> PBNode:
         return decode_node(self.store.get(cid))
 
-    def stat(self, cid: Cid) -> Entry:
+    def stat(self, cid: Cid) -> ContentEntry:
         if cid.codec == RAW:
-            return Entry(cid, Kind.FILE, len(self.store.get(cid)))
+            return ContentEntry(cid, Kind.FILE, len(self.store.get(cid)))
         if cid.codec != DAG_PB:
             raise NotAFile(f"{cid} is not UnixFS (codec 0x{cid.codec:x})")
         unixfs = decode_unixfs(self._node(cid).data)
         if unixfs.type in (DataType.FILE, DataType.RAW):
-            return Entry(cid, Kind.FILE, _file_size(unixfs.filesize, unixfs.data))
+            return ContentEntry(cid, Kind.FILE, _file_size(unixfs.filesize, unixfs.data))
         if unixfs.type in (DataType.DIRECTORY, DataType.HAMT_SHARD):
-            return Entry(cid, Kind.DIRECTORY, 0)
+            return ContentEntry(cid, Kind.DIRECTORY, 0)
         if unixfs.type == DataType.SYMLINK:
-            return Entry(cid, Kind.SYMLINK, len(unixfs.data or b""))
+            return ContentEntry(cid, Kind.SYMLINK, len(unixfs.data or b""))
         raise NotAFile(f"{cid}: unsupported UnixFS type {unixfs.type.name}")
 
-    def resolve(self, root: Cid, segments: list[str], traversed: list[Cid] | None = None) -> Entry:
+    def resolve(
+        self, root: Cid, segments: list[str], traversed: list[Cid] | None = None
+    ) -> ContentEntry:
         """Follow `segments` (already split and validated) from `root` through directories.
 
         If `traversed` is given, the CIDs of the directory (and HAMT shard) blocks read on the
@@ -103,14 +83,14 @@ class Exporter:
             cid = found
         return self.stat(cid)
 
-    def list_dir(self, cid: Cid) -> list[DirEntry]:
+    def list_dir(self, cid: Cid) -> list[ContentLink]:
         node = self._node(cid)
         unixfs = decode_unixfs(node.data)
         if unixfs.type == DataType.HAMT_SHARD:
-            return [DirEntry(n, c, t) for n, c, t in iter_shard_entries(node, self._node)]
+            return [ContentLink(n, c, t) for n, c, t in iter_shard_entries(node, self._node)]
         if unixfs.type != DataType.DIRECTORY:
             raise NotAFile(f"{cid} is not a directory")
-        return [DirEntry(link.name or "", link.cid, link.tsize or 0) for link in node.links]
+        return [ContentLink(link.name or "", link.cid, link.tsize or 0) for link in node.links]
 
     def read_link(self, cid: Cid) -> str:
         unixfs = decode_unixfs(self._node(cid).data)
