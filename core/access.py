@@ -90,7 +90,7 @@ def decide(
     if visitor is None:
         return Decision(False, "sign-in required")
     who = visitor.lower()
-    need_owner, need_ticket = needs_chain(world, rule)
+    need_owner = needs_chain(world, rule)[0]
     owner = owner_of(world, facts)
     if need_owner and owner is None:
         return Decision(False, CHAIN_UNAVAILABLE)
