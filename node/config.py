@@ -36,6 +36,7 @@ TOML_KEYS: dict[str, frozenset[str]] = {
     "gateway": frozenset({"enabled", "listen"}),
     "log": frozenset({"level"}),
     "storage": frozenset({"max_size"}),
+    "chain": frozenset({"rpc", "chain_id", "deployment", "confirmations", "timeout", "quorum"}),
     "world": frozenset(
         {"max_total_size", "max_file_size", "max_files", "max_manifest_size", "max_objects"}
     ),
@@ -61,6 +62,10 @@ ENV_KEYS: dict[str, str] = {
     "FLUX_GATEWAY_ENABLED": "gateway.enabled",
     "FLUX_LOG_LEVEL": "log.level",
     "FLUX_STORAGE_MAX_SIZE": "storage.max_size",
+    "FLUX_CHAIN_RPC": "chain.rpc",
+    "FLUX_CHAIN_ID": "chain.chain_id",
+    "FLUX_CHAIN_DEPLOYMENT": "chain.deployment",
+    "FLUX_CHAIN_CONFIRMATIONS": "chain.confirmations",
 }
 
 
@@ -80,6 +85,13 @@ class Config:
     storage_max_bytes: int | None = None
     #: Overrides of core.world.WorldLimits fields (field name -> value).
     world_limits: Mapping[str, int] = field(default_factory=dict)
+    #: Polygon access. Empty `chain_rpc` = no chain: ticketed/private land worlds deny.
+    chain_rpc: tuple[str, ...] = ()
+    chain_id: int = 80002
+    chain_deployment: Path | None = None
+    chain_confirmations: int = 2
+    chain_timeout_s: float = 5.0
+    chain_quorum: int = 1
     #: Where each non-default value came from, for error messages and `flux-node config`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -178,7 +190,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _env_value(key: str, text: str) -> Any:
-    if key in ("network.listen", "network.bootstrap"):
+    if key in ("network.listen", "network.bootstrap", "chain.rpc"):
         return [part.strip() for part in text.split(",") if part.strip()]
     return text
 
@@ -226,6 +238,35 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         except ValueError as exc:
             raise ConfigError("storage.max_size", f'{exc} (e.g. "50GiB")', src) from None
 
+    rpc_value, src = get("chain.rpc", [])
+    if not isinstance(rpc_value, list) or not all(isinstance(u, str) for u in rpc_value):
+        raise ConfigError("chain.rpc", "must be a list of http(s):// URLs", src)
+    for url in rpc_value:
+        if not url.startswith(("http://", "https://")) or len(url) > 2000:
+            raise ConfigError("chain.rpc", f"not an http(s) URL: {url[:80]!r}", src)
+    if len(rpc_value) > 16:
+        raise ConfigError("chain.rpc", "at most 16 endpoints", src)
+    chain_id_value, src = get("chain.chain_id", 80002)
+    chain_id = int(_number("chain.chain_id", chain_id_value, src, 1, 2**53))
+    if float(chain_id_value) != chain_id:
+        raise ConfigError("chain.chain_id", f"must be an integer, got {chain_id_value!r}", src)
+    dep_value, src = get("chain.deployment", None)
+    deployment = None
+    if dep_value is not None:
+        if not isinstance(dep_value, str) or not dep_value:
+            raise ConfigError("chain.deployment", "must be a path to a deployment JSON file", src)
+        deployment = data_dir / Path(dep_value).expanduser()
+    conf_value, src = get("chain.confirmations", 2)
+    confirmations = int(_number("chain.confirmations", conf_value, src, 0, 10_000))
+    timeout_value, src = get("chain.timeout", 5.0)
+    chain_timeout = _number("chain.timeout", timeout_value, src, 0.1, 120.0)
+    quorum_value, src = get("chain.quorum", 1)
+    quorum = int(_number("chain.quorum", quorum_value, src, 1, 16))
+    if rpc_value and quorum > len(rpc_value):
+        raise ConfigError(
+            "chain.quorum", f"{quorum} is more than the {len(rpc_value)} endpoints", src
+        )
+
     world_limits: dict[str, int] = {}
     for key, (limit_field, is_size) in WORLD_LIMIT_KEYS.items():
         value, src = get(f"world.{key}", None)
@@ -252,6 +293,12 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         log_level=level_value.lower(),
         storage_max_bytes=max_bytes,
         world_limits=world_limits,
+        chain_rpc=tuple(rpc_value),
+        chain_id=chain_id,
+        chain_deployment=deployment,
+        chain_confirmations=confirmations,
+        chain_timeout_s=chain_timeout,
+        chain_quorum=quorum,
         sources=sources,
     )
 
@@ -355,6 +402,19 @@ CONFIG_TEMPLATE = """\
 # Most bytes the block store may hold (e.g. "50GiB"); adding past it fails before writing.
 # Unset means no limit. Env: FLUX_STORAGE_MAX_SIZE
 # max_size = "50GiB"
+
+[chain]
+# JSON-RPC endpoints (tried in order, failing over; each must report chain_id).
+# Env: FLUX_CHAIN_RPC (comma-separated). Empty: no chain, so ticketed and private land worlds deny.
+# rpc = ["https://rpc-amoy.polygon.technology"]
+# chain_id = 80002                 # Polygon Amoy; 137 = Polygon PoS.  Env: FLUX_CHAIN_ID
+# Deployment file written by `flux-node chain devnet|deploy` (addresses, deploy block).
+# Env: FLUX_CHAIN_DEPLOYMENT
+# deployment = "deployment.json"
+# Only blocks this deep are trusted. Env: FLUX_CHAIN_CONFIRMATIONS
+# confirmations = 2
+# timeout = 5.0                    # seconds per RPC request
+# quorum = 1                       # endpoints that must agree (k of n) for ownership answers
 
 [world]
 # Limits for world packages (`flux-node world validate|pack`). Sizes take units like "32MiB".

@@ -106,3 +106,25 @@ def test_oversized_config_file_is_rejected(tmp_path: Path) -> None:
     write(tmp_path, "#" * (1 << 20) + "x\n")
     with pytest.raises(ConfigError, match="larger than"):
         load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+
+
+def test_chain_settings(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        '[chain]\nrpc = ["http://127.0.0.1:8545", "https://x.example/rpc"]\n'
+        'chain_id = 137\nconfirmations = 5\nquorum = 2\ndeployment = "d.json"\n',
+    )
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+    assert cfg.chain_rpc == ("http://127.0.0.1:8545", "https://x.example/rpc")
+    assert (cfg.chain_id, cfg.chain_confirmations, cfg.chain_quorum) == (137, 5, 2)
+    assert cfg.chain_deployment == tmp_path / "d.json"
+    for bad, key in [
+        ('rpc = ["ftp://x"]', "chain.rpc"),
+        ("chain_id = 1.5", "chain.chain_id"),
+        ('rpc = ["http://a"]\nquorum = 2', "chain.quorum"),
+        ("confirmations = -1", "chain.confirmations"),
+    ]:
+        write(tmp_path, f"[chain]\n{bad}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+        assert info.value.key == key
