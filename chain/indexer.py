@@ -16,14 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from fluxnode.chain.rpc import RpcPool
 
@@ -353,7 +354,7 @@ class Indexer:
                 "address": self.index.contracts.all(),
                 "topics": [TOPICS],
             }
-            logs = await self.pool.call(lambda w3, f=flt: w3.eth.get_logs(f))
+            logs = await self.pool.call(_get_logs(flt))
             events = []
             hashes: dict[int, str] = {}
             for entry in logs:
@@ -376,3 +377,10 @@ class Indexer:
 def open_index(path: Path, contracts: Contracts, deploy_block: int) -> ChainIndex:
     path.parent.mkdir(parents=True, exist_ok=True)
     return ChainIndex(path, contracts, start_block=deploy_block)
+
+
+def _get_logs(flt: dict[str, Any]) -> Callable[[Any], Awaitable[Any]]:
+    async def run(w3: Any) -> Any:
+        return await w3.eth.get_logs(flt)
+
+    return run

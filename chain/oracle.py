@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 
 from fluxnode.chain.indexer import ChainIndex, Contracts
 from fluxnode.chain.rpc import ChainCallFailed, ChainUnavailable, RpcPool
@@ -36,7 +36,8 @@ VALID_TICKETS_OF = _selector("validTicketsOf(address,bytes32)")
 
 
 def world_key(world_id: str) -> str:
-    """How FluxTickets names a world: keccak256 of the world id's UTF-8 bytes."""
+    """How FluxTickets names a world: keccak256 of the canonical world id's UTF-8 bytes
+    (`land:<id>`, or `<lower-case 0x address>/<slug>`; see FluxTickets.landWorldKey)."""
     return "0x" + keccak(text=world_id).hex()
 
 
@@ -132,7 +133,7 @@ class Oracle:
         has_ticket = None
         if need_ticket and visitor is not None:
             now = int(self._wall())
-            has_ticket = bool(self.index.valid_tickets(visitor, world_key(world.world_id), now))
+            has_ticket = bool(self.index.valid_tickets(visitor, world_key(world.canonical_id), now))
         return ChainFacts(land_owner=owner, has_valid_ticket=has_ticket)
 
     async def _from_chain(
@@ -145,7 +146,7 @@ class Oracle:
                 (self.contracts.land, OWNER_OF + abi_encode(["uint256"], [world.land_token]))
             )
         if need_ticket and visitor is not None:
-            key = bytes.fromhex(world_key(world.world_id)[2:])
+            key = bytes.fromhex(world_key(world.canonical_id)[2:])
             calls.append(
                 (
                     self.contracts.tickets,

@@ -60,6 +60,10 @@ class Endpoint:
     last_error: str = ""
     calls: int = 0
 
+    @property
+    def healthy(self) -> bool:
+        return self.state is EndpointState.HEALTHY
+
     def describe(self) -> dict[str, Any]:
         return {
             "url": self.url,
@@ -179,7 +183,7 @@ class RpcPool:
     async def _on(self, ep: Endpoint, fn: Callable[[Any], Awaitable[T]]) -> T:
         if ep.state is not EndpointState.HEALTHY:
             await self._check(ep)  # a rested or never-checked endpoint proves its chain first
-            if ep.state is not EndpointState.HEALTHY:
+            if not ep.healthy:
                 raise ChainUnavailable(f"{ep.url}: {ep.last_error}")
         ep.calls += 1
         try:

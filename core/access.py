@@ -28,6 +28,13 @@ class WorldRef:
     land_token: int | None
     personal_owner: str | None
 
+    @property
+    def canonical_id(self) -> str:
+        """The spelling FluxTickets hashes into a world key (lower-case address)."""
+        if self.personal_owner is not None:
+            return f"{self.personal_owner}/{self.world_id.split('/', 1)[1]}"
+        return self.world_id
+
     @classmethod
     def parse(cls, world_id: str) -> WorldRef:
         if m := _LAND.match(world_id):

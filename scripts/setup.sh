@@ -24,8 +24,10 @@ fi
 stamp_dir=.setup-stamps
 mkdir -p "$stamp_dir"
 want=$( { cat pyproject.toml;
-          find _fluxnode core node p2p storage chain contracts gateway -type f \
-            \( -name '*.py' -o -name '*.json' -o -name '*.typed' \) | LC_ALL=C sort; } |
+          find _fluxnode core node p2p storage chain contracts gateway \
+            -name node_modules -prune -o -type f \
+            \( -name '*.py' -o -name '*.json' -o -name '*.typed' -o -name '*.sol' \) -print |
+            LC_ALL=C sort; } |
         sha256sum | cut -d' ' -f1 )
 have=$(cat "$stamp_dir/python" 2>/dev/null || true)
 if [ "$want" != "$have" ] || [ ! -x .venv/bin/flux-node ]; then
