@@ -34,6 +34,7 @@ from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from fluxnode.contracts import CONTRACT_NAMES, load_artifact
+from fluxnode.core.errors import IdentityError, LocalError
 
 __all__ = [
     "DEPLOY_KEY_ENV",
@@ -51,11 +52,11 @@ _KEY = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _MAX_KEY_FILE = 4096
 
 
-class DeployError(RuntimeError):
+class DeployError(LocalError, RuntimeError):
     """A deployment transaction failed or produced no contract."""
 
 
-class KeyFileError(ValueError):
+class KeyFileError(IdentityError, ValueError):
     """The deploy key is missing, unreadable, too widely readable or malformed.
 
     Messages never contain key material.

@@ -41,6 +41,20 @@ def world_key(world_id: str) -> str:
     return "0x" + keccak(text=world_id).hex()
 
 
+NOBODY = "0x" + "0" * 40
+
+
+def _decode(abi_type: str, raw: bytes, block: int) -> Any:
+    """Decode one return value; an empty or malformed answer (e.g. the contract has no code at
+    that block yet) is a failed call, which the access decision treats as unknown."""
+    try:
+        return abi_decode([abi_type], raw)[0]
+    except Exception as exc:
+        raise ChainCallFailed(
+            f"unexpected answer at block {block} ({len(raw)} bytes): {type(exc).__name__}"
+        ) from None
+
+
 @dataclass
 class OracleStats:
     warm: int = 0
@@ -105,7 +119,7 @@ class Oracle:
             return warm
         try:
             facts = await self._from_chain(world, visitor, need_owner, need_ticket)
-        except ChainUnavailable as exc:
+        except (ChainUnavailable, ChainCallFailed) as exc:
             self.stats.unavailable += 1
             log.warning("access check for %s: %s", world.world_id, exc)
             return None
@@ -158,14 +172,11 @@ class Oracle:
         if need_owner and world.land_token is not None:
             raw = results[i]
             i += 1
-            owner = None if raw is None else abi_decode(["address"], raw)[0].lower()
-            if owner is None:
-                # ownerOf reverts for a token that does not exist: nobody owns it.
-                owner = "0x" + "0" * 40
+            # ownerOf reverts for a token that does not exist: nobody owns it.
+            owner = NOBODY if raw is None else _decode("address", raw, block).lower()
         if need_ticket and visitor is not None:
             raw = results[i]
-            ids = [] if raw is None else list(abi_decode(["uint256[]"], raw)[0])
-            has_ticket = bool(ids)
+            has_ticket = raw is not None and bool(_decode("uint256[]", raw, block))
         return ChainFacts(land_owner=owner, has_valid_ticket=has_ticket)
 
     async def _batch_call(self, calls: list[tuple[str, bytes]], block: int) -> list[bytes | None]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from fluxnode import __version__
 from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
-from fluxnode.node import cli_content
+from fluxnode.node import cli_chain, cli_content
 from fluxnode.node.config import CliOverrides, Config, load_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version")
     cli_content.register(sub)
+    cli_chain.register(sub)
     return parser
 
 
@@ -88,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in cli_content.COMMANDS:
             return int(cli_content.COMMANDS[args.command](args, _config(args)))
+        if args.command == "chain":
+            return int(cli_chain.cmd_chain(args, _config(args)))
         return int(COMMANDS[args.command](args))
     except (ConfigError, IdentityError) as exc:  # the operator must fix config or key
         _err(str(exc))

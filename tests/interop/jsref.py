@@ -160,3 +160,49 @@ def gateway_fetch(url: str, cid: str, *, timeout: float = DEFAULT_TIMEOUT) -> di
         timeout=timeout,
         env={"JSREF_GATEWAY_TIMEOUT_MS": str(inner_ms)},
     )
+
+
+def siwe_available() -> bool:
+    """True when the harness and viem (for `siwe_sign`) are installed."""
+    return available() and (INTEROP / "node_modules" / "viem" / "package.json").is_file()
+
+
+def siwe_sign(
+    private_key: str,
+    *,
+    domain: str,
+    uri: str,
+    chain_id: int,
+    nonce: str,
+    issued_at: str,
+    expiration_time: str | None = None,
+    not_before: str | None = None,
+    statement: str | None = None,
+    scheme: str | None = None,
+    request_id: str | None = None,
+    resources: list[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """An EIP-4361 message made by viem's `createSiweMessage` and signed (EIP-191) by
+    `privateKeyToAccount(private_key).signMessage`; the script checks viem parses, validates
+    and recovers its own output. Dates are anything JS `new Date()` reads (viem writes them
+    back with `toISOString()`, milliseconds and "Z"). The key travels in the environment
+    (SIWE_PRIVATE_KEY), not argv. Returns {"message", "signature" (0x hex), "address"}.
+    """
+    if not siwe_available():
+        raise JSRefError("viem is not installed in interop/: run scripts/setup-npm.sh")
+    args = ["--domain", domain, "--uri", uri, "--chain-id", str(chain_id), "--nonce", nonce]
+    args += ["--issued-at", issued_at]
+    optional = {
+        "--expiration-time": expiration_time,
+        "--not-before": not_before,
+        "--statement": statement,
+        "--scheme": scheme,
+        "--request-id": request_id,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            args += [flag, value]
+    for resource in resources or ():
+        args += ["--resource", resource]
+    return _run("siwe-sign.mjs", *args, timeout=timeout, env={"SIWE_PRIVATE_KEY": private_key})
