@@ -72,6 +72,7 @@ class Oracle:
         confirmations: int,
         index: ChainIndex | None = None,
         max_index_lag: int = 2,
+        quorum: int = 1,
         head_max_age_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -81,6 +82,8 @@ class Oracle:
         self.confirmations = confirmations
         self.index = index
         self.max_index_lag = max_index_lag
+        #: Endpoints that must return identical answers for a cold check (1 = first answer).
+        self.quorum = quorum
         self.head_max_age_s = head_max_age_s
         self._clock = clock
         self._wall = wall_clock
@@ -197,7 +200,7 @@ class Oracle:
             return out
 
         try:
-            results = await self.pool.call(run)
+            results = await self.pool.call_quorum(run, self.quorum)
         except ChainCallFailed:
             # A batch that fails as a whole (some providers do on one revert): one call each.
             results = [await self._single(to, data, block) for to, data in calls]

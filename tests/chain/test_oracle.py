@@ -235,3 +235,34 @@ async def test_failover_wrong_chain_and_fail_closed(twin_anvils: list[AnvilProce
     denied = await oracle.check(land, TICKETED, owner)
     assert (denied.allowed, denied.reason) == (False, CHAIN_UNAVAILABLE)
     assert (await oracle.check(land, PUBLIC, None)).allowed
+
+
+async def test_quorum_needs_k_endpoints_to_agree(twin_anvils: list[AnvilProcess]) -> None:
+    a, b, _wrong = twin_anvils
+    da, _db = _same_history(a.rpc_url), _same_history(b.rpc_url)
+    owner = Account.from_key(ANVIL_DEV_KEY_0).address
+    pool = pool_for(a.rpc_url, b.rpc_url)
+    await pool.check_all()
+    oracle = Oracle(pool, contracts_of(da), confirmations=0, quorum=2)
+    land = WorldRef.parse("land:5")
+    assert (await oracle.check(land, PRIVATE, owner)).allowed
+
+    # b's history diverges: land 5 moves to someone else there only. No 2 endpoints agree.
+    w3b = Web3(Web3.HTTPProvider(b.rpc_url))
+    deployer = cast(LocalAccount, Account.from_key(ANVIL_DEV_KEY_0))
+    contract = w3b.eth.contract(
+        address=cast(Any, da.addresses["FluxLand"]), abi=load_artifact("FluxLand").abi
+    )
+    tx = contract.functions.transferFrom(deployer.address, "0x" + "9" * 40, 5).build_transaction(
+        {"from": deployer.address, "nonce": w3b.eth.get_transaction_count(deployer.address)}
+    )
+    w3b.eth.wait_for_transaction_receipt(
+        w3b.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
+    )
+    rpc(Web3(Web3.HTTPProvider(a.rpc_url)), "evm_mine")  # same height, different histories
+    await oracle.refresh_head()
+    split = await oracle.check(land, PRIVATE, owner)
+    assert (split.allowed, split.reason) == (False, CHAIN_UNAVAILABLE)
+    # with quorum 1 the first endpoint (a) answers alone
+    single = Oracle(pool, contracts_of(da), confirmations=0, quorum=1)
+    assert (await single.check(land, PRIVATE, owner)).allowed
