@@ -196,7 +196,13 @@ async def _check(args: argparse.Namespace, cfg: Config) -> int:
             raise BadRequest(f"not an address: {addr!r}")
     pool, contracts, index = _oracle_parts(cfg)
     rule = AccessRule(Visibility(args.visibility), frozenset(a.lower() for a in args.allow))
-    oracle = Oracle(pool, contracts, confirmations=cfg.chain_confirmations, index=index)
+    oracle = Oracle(
+        pool,
+        contracts,
+        confirmations=cfg.chain_confirmations,
+        index=index,
+        quorum=cfg.chain_quorum,
+    )
     decision = await oracle.check(world, rule, args.address)
     print(json.dumps({"allowed": decision.allowed, "reason": decision.reason}))
     return 0 if decision.allowed else 1
