@@ -7,7 +7,10 @@ dedicated thread and talks to the asyncio side with plain messages only:
 * `call(op, arg)`      request/response, run concurrently on the trio side;
 * `send(msg)`          an ordered one-way inbox to the service, with credit-based backpressure;
 * `events()`           an ordered one-way outbox from the service, with credit-based
-                       backpressure (`emit`) or drop-and-count (`emit_nowait`).
+                       backpressure (`emit`) or drop-and-count (`emit_nowait`);
+* `ServiceIO.ask()`    the reverse request/response: the trio side asks an asyncio-side
+                       responder (set with `set_responder`), e.g. to validate a gossip message
+                       against the chain before it is relayed. Bounded by a semaphore.
 
 Both directions are bounded: a sender waits for credit (or drops and counts), it never grows a
 queue without limit and never blocks the other loop. Because nothing but plain data crosses, the
@@ -63,6 +66,7 @@ class ServiceIO:
     def __init__(self, bridge: TrioBridge[Any], nursery: trio.Nursery, inbox_capacity: int):
         self._bridge = bridge
         self._nursery = nursery
+        self._ask_slots = trio.Semaphore(bridge.max_asks_in_flight)
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[Any](inbox_capacity)
         self._credits = bridge.event_capacity
         self._credit_returned = trio.Event()
@@ -115,6 +119,27 @@ class ServiceIO:
         self._credits += n
         self._credit_returned.set()
 
+    # -- asking the asyncio side -----------------------------------------------------------------
+    async def ask(self, op: str, arg: Any, limit_s: float = 10.0) -> Any:
+        """Run the asyncio responder's `op` and return its answer (exceptions are re-raised,
+        TimeoutError if it takes longer than `limit_s`)."""
+        async with self._ask_slots:
+            done = trio.Event()
+            box: list[tuple[bool, Any]] = []
+
+            def deliver(ok: bool, value: Any) -> None:
+                box.append((ok, value))
+                done.set()
+
+            token = trio.lowlevel.current_trio_token()
+            self._bridge._post(self._bridge._start_ask, op, arg, token, deliver)
+            with self.fail_after(limit_s):
+                await done.wait()
+            ok, value = box[0]
+            if not ok:
+                raise value
+            return value
+
     # -- trio primitives, so services never import trio ---------------------------------------
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         self._nursery.start_soon(fn, *args)
@@ -152,11 +177,15 @@ class TrioBridge(Generic[ReadyT]):
         inbox_capacity: int = 256,
         event_capacity: int = 256,
         max_calls_in_flight: int = 64,
+        max_asks_in_flight: int = 64,
         name: str = "flux-trio",
     ) -> None:
         if inbox_capacity < 1 or event_capacity < 1 or max_calls_in_flight < 1:
             raise ValueError("bridge capacities must be >= 1")
         self._service = service
+        self.max_asks_in_flight = max_asks_in_flight
+        self._responder: Callable[[str, Any], Awaitable[Any]] | None = None
+        self._ask_tasks: set[asyncio.Task[None]] = set()
         self.inbox_capacity = inbox_capacity
         self.event_capacity = event_capacity
         self._name = name
@@ -209,6 +238,8 @@ class TrioBridge(Generic[ReadyT]):
         # that is instant. Shielded so a cancelled caller still leaves no thread behind.
         await asyncio.shield(self._finished)
         self._thread.join()
+        for task in list(self._ask_tasks):
+            task.cancel()
         self._fail_pending()
 
     async def wait_closed(self) -> None:
@@ -230,6 +261,10 @@ class TrioBridge(Generic[ReadyT]):
             received_events=self._received,
             events_dropped=self._io.events_dropped if self._io else 0,
         )
+
+    def set_responder(self, responder: Callable[[str, Any], Awaitable[Any]]) -> None:
+        """Answer the trio side's `ServiceIO.ask(op, arg)` with `await responder(op, arg)`."""
+        self._responder = responder
 
     # -- asyncio-facing operations ------------------------------------------------------------
     async def call(self, op: str, arg: Any = None) -> Any:
@@ -313,6 +348,22 @@ class TrioBridge(Generic[ReadyT]):
     def _on_ready(self, value: ReadyT) -> None:
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(value)
+
+    def _start_ask(self, op: str, arg: Any, token: Any, deliver: Callable[..., None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._answer(op, arg, token, deliver))
+        self._ask_tasks.add(task)  # owned here, cancelled in aclose
+        task.add_done_callback(self._ask_tasks.discard)
+
+    async def _answer(self, op: str, arg: Any, token: Any, deliver: Callable[..., None]) -> None:
+        try:
+            if self._responder is None:
+                raise BridgeClosed(f"no responder for {op!r}")
+            result: tuple[bool, Any] = (True, await self._responder(op, arg))
+        except Exception as exc:
+            result = (False, exc)
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(deliver, *result)
 
     def _on_event(self, event: Any) -> None:
         self._received += 1

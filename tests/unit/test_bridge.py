@@ -190,3 +190,43 @@ async def test_use_before_start_is_a_clear_error() -> None:
         await bridge.call("add", (1, 2))
     with pytest.raises(ValueError, match="capacities"):
         TrioBridge(Echo(), inbox_capacity=0)
+
+
+class Asker:
+    """Asks the asyncio side for each inbox message and emits the answers."""
+
+    async def serve(self, io: ServiceIO) -> None:
+        io.ready(None)
+        while True:
+            msg = await io.receive()
+            try:
+                await io.emit(("ok", await io.ask("double", msg, limit_s=2.0)))
+            except Exception as exc:
+                await io.emit(("error", type(exc).__name__, str(exc)))
+
+    async def handle(self, op: str, arg: Any) -> Any:
+        return None
+
+
+async def test_trio_side_can_ask_the_asyncio_side() -> None:
+    bridge: TrioBridge[None] = TrioBridge(Asker())
+
+    async def responder(op: str, arg: Any) -> Any:
+        if arg == "boom":
+            raise ValueError("responder refused")
+        if arg == "slow":
+            await asyncio.sleep(10)
+        return arg * 2
+
+    bridge.set_responder(responder)
+    await bridge.start()
+    events = bridge.events()
+    for msg in (21, "boom", "slow", 5):
+        await bridge.send(msg)
+    got = [await asyncio.wait_for(anext(events), 10) for _ in range(4)]
+    assert got[0] == ("ok", 42)
+    assert got[1] == ("error", "ValueError", "responder refused")
+    assert got[2][:2] == ("error", "TimeoutError")
+    assert got[3] == ("ok", 10)
+    await bridge.aclose()
+    assert _bridge_threads() == []
