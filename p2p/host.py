@@ -30,6 +30,7 @@ from fluxnode.core.dialing import BackoffPolicy, DialSchedule
 from fluxnode.core.errors import BadRequest, PeerError
 from fluxnode.core.status import PeerSummary
 from fluxnode.p2p.bridge import ServiceIO
+from fluxnode.p2p.gossip import Gossip, GossipSettings
 from fluxnode.p2p.identity import key_pair_from_private_key
 
 log = logging.getLogger("fluxnode.p2p.host")
@@ -46,6 +47,8 @@ class HostSettings:
     bootstrap: tuple[str, ...] = ()
     dial_timeout_s: float = 10.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    #: Gossipsub topics (None: no pubsub at all).
+    gossip: GossipSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class HostService:
     def __init__(self, settings: HostSettings) -> None:
         self._settings = settings
         self._host: IHost | None = None
+        self._gossip: Gossip | None = None
         self._schedule = DialSchedule(settings.bootstrap, settings.backoff, random.random)
         self._bootstrap_peer = {
             a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id) for a in settings.bootstrap
@@ -100,6 +104,9 @@ class HostService:
             io.ready(self._info())
             if self._settings.bootstrap:
                 io.start_soon(self._bootstrap_loop, io)
+            if self._settings.gossip is not None:
+                self._gossip = Gossip(host, io, self._settings.gossip)
+                io.start_soon(self._gossip.run)
             await io.sleep_forever()
 
     async def handle(self, op: str, arg: Any) -> Any:
@@ -112,9 +119,19 @@ class HostService:
             return await self._ping(str(peer), int(count))
         if op == "connect":
             return await self._connect(str(arg))
+        if op == "publish":
+            topic, data = arg
+            return await self._require_gossip().publish(str(topic), bytes(data))
+        if op == "gossip_peers":
+            return self._require_gossip().peers(str(arg))
         raise BadRequest(f"unknown host operation {op!r}")
 
     # -- operations ----------------------------------------------------------------------------
+    def _require_gossip(self) -> Gossip:
+        if self._gossip is None:
+            raise PeerError("gossip is not enabled on this node")
+        return self._gossip
+
     def _require_host(self) -> IHost:
         if self._host is None:
             raise PeerError("host is not running")

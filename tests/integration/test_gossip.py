@@ -23,11 +23,8 @@ async def start(name: str, bootstrap: tuple[str, ...], validate: bool) -> tuple[
         gossip=gossip,
     )
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings), name=f"flux-trio-{name}")
-    seen: list[str] = []
-
     async def responder(op: str, arg: Any) -> bool:
-        topic, data, forwarder = arg
-        seen.append(forwarder)
+        _topic, data, _forwarder = arg
         return not bytes(data).startswith(b"bad")
 
     bridge.set_responder(responder)
