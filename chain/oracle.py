@@ -33,6 +33,8 @@ def _selector(signature: str) -> bytes:
 OWNER_OF = _selector("ownerOf(uint256)")
 WORLD_OF = _selector("worldOf(uint256)")
 VALID_TICKETS_OF = _selector("validTicketsOf(address,bytes32)")
+GET_APPROVED = _selector("getApproved(uint256)")
+IS_APPROVED_FOR_ALL = _selector("isApprovedForAll(address,address)")
 
 
 def world_key(world_id: str) -> str:
@@ -220,6 +222,30 @@ class Oracle:
 
     async def check(self, world: WorldRef, rule: AccessRule, visitor: str | None) -> Decision:
         return decide(world, rule, visitor, await self.facts(world, rule, visitor))
+
+    async def land_owner_and_operator(self, token: int, signer: str) -> tuple[str, bool]:
+        """(owner of land `token`, lower-case or NOBODY; may `signer` act for it) at a confirmed
+        block, as FluxLand.setWorld decides: the owner, the token's approved address or an
+        operator approved for all the owner's tokens. One batched round trip (ownerOf +
+        getApproved); a second (isApprovedForAll) only when the signer is neither. Raises
+        ChainUnavailable / ChainCallFailed: callers fail closed."""
+        block = await self.confirmed_block()
+        land, tok, who = self.contracts.land, abi_encode(["uint256"], [token]), signer.lower()
+        raw_owner, raw_approved = await self._batch_call(
+            [(land, OWNER_OF + tok), (land, GET_APPROVED + tok)], block
+        )
+        if raw_owner is None:
+            return NOBODY, False  # ownerOf reverts: no such token
+        owner = str(_decode("address", raw_owner, block)).lower()
+        if who == owner:
+            return owner, True
+        if raw_approved is not None and str(_decode("address", raw_approved, block)).lower() == who:
+            return owner, True
+        raw = await self._single(
+            land, IS_APPROVED_FOR_ALL + abi_encode(["address", "address"], [owner, who]), block
+        )
+        self.stats.round_trips += 1
+        return owner, raw is not None and bool(_decode("bool", raw, block))
 
     async def world_of(self, token: int) -> str:
         block = await self.confirmed_block()

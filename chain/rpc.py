@@ -12,6 +12,7 @@ exception is translated into `ChainUnavailable` (no endpoint could answer) or `C
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -227,6 +228,14 @@ class RpcPool:
         if len(reverted) >= k:
             raise reverted[0]
         raise QuorumFailed(f"no {k} of {len(candidates)} endpoints agreed")
+
+    async def aclose(self) -> None:
+        """Close every endpoint's HTTP session."""
+        for ep in self.endpoints:
+            disconnect = getattr(ep.w3.provider, "disconnect", None)
+            if disconnect is not None:
+                with contextlib.suppress(Exception):
+                    await disconnect()
 
     def statistics(self) -> list[dict[str, Any]]:
         return [ep.describe() for ep in self.endpoints]

@@ -1,0 +1,129 @@
+"""World records, the I/O edge: signing with eth-account, signature recovery and the on-chain
+land ownership check. The model and the rules that need no I/O are `fluxnode.core.world_record`.
+
+`verify_record` runs the checks cheapest first, so junk costs no chain round trip:
+
+1. freshness (``from_future`` / ``expired``), against the caller's clock;
+2. the EIP-191 signature of the canonical text must recover (``bad_signature``) to the
+   record's `owner` (``signer_mismatch``);
+3. a personal world `<address>/<slug>` must be signed by that address (``not_world_owner``);
+4. a land world `land:<id>`: at a confirmed block the signer must be the land's owner, the
+   token's approved address (`getApproved`) or an operator of the owner (`isApprovedForAll`) —
+   the same rule FluxLand.setWorld applies — else ``not_world_owner`` (a token that does not
+   exist has no owner). Without a readable chain (no oracle, no endpoint answers, a malformed
+   answer) the record is refused with ``chain_unavailable``: fail closed, never stored or
+   relayed unverified.
+
+Contract wallets (EIP-1271) cannot sign records: a record must carry a 65-byte EOA signature.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+from fluxnode.chain.oracle import NOBODY, Oracle
+from fluxnode.chain.rpc import ChainCallFailed, ChainUnavailable
+from fluxnode.chain.siwe_verify import recover_address
+from fluxnode.core.cid import Cid
+from fluxnode.core.errors import RemoteError
+from fluxnode.core.siwe import SiweError
+from fluxnode.core.world import Visibility
+from fluxnode.core.world_record import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_FUTURE_SKEW,
+    RecordInvalid,
+    UnsignedRecord,
+    WorldRecord,
+    check_freshness,
+    check_owner_matches_id,
+    normalize_access,
+)
+
+__all__ = ["recover_owner", "sign_record", "verify_record"]
+
+log = logging.getLogger("fluxnode.chain.records")
+
+
+def sign_record(
+    *,
+    world_id: str,
+    cid: Cid | str,
+    seq: int,
+    visibility: Visibility | str,
+    issued_at: int,
+    account: LocalAccount,
+    access: Iterable[str] = (),
+) -> WorldRecord:
+    """Build and sign a record with `account` (its address becomes `owner`). `access` may be in
+    any order and letter case; `cid` and `visibility` may be given as text. Raises
+    RecordInvalid("malformed") for a bad field."""
+    try:
+        cid_value = cid if isinstance(cid, Cid) else Cid.parse(cid)
+    except RemoteError as exc:  # InvalidCid
+        raise RecordInvalid("malformed", str(exc)) from None
+    try:
+        vis = Visibility(visibility)
+    except ValueError:
+        raise RecordInvalid("malformed", f"unknown visibility {visibility!r}") from None
+    unsigned = UnsignedRecord(
+        world_id=world_id,
+        cid=cid_value,
+        seq=seq,
+        visibility=vis,
+        access=normalize_access(access),
+        owner=str(account.address),
+        issued_at=issued_at,
+    )
+    signed = account.sign_message(encode_defunct(text=unsigned.signing_text()))
+    return unsigned.signed(bytes(signed.signature))
+
+
+def recover_owner(record: WorldRecord) -> str:
+    """The EIP-55 address whose key signed this record's canonical text."""
+    try:
+        return recover_address(record.signing_text(), record.signature)
+    except SiweError as exc:
+        raise RecordInvalid("bad_signature", exc.message) from None
+
+
+async def verify_record(
+    record: WorldRecord,
+    *,
+    oracle: Oracle | None,
+    now: int,
+    max_future_skew: int = DEFAULT_MAX_FUTURE_SKEW,
+    max_age: int = DEFAULT_MAX_AGE,
+) -> None:
+    """Return if `record` may be stored and relayed; raise RecordInvalid (see module doc).
+    On success, offer it to a `RecordBook` with ``verified_owner=True``."""
+    check_freshness(record, now, max_future_skew=max_future_skew, max_age=max_age)
+    signer = recover_owner(record)
+    if signer != record.owner:
+        raise RecordInvalid(
+            "signer_mismatch", f"record names owner {record.owner} but {signer} signed it"
+        )
+    check_owner_matches_id(record)
+    token = record.ref.land_token
+    if token is None:
+        return
+    if oracle is None:
+        raise RecordInvalid(
+            "chain_unavailable", "land records need the chain; none is configured", http_status=503
+        )
+    try:
+        land_owner, authorized = await oracle.land_owner_and_operator(token, signer)
+    except (ChainUnavailable, ChainCallFailed) as exc:
+        log.warning("cannot verify record for %s: %s", record.world_id, exc)
+        raise RecordInvalid(
+            "chain_unavailable", f"cannot read land {token} owner: {exc}", http_status=503
+        ) from None
+    if land_owner == NOBODY:
+        raise RecordInvalid("not_world_owner", f"land {token} does not exist")
+    if not authorized:
+        raise RecordInvalid(
+            "not_world_owner", f"{signer} neither owns land {token} nor is approved for it"
+        )

@@ -1,0 +1,554 @@
+"""Signed world records: the pointer "world X is now at CID Y", signed by the world's owner.
+
+A record is ``{world_id, cid, seq, visibility, access, owner, issued_at}`` plus a 65-byte EOA
+signature. Every node validates a record before it stores or relays it; the highest valid `seq`
+wins (like IPNS). This module is pure (stdlib + fluxnode.core): the model, the canonical signed
+text, the strict wire form and `RecordBook`, the sans-IO store of the best record per world.
+Signature recovery and the on-chain land check live at the I/O edge, `fluxnode.chain.records`.
+
+Signature scheme: EIP-191 ``personal_sign`` of the canonical text below. Chosen over EIP-712
+because every wallet supports it, wallets show the text verbatim (the user reads exactly what
+they authorise), it is the scheme SIWE already uses here (one recovery path, `recover_address`),
+and the canonical text needs no ABI type encoding. The text starts with a fixed header that no
+SIWE message can start with, so a sign-in signature can never be replayed as a record or back.
+
+Canonical text (lines joined by ``\\n``; no trailing newline; no line has leading or trailing
+spaces; every value is ASCII and can hold neither ``\\n`` nor ``": "``, so the text is unambiguous
+and `UnsignedRecord.signing_text` is a bijection on valid records)::
+
+    Flux world record v1
+    world: <world_id, canonical: land:<decimal> or <lower-case 0x address>/<slug>>
+    cid: <CID in its canonical text form: base58btc for v0, base32 lower-case for v1>
+    seq: <decimal, 1 .. 2**63-1>
+    visibility: <public | private | friends | ticketed>
+    owner: <EIP-55 address of the signer>
+    issued at: <YYYY-MM-DDTHH:MM:SSZ> (<unix seconds, decimal>)
+    access: <n> address(es)          (or "access: none" when n = 0)
+    <address 1, lower-case>          (n lines, sorted, unique)
+    ...
+
+Wire form: compact JSON (keys sorted, separators ``,`` and ``:``, ASCII), chosen over msgpack
+for debuggability (a record is readable in logs and curl output) at the cost of a few bytes::
+
+    {"access":[...],"cid":"...","issued_at":N,"owner":"0x...","seq":N,
+     "signature":"0x<130 hex>","v":1,"visibility":"...","world_id":"..."}
+
+`from_wire` is strict: at most `MAX_WIRE_BYTES`, UTF-8 JSON object, exactly these keys, exact
+types (a bool is not an int), every bound, and the bytes must be the canonical encoding of the
+record they describe (so one record has exactly one wire form; anything else is rejected).
+
+Limits: the access list holds at most `MAX_RECORD_ACCESS` (300) addresses, which keeps a
+record under the 16 KiB wire limit (1000 addresses, `core.access.MAX_ALLOWLIST`, would need
+45 KB) and keeps the signed text short enough for a wallet to display. It must be empty for
+public and ticketed worlds (only private/friends use it), so each record has one meaning.
+
+Freshness (`RecordBook`): `issued_at` may be at most `max_future_skew` (default 5 minutes) ahead
+of the node's clock (clock drift between nodes and wallets) and at most `max_age` (default 30
+days) old. An owner's node therefore re-signs its worlds (same CID, next `seq`) well within
+`max_age`, as IPNS republishes; records of abandoned worlds age out of the network.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from fluxnode.core.access import MAX_ALLOWLIST, AccessRule, WorldRef
+from fluxnode.core.cid import Cid
+from fluxnode.core.errors import BadRequest, ConfigError, RemoteError
+from fluxnode.core.siwe import is_checksum_address
+from fluxnode.core.world import Visibility
+
+__all__ = [
+    "HEADER",
+    "MAX_ISSUED_AT",
+    "MAX_RECORD_ACCESS",
+    "MAX_SEQ",
+    "MAX_WIRE_BYTES",
+    "Outcome",
+    "RecordBook",
+    "RecordBookStats",
+    "RecordInvalid",
+    "UnsignedRecord",
+    "Verdict",
+    "WorldRecord",
+    "check_freshness",
+    "check_owner_matches_id",
+    "from_wire",
+    "normalize_access",
+]
+
+HEADER: Final = "Flux world record v1"
+WIRE_VERSION: Final = 1
+MAX_WIRE_BYTES: Final = 16 * 1024
+MAX_SEQ: Final = 2**63 - 1
+#: 9999-12-31T23:59:59Z: the last second an ISO date with four year digits can show.
+MAX_ISSUED_AT: Final = 253_402_300_799
+MAX_RECORD_ACCESS: Final = 300
+SIGNATURE_BYTES: Final = 65
+assert MAX_RECORD_ACCESS <= MAX_ALLOWLIST
+
+DEFAULT_MAX_FUTURE_SKEW: Final = 5 * 60
+DEFAULT_MAX_AGE: Final = 30 * 24 * 3600
+
+_LOWER_ADDRESS = re.compile(r"0x[0-9a-f]{40}")
+_SIGNATURE_HEX = re.compile(r"0x[0-9a-f]{130}")
+_WIRE_KEYS: Final = frozenset(
+    {"access", "cid", "issued_at", "owner", "seq", "signature", "v", "visibility", "world_id"}
+)
+
+
+class RecordInvalid(RemoteError):
+    """A world record is malformed, forged, stale or not signed by the world's owner.
+
+    `reason` is a stable machine-readable word: ``malformed``, ``too_large``, ``bad_signature``,
+    ``signer_mismatch``, ``not_world_owner``, ``from_future``, ``expired``,
+    ``chain_unavailable``.
+    """
+
+    code = "record_invalid"
+
+    def __init__(self, reason: str, message: str, *, http_status: int = 400) -> None:
+        self.reason = reason
+        self.message = message
+        self.http_status = http_status
+        super().__init__(f"{reason}: {message}")
+
+
+def _malformed(message: str) -> RecordInvalid:
+    return RecordInvalid("malformed", message)
+
+
+def _show(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def normalize_access(addresses: Any) -> tuple[str, ...]:
+    """Any iterable of 0x addresses (any letter case) as the canonical access tuple: lower-case,
+    sorted, unique. Raises RecordInvalid("malformed") for a non-address or too many."""
+    if isinstance(addresses, str | bytes):
+        raise _malformed("access must be a list of addresses, not a string")
+    out = set()
+    for a in addresses:
+        if not isinstance(a, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", a):
+            raise _malformed(f"access entry {_show(a)} is not 0x + 40 hex digits")
+        out.add(a.lower())
+    if len(out) > MAX_RECORD_ACCESS:
+        raise _malformed(f"access list has {len(out)} addresses, over {MAX_RECORD_ACCESS}")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class UnsignedRecord:
+    """The signed payload. Construction validates every field (RecordInvalid "malformed")."""
+
+    world_id: str
+    cid: Cid
+    seq: int
+    visibility: Visibility
+    #: Lower-case addresses, sorted, unique; empty unless visibility is private or friends.
+    access: tuple[str, ...]
+    #: EIP-55 address of the signer.
+    owner: str
+    #: Unix seconds.
+    issued_at: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.world_id, str):
+            raise _malformed("world_id must be a string")
+        try:
+            ref = WorldRef.parse(self.world_id)
+        except BadRequest as exc:
+            raise _malformed(str(exc)) from None
+        if ref.canonical_id != self.world_id:
+            raise _malformed(
+                f"world_id must be canonical (lower-case address): {ref.canonical_id!r}"
+            )
+        if not isinstance(self.cid, Cid):
+            raise _malformed("cid must be a Cid")
+        if type(self.seq) is not int or not 1 <= self.seq <= MAX_SEQ:
+            raise _malformed(f"seq must be an integer in 1 .. 2**63-1, not {_show(self.seq)}")
+        if not isinstance(self.visibility, Visibility):
+            raise _malformed("visibility must be a Visibility")
+        if not isinstance(self.access, tuple) or normalize_access(self.access) != self.access:
+            raise _malformed("access must be a sorted tuple of unique lower-case addresses")
+        if self.access and self.visibility not in (Visibility.PRIVATE, Visibility.FRIENDS):
+            raise _malformed(f"a {self.visibility.value} world has no access list")
+        if not isinstance(self.owner, str) or not is_checksum_address(self.owner):
+            raise _malformed(f"owner must be an EIP-55 checksummed address: {_show(self.owner)}")
+        if type(self.issued_at) is not int or not 0 <= self.issued_at <= MAX_ISSUED_AT:
+            raise _malformed(f"issued_at must be unix seconds 0 .. {MAX_ISSUED_AT}")
+
+    @property
+    def ref(self) -> WorldRef:
+        return WorldRef.parse(self.world_id)
+
+    def access_rule(self) -> AccessRule:
+        return AccessRule(self.visibility, frozenset(self.access))
+
+    def signing_text(self) -> str:
+        """The exact text the owner's wallet signs (EIP-191); format in the module docstring."""
+        when = datetime.fromtimestamp(self.issued_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        n = len(self.access)
+        lines = [
+            HEADER,
+            f"world: {self.world_id}",
+            f"cid: {self.cid}",
+            f"seq: {self.seq}",
+            f"visibility: {self.visibility.value}",
+            f"owner: {self.owner}",
+            f"issued at: {when} ({self.issued_at})",
+            "access: none" if n == 0 else f"access: {n} address{'es' if n > 1 else ''}",
+            *self.access,
+        ]
+        return "\n".join(lines)
+
+    def signed(self, signature: bytes) -> WorldRecord:
+        return WorldRecord(
+            self.world_id,
+            self.cid,
+            self.seq,
+            self.visibility,
+            self.access,
+            self.owner,
+            self.issued_at,
+            bytes(signature),
+        )
+
+
+@dataclass(frozen=True)
+class WorldRecord(UnsignedRecord):
+    """A signed record. The signature is only checked for shape here (65 bytes, v = 27/28);
+    `fluxnode.chain.records.verify_record` checks that it recovers to `owner`."""
+
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_BYTES:
+            raise _malformed("signature must be 65 bytes (r || s || v)")
+        if self.signature[64] not in (27, 28):
+            raise _malformed(f"signature v must be 27 or 28, not {self.signature[64]}")
+
+    def unsigned(self) -> UnsignedRecord:
+        return UnsignedRecord(
+            self.world_id,
+            self.cid,
+            self.seq,
+            self.visibility,
+            self.access,
+            self.owner,
+            self.issued_at,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access": list(self.access),
+            "cid": str(self.cid),
+            "issued_at": self.issued_at,
+            "owner": self.owner,
+            "seq": self.seq,
+            "signature": "0x" + self.signature.hex(),
+            "v": WIRE_VERSION,
+            "visibility": self.visibility.value,
+            "world_id": self.world_id,
+        }
+
+    def to_wire(self) -> bytes:
+        return json.dumps(
+            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        ).encode("ascii")
+
+    @classmethod
+    def from_wire(cls, data: bytes | bytearray | memoryview) -> WorldRecord:
+        return from_wire(data)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        dup = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise _malformed(f"duplicate key {_show(dup)}")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise _malformed(f"{name} is not allowed in a record")
+
+
+def _int_field(obj: dict[str, Any], key: str) -> int:
+    value = obj[key]
+    if type(value) is not int:
+        raise _malformed(f"{key} must be an integer, not {type(value).__name__}")
+    return value
+
+
+def _str_field(obj: dict[str, Any], key: str) -> str:
+    value = obj[key]
+    if not isinstance(value, str):
+        raise _malformed(f"{key} must be a string, not {type(value).__name__}")
+    return value
+
+
+def from_wire(data: bytes | bytearray | memoryview) -> WorldRecord:
+    """Parse and validate a record's wire bytes (strict; see the module docstring). Raises
+    RecordInvalid with reason ``too_large`` or ``malformed``; never another exception."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise _malformed(f"wire form must be bytes, not {type(data).__name__}")
+    if len(data) > MAX_WIRE_BYTES:
+        raise RecordInvalid("too_large", f"record is {len(data)} bytes, over {MAX_WIRE_BYTES}")
+    raw = bytes(data)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise _malformed("record must be ASCII JSON") from None
+    try:
+        obj = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=lambda s: _no_constant(f"non-integer number {_show(s)}"),
+        )
+    except RecordInvalid:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise _malformed(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(obj, dict):
+        raise _malformed("record must be a JSON object")
+    keys = set(obj)
+    if keys != _WIRE_KEYS:
+        missing, extra = sorted(_WIRE_KEYS - keys), sorted(keys - _WIRE_KEYS)
+        raise _malformed(f"wrong keys: missing {missing}, unexpected {_show(extra)}")
+    if _int_field(obj, "v") != WIRE_VERSION:
+        raise _malformed(f"unsupported record version {obj['v']}")
+    try:
+        cid = Cid.parse(_str_field(obj, "cid"))
+    except RemoteError as exc:
+        raise _malformed(str(exc)) from None
+    try:
+        visibility = Visibility(_str_field(obj, "visibility"))
+    except ValueError:
+        raise _malformed(f"unknown visibility {_show(obj['visibility'])}") from None
+    access = obj["access"]
+    if not isinstance(access, list) or not all(isinstance(a, str) for a in access):
+        raise _malformed("access must be a list of strings")
+    if len(access) > MAX_RECORD_ACCESS:
+        raise _malformed(f"access list has {len(access)} entries, over {MAX_RECORD_ACCESS}")
+    if not all(_LOWER_ADDRESS.fullmatch(a) for a in access):
+        raise _malformed("access entries must be lower-case 0x addresses")
+    signature = _str_field(obj, "signature")
+    if not _SIGNATURE_HEX.fullmatch(signature):
+        raise _malformed("signature must be 0x + 130 lower-case hex digits")
+    record = WorldRecord(
+        world_id=_str_field(obj, "world_id"),
+        cid=cid,
+        seq=_int_field(obj, "seq"),
+        visibility=visibility,
+        access=tuple(access),
+        owner=_str_field(obj, "owner"),
+        issued_at=_int_field(obj, "issued_at"),
+        signature=bytes.fromhex(signature[2:]),
+    )
+    if record.to_wire() != raw:
+        raise _malformed("not the canonical encoding (compact JSON, sorted keys, canonical CID)")
+    return record
+
+
+# -- rules shared by the edge and the book ------------------------------------------------------
+
+
+def check_owner_matches_id(record: UnsignedRecord) -> None:
+    """A personal world (`<address>/<slug>`) may only be signed by that address."""
+    personal = record.ref.personal_owner
+    if personal is not None and record.owner.lower() != personal:
+        raise RecordInvalid(
+            "not_world_owner", f"{record.world_id} belongs to {personal}, not {record.owner}"
+        )
+
+
+def check_freshness(
+    record: UnsignedRecord,
+    now: int,
+    *,
+    max_future_skew: int = DEFAULT_MAX_FUTURE_SKEW,
+    max_age: int = DEFAULT_MAX_AGE,
+) -> None:
+    if record.issued_at > now + max_future_skew:
+        raise RecordInvalid(
+            "from_future", f"issued {record.issued_at - now} s in the future (clock skew?)"
+        )
+    if record.issued_at < now - max_age:
+        raise RecordInvalid(
+            "expired", f"issued {now - record.issued_at} s ago, over the {max_age} s limit"
+        )
+
+
+# -- the book -----------------------------------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    ACCEPT = "accept"  # stored (new world or higher seq): relay it
+    DUPLICATE = "duplicate"  # the same payload is already stored
+    STALE = "stale"  # a higher seq is stored
+    CONFLICT = "conflict"  # same seq, different payload: the stored one is kept
+    REJECT = "reject"  # invalid; `reason` says why
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is Outcome.ACCEPT
+
+
+@dataclass
+class RecordBookStats:
+    worlds: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    stale: int = 0
+    conflict: int = 0
+    evicted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+class RecordBook:
+    """The best record per world (keyed by canonical world id), sans-IO.
+
+    `offer` applies the rules that need no I/O — the edge must already have checked that the
+    signature recovers to `owner` and, for land worlds, that `owner` may act for the land at a
+    confirmed block (`verified_owner=True`); then the personal-world owner rule, freshness and
+    seq ordering. At most `max_worlds` worlds are kept; when full, the record with the oldest
+    `issued_at` is evicted to make room, and a new world whose record is older than every stored
+    one is refused (reason ``book_full``). Bad input changes no state.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_worlds: int = 100_000,
+        max_future_skew: int = DEFAULT_MAX_FUTURE_SKEW,
+        max_age: int = DEFAULT_MAX_AGE,
+    ) -> None:
+        for name, value in (
+            ("max_worlds", max_worlds),
+            ("max_future_skew", max_future_skew),
+            ("max_age", max_age),
+        ):
+            if type(value) is not int or value < (1 if name != "max_future_skew" else 0):
+                raise ConfigError(name, f"must be a positive integer, not {value!r}")
+        self.max_worlds = max_worlds
+        self.max_future_skew = max_future_skew
+        self.max_age = max_age
+        self._records: dict[str, WorldRecord] = {}
+        #: (issued_at, world_id, seq) of every stored record, plus superseded entries that are
+        #: skipped lazily when they reach the top.
+        self._heap: list[tuple[int, str, int]] = []
+        self._stats = RecordBookStats()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, world_id: object) -> bool:
+        return world_id in self._records
+
+    def get(self, world_id: str) -> WorldRecord | None:
+        """The stored record for `world_id` (any spelling of a personal id's address)."""
+        try:
+            key = WorldRef.parse(world_id).canonical_id
+        except BadRequest:
+            return None
+        return self._records.get(key)
+
+    def records(self) -> list[WorldRecord]:
+        return list(self._records.values())
+
+    def _reject(self, reason: str) -> Verdict:
+        self._stats.rejected[reason] = self._stats.rejected.get(reason, 0) + 1
+        return Verdict(Outcome.REJECT, reason)
+
+    def offer(self, record: WorldRecord, now: int, *, verified_owner: bool) -> Verdict:
+        if not isinstance(record, WorldRecord):
+            raise TypeError(f"offer wants a WorldRecord, not {type(record).__name__}")
+        if not verified_owner:
+            return self._reject("unverified")
+        try:
+            check_owner_matches_id(record)
+            check_freshness(record, now, max_future_skew=self.max_future_skew, max_age=self.max_age)
+        except RecordInvalid as exc:
+            return self._reject(exc.reason)
+        key = record.world_id
+        current = self._records.get(key)
+        if current is not None:
+            if record.seq < current.seq:
+                self._stats.stale += 1
+                return Verdict(Outcome.STALE, f"seq {record.seq} < stored {current.seq}")
+            if record.seq == current.seq:
+                if record.unsigned() == current.unsigned():
+                    self._stats.duplicate += 1
+                    return Verdict(Outcome.DUPLICATE)
+                self._stats.conflict += 1
+                return Verdict(Outcome.CONFLICT, f"another record with seq {record.seq}")
+        elif len(self._records) >= self.max_worlds:
+            oldest = self._oldest()
+            if oldest is not None and record.issued_at <= oldest.issued_at:
+                return self._reject("book_full")
+            self._evict_oldest()
+        self._records[key] = record
+        heapq.heappush(self._heap, (record.issued_at, key, record.seq))
+        self._compact()
+        self._stats.accepted += 1
+        return Verdict(Outcome.ACCEPT)
+
+    def prune(self, now: int) -> int:
+        """Drop records older than `max_age`; returns how many."""
+        dropped = 0
+        while (oldest := self._oldest()) is not None and oldest.issued_at < now - self.max_age:
+            del self._records[oldest.world_id]
+            heapq.heappop(self._heap)
+            dropped += 1
+        return dropped
+
+    def _oldest(self) -> WorldRecord | None:
+        while self._heap:
+            issued_at, key, seq = self._heap[0]
+            current = self._records.get(key)
+            if current is not None and current.seq == seq and current.issued_at == issued_at:
+                return current
+            heapq.heappop(self._heap)  # superseded or removed
+        return None
+
+    def _evict_oldest(self) -> None:
+        oldest = self._oldest()
+        if oldest is not None:
+            del self._records[oldest.world_id]
+            heapq.heappop(self._heap)
+            self._stats.evicted += 1
+
+    def _compact(self) -> None:
+        """Keep the lazy heap from growing without bound under many updates to few worlds."""
+        if len(self._heap) > 2 * len(self._records) + 64:
+            self._heap = [(r.issued_at, k, r.seq) for k, r in self._records.items()]
+            heapq.heapify(self._heap)
+
+    def statistics(self) -> RecordBookStats:
+        s = self._stats
+        return RecordBookStats(
+            worlds=len(self._records),
+            accepted=s.accepted,
+            duplicate=s.duplicate,
+            stale=s.stale,
+            conflict=s.conflict,
+            evicted=s.evicted,
+            rejected=dict(s.rejected),
+        )
