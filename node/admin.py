@@ -31,6 +31,10 @@ class AdminBackend(Protocol):
 
     async def connect(self, addr: str) -> str: ...
 
+    async def publish(self, record_wire: bytes) -> dict[str, Any]: ...
+
+    async def world_list(self) -> list[dict[str, Any]]: ...
+
 
 BACKEND_KEY = web.AppKey("backend", AdminBackend)
 
@@ -71,12 +75,25 @@ async def _connect(request: web.Request) -> web.Response:
     return web.json_response({"peer_id": await request.app[BACKEND_KEY].connect(addr)})
 
 
+async def _publish(request: web.Request) -> web.Response:
+    record = (await _json_body(request)).get("record")
+    if not isinstance(record, str):
+        raise BadRequest('expected {"record": "<world record wire JSON>"}')
+    return web.json_response(await request.app[BACKEND_KEY].publish(record.encode()))
+
+
+async def _worlds(request: web.Request) -> web.Response:
+    return web.json_response({"worlds": await request.app[BACKEND_KEY].world_list()})
+
+
 def make_admin_app(backend: AdminBackend) -> web.Application:
     app = web.Application(middlewares=[json_error_middleware], client_max_size=MAX_ADMIN_BODY)
     app[BACKEND_KEY] = backend
     app.router.add_get("/v0/status", _status)
     app.router.add_post("/v0/ping", _ping)
     app.router.add_post("/v0/connect", _connect)
+    app.router.add_post("/v0/publish", _publish)
+    app.router.add_get("/v0/worlds", _worlds)
     return app
 
 

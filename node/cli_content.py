@@ -7,6 +7,7 @@ it (block files and SQLite WAL are safe across processes; GC takes an exclusive 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -105,6 +106,35 @@ def register(sub: Any) -> None:
         default=1,
         help="CID version of the package (default 1: raw leaves, base32)",
     )
+
+    p = sub.add_parser("publish", help="pack a world, sign its record, announce it via the node")
+    _data_dir_arg(p)
+    p.add_argument("dir", metavar="WORLD_DIR")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--land", type=int, metavar="TOKEN_ID", help="world id land:<TOKEN_ID>")
+    where.add_argument("--slug", metavar="NAME", help="personal world <your address>/<NAME>")
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="the owner's wallet key (0600 file); or set FLUX_OWNER_KEY",
+    )
+    p.add_argument(
+        "--visibility",
+        choices=["public", "private", "friends", "ticketed"],
+        help="default: settings.visibility from world.json",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="address let into a private/friends world (repeat)",
+    )
+    p.add_argument("--seq", type=int, help="record sequence number (default: current unix time)")
+    p.add_argument("--cid-version", type=int, choices=[0, 1], default=1)
+
+    p = sub.add_parser("worlds", help="the running node's world directory")
+    _data_dir_arg(p)
 
 
 def _repo(cfg: Config) -> Any:
@@ -328,6 +358,55 @@ def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
+    import time
+
+    from fluxnode.chain.deploy import load_private_key
+    from fluxnode.chain.records import sign_record
+    from fluxnode.core.world import WorldLimits
+    from fluxnode.node.admin import admin_request
+    from fluxnode.storage.worldpkg import scan_package
+
+    account = load_private_key(
+        Path(args.key_file) if args.key_file else None, env_var="FLUX_OWNER_KEY"
+    )
+    package = scan_package(Path(args.dir), WorldLimits(**cfg.world_limits))
+    world_id = (
+        f"land:{args.land}" if args.land is not None else f"{account.address.lower()}/{args.slug}"
+    )
+    visibility = args.visibility or package.manifest.settings.visibility.value
+    now = int(time.time())
+    seq = args.seq or now
+
+    def sign(cid: Any) -> Any:
+        return sign_record(
+            world_id=world_id,
+            cid=cid,
+            seq=seq,
+            visibility=visibility,
+            issued_at=now,
+            account=account,
+            access=args.allow,
+        )
+
+    # Sign a probe before storing anything: a bad id, slug or access list changes nothing.
+    sign("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
+    result = _repo(cfg).add(package.root, cid_version=args.cid_version, name=f"world:{world_id}")
+    record = sign(result.cid)
+    answer = asyncio.run(
+        admin_request(cfg.data_dir, "POST", "/v0/publish", {"record": record.to_wire().decode()})
+    )
+    print(json.dumps({"world_id": answer["world_id"], "cid": answer["cid"], "seq": answer["seq"]}))
+    return 0
+
+
+def cmd_worlds(args: argparse.Namespace, cfg: Config) -> int:
+    from fluxnode.node.admin import admin_request
+
+    print(json.dumps(asyncio.run(admin_request(cfg.data_dir, "GET", "/v0/worlds")), indent=2))
+    return 0
+
+
 COMMANDS = {
     "add": cmd_add,
     "cat": cmd_cat,
@@ -337,4 +416,6 @@ COMMANDS = {
     "repo": cmd_repo,
     "car": cmd_car,
     "world": cmd_world,
+    "publish": cmd_publish,
+    "worlds": cmd_worlds,
 }

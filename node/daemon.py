@@ -20,12 +20,17 @@ from typing import Any
 from aiohttp import web
 
 from fluxnode import __version__
+from fluxnode.chain.oracle import Oracle
+from fluxnode.chain.rpc import RpcPool, RpcSettings
+from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
+from fluxnode.node.worlds import WORLDS_TOPIC, WorldDirectory
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
+from fluxnode.p2p.gossip import GossipSettings
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
 
@@ -38,12 +43,32 @@ SHUTDOWN_GRACE_S = 1.5
 class Node:
     """The running node: implements `NodeApi` (gateway) and `AdminBackend` (admin socket)."""
 
-    def __init__(self, cfg: Config, bridge: TrioBridge[HostInfo], info: HostInfo) -> None:
+    def __init__(
+        self, cfg: Config, bridge: TrioBridge[HostInfo], info: HostInfo, oracle: Oracle | None
+    ) -> None:
         self.cfg = cfg
         self.bridge = bridge
         self.info = info
         self.started = time.monotonic()
         self.gateway_url: str | None = None
+        self.worlds = WorldDirectory(oracle=oracle, own_peer_id=info.peer_id)
+
+    async def respond(self, op: str, arg: Any) -> Any:
+        """Answers the p2p side's questions (see TrioBridge.set_responder)."""
+        if op == "validate":
+            topic, data, forwarder = arg
+            if topic == WORLDS_TOPIC:
+                return await self.worlds.offer(bytes(data), forwarder=str(forwarder))
+            return False
+        raise BadRequest(f"unknown question {op!r}")
+
+    async def publish(self, record_wire: bytes) -> dict[str, Any]:
+        record = await self.worlds.publish_local(record_wire)
+        await self.bridge.call("publish", (WORLDS_TOPIC, record.to_wire()))
+        return {"world_id": record.world_id, "cid": str(record.cid), "seq": record.seq}
+
+    async def world_list(self) -> list[dict[str, Any]]:
+        return self.worlds.listing()
 
     async def status(self) -> NodeStatus:
         peers = await self.bridge.call("peers")
@@ -60,6 +85,11 @@ class Node:
     async def status_json(self) -> dict[str, Any]:
         data = (await self.status()).to_json()
         data["bridge"] = asdict(self.bridge.statistics())
+        data["worlds"] = {
+            "known": len(self.worlds.book),
+            **asdict(self.worlds.stats),
+            "rejections": dict(self.worlds.rejections),
+        }
         return data
 
     async def ping(self, peer: str, count: int) -> dict[str, Any]:
@@ -94,12 +124,23 @@ async def run_node(cfg: Config) -> int:
         listen=cfg.listen,
         bootstrap=cfg.bootstrap,
         dial_timeout_s=cfg.dial_timeout_s,
+        gossip=GossipSettings(topics=(WORLDS_TOPIC,), validated_topics=(WORLDS_TOPIC,)),
     )
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []
+    pending: list[Node] = []
+
+    async def respond(op: str, arg: Any) -> Any:
+        if not pending:  # asked before we are up: fail closed
+            raise BadRequest("node is starting")
+        return await pending[0].respond(op, arg)
+
+    bridge.set_responder(respond)
+    oracle, pool = make_oracle(cfg)
     try:
         info = await bridge.start()
-        node = Node(cfg, bridge, info)
+        node = Node(cfg, bridge, info, oracle)
+        pending.append(node)
 
         admin_runner = web.AppRunner(make_admin_app(node), access_log=None)
         runners.append(admin_runner)
@@ -136,8 +177,10 @@ async def run_node(cfg: Config) -> int:
 
         async with asyncio.TaskGroup() as tg:
             watcher = tg.create_task(_watch_bridge(bridge, stop))
+            drain = tg.create_task(_drain_events(bridge))
             await stop.wait()
             watcher.cancel()
+            drain.cancel()
         log.info("stopping")
         return 0
     finally:
@@ -150,8 +193,43 @@ async def run_node(cfg: Config) -> int:
             await asyncio.wait_for(bridge.aclose(), SHUTDOWN_GRACE_S)
         except TimeoutError:
             log.error("p2p thread did not stop within %.1f s", SHUTDOWN_GRACE_S)
+        if pool is not None:
+            await pool.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _drain_events(bridge: TrioBridge[HostInfo]) -> None:
+    """Consume p2p events. World records were already stored when they were validated, so the
+    events only need counting; consuming them returns credit so delivery never stalls."""
+    async for event in bridge.events():
+        if event[0] == "gossip":
+            log.debug("gossip on %s from %s", event[1].topic, event[1].author)
+
+
+def make_oracle(cfg: Config) -> tuple[Oracle | None, RpcPool | None]:
+    """The chain oracle, if a chain is configured (RPC endpoints and a deployment file)."""
+    from fluxnode.chain.deploy import Deployment
+    from fluxnode.chain.indexer import Contracts
+
+    path = cfg.chain_deployment or cfg.data_dir / "deployment.json"
+    if not cfg.chain_rpc and not path.exists():
+        return None, None
+    try:
+        deployment = Deployment.read(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("chain.deployment", f"cannot use {path}: {exc}") from None
+    urls = cfg.chain_rpc or ((deployment.rpc_url,) if deployment.rpc_url else ())
+    if not urls:
+        return None, None
+    pool = RpcPool(
+        RpcSettings(urls=tuple(urls), chain_id=cfg.chain_id, timeout_s=cfg.chain_timeout_s)
+    )
+    a = deployment.addresses
+    contracts = Contracts(a["FluxLand"], a["FluxItems"], a["FluxTickets"])
+    return Oracle(
+        pool, contracts, confirmations=cfg.chain_confirmations, quorum=cfg.chain_quorum
+    ), pool
 
 
 async def _watch_bridge(bridge: TrioBridge[HostInfo], stop: asyncio.Event) -> None:

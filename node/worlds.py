@@ -1,0 +1,102 @@
+"""The node's world directory: signed world records, validated before they are relayed.
+
+Records arrive on the gossip topic `/flux/1/worlds`. py-libp2p calls our validator (through the
+bridge's `ask`) before a message is delivered or forwarded; it accepts a record only if it
+parses strictly, its signature recovers to its owner, it is fresh, its owner owns the world
+(on chain for `land:` ids, fail closed) and its seq is higher than the one we hold. Everything
+else is dropped and not relayed, and py-libp2p's router scores the forwarding peer down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fluxnode.chain.oracle import Oracle
+from fluxnode.chain.records import verify_record
+from fluxnode.core.errors import BadRequest
+from fluxnode.core.world_record import Outcome, RecordBook, RecordInvalid, WorldRecord
+
+log = logging.getLogger("fluxnode.node.worlds")
+
+WORLDS_TOPIC = "/flux/1/worlds"
+
+
+@dataclass
+class DirectoryStats:
+    accepted: int = 0
+    rejected: int = 0
+    stale: int = 0
+
+
+class WorldDirectory:
+    def __init__(
+        self,
+        *,
+        oracle: Oracle | None,
+        own_peer_id: str,
+        clock: Callable[[], float] = time.time,
+        book: RecordBook | None = None,
+    ) -> None:
+        self.oracle = oracle
+        self.own_peer_id = own_peer_id
+        self.book = book or RecordBook()
+        self._clock = clock
+        self.stats = DirectoryStats()
+        self.rejections: dict[str, int] = {}
+
+    async def check(self, data: bytes) -> WorldRecord:
+        """Parse and verify a record (signature, freshness, ownership); raises RecordInvalid."""
+        record = WorldRecord.from_wire(data)
+        await verify_record(record, oracle=self.oracle, now=int(self._clock()))
+        return record
+
+    async def offer(self, data: bytes, *, forwarder: str) -> bool:
+        """The gossip validator: True = store and relay, False = drop."""
+        try:
+            record = await self.check(data)
+        except RecordInvalid as exc:
+            self._reject(exc.reason, forwarder)
+            return False
+        verdict = self.book.offer(record, int(self._clock()), verified_owner=True)
+        if verdict.accepted:
+            self.stats.accepted += 1
+            log.info("world %s -> %s (seq %d)", record.world_id, record.cid, record.seq)
+            return True
+        if verdict.outcome is Outcome.DUPLICATE and forwarder == self.own_peer_id:
+            return True  # our own publication, already in the book: let it go out
+        if verdict.outcome in (Outcome.STALE, Outcome.DUPLICATE):
+            self.stats.stale += 1
+            return False
+        self._reject(verdict.reason, forwarder)
+        return False
+
+    async def publish_local(self, data: bytes) -> WorldRecord:
+        """A record handed to this node to publish: it must pass the same checks first."""
+        record = await self.check(data)
+        verdict = self.book.offer(record, int(self._clock()), verified_owner=True)
+        if not verdict.accepted:
+            raise BadRequest(f"record not accepted: {verdict.outcome.value} ({verdict.reason})")
+        self.stats.accepted += 1
+        return record
+
+    def _reject(self, reason: str, forwarder: str) -> None:
+        self.stats.rejected += 1
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        log.info("dropped a world record from %s: %s", forwarder, reason)
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "world_id": r.world_id,
+                "cid": str(r.cid),
+                "seq": r.seq,
+                "visibility": r.visibility.value,
+                "owner": r.owner,
+                "issued_at": r.issued_at,
+            }
+            for r in sorted(self.book.records(), key=lambda r: r.world_id)
+        ]
