@@ -1,0 +1,229 @@
+"""Hosting claims, replication planning and retrieval challenges — sans-IO, time injected.
+
+Every node gossips a small *hosting record* (which world CIDs it pins, how many bytes it has
+free). From the records it has seen, each node in `auto` mode decides on its own which worlds to
+pin or release so that every world converges to at least R holders, with no coordinator:
+
+- Candidates for a world are the live nodes that hold it or have room for it. They are ranked by
+  rendezvous hashing, sha256(peer_id + cid): every node computes the same ranking from the same
+  claims, so the same R nodes step forward and nobody else does.
+- A node pins a world that has fewer than R verified holders if it ranks among the top R
+  candidates; it releases a world that has more than R holders if it ranks below the top R (and
+  is not required to keep it by its own policy). Releases wait for a grace period, so a brief
+  partition does not cause churn.
+- When a world's record moves to a new CID, the old CID is released after the same grace period.
+
+Claims are cheap to make, so they are checked: a challenger walks a random root-to-leaf path of
+a claimed world through Bitswap *from that holder only*; every block is verified against its
+CID. A holder that cannot serve the path loses its claim (it no longer counts toward R) until it
+passes a later challenge.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fluxnode.core.errors import BadRequest
+
+MAX_CLAIMS_PER_RECORD = 2000
+MAX_PEERS = 10_000
+
+
+@dataclass(frozen=True)
+class HostingRecord:
+    peer_id: str
+    #: Root CIDs (text) of the worlds this peer pins.
+    cids: frozenset[str]
+    free_bytes: int
+    issued_at: float
+
+    def __post_init__(self) -> None:
+        if len(self.cids) > MAX_CLAIMS_PER_RECORD:
+            raise BadRequest(f"hosting record claims more than {MAX_CLAIMS_PER_RECORD} worlds")
+        if self.free_bytes < 0:
+            raise BadRequest("free_bytes must be >= 0")
+
+
+class Policy(enum.Enum):
+    EXPLICIT = "explicit"  # only the listed worlds
+    FOLLOW = "follow"  # worlds whose owners are followed, plus listed ones
+    AUTO = "auto"  # help every world reach R holders, within the quota
+
+
+@dataclass(frozen=True)
+class HostingPolicy:
+    mode: Policy = Policy.EXPLICIT
+    replication: int = 2
+    worlds: frozenset[str] = frozenset()  # world ids always hosted
+    follow: frozenset[str] = frozenset()  # owner addresses (lower-case) followed
+    grace_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replication <= 64:
+            raise BadRequest("replication target must be 1..64")
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    world_id: str
+    cid: str
+    owner: str
+    size: int = 0
+
+
+class ActionKind(enum.Enum):
+    PIN = "pin"
+    UNPIN = "unpin"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    cid: str
+    world_id: str
+    reason: str
+
+
+def rank(peer_id: str, cid: str) -> bytes:
+    return hashlib.sha256(f"{peer_id}\n{cid}".encode()).digest()
+
+
+@dataclass
+class _Claim:
+    record: HostingRecord
+    #: CIDs this peer failed a challenge on, with the time it failed.
+    failed: dict[str, float] = field(default_factory=dict)
+
+
+class HostingTable:
+    """The claims heard from peers (latest record per peer), with expiry and challenge marks."""
+
+    def __init__(self, ttl_s: float = 90.0) -> None:
+        self.ttl_s = ttl_s
+        self._claims: dict[str, _Claim] = {}
+
+    def offer(self, record: HostingRecord) -> bool:
+        current = self._claims.get(record.peer_id)
+        if current is not None and current.record.issued_at >= record.issued_at:
+            return False
+        if current is None and len(self._claims) >= MAX_PEERS:
+            oldest = min(self._claims, key=lambda p: self._claims[p].record.issued_at)
+            del self._claims[oldest]
+        failed = current.failed if current else {}
+        self._claims[record.peer_id] = _Claim(record, failed)
+        return True
+
+    def live(self, now: float) -> list[HostingRecord]:
+        return [c.record for c in self._claims.values() if now - c.record.issued_at <= self.ttl_s]
+
+    def holders(self, cid: str, now: float) -> set[str]:
+        """Peers that claim `cid`, are live, and have not failed a challenge on it."""
+        return {
+            c.record.peer_id
+            for c in self._claims.values()
+            if now - c.record.issued_at <= self.ttl_s
+            and cid in c.record.cids
+            and cid not in c.failed
+        }
+
+    def challenge_failed(self, peer_id: str, cid: str, now: float) -> None:
+        claim = self._claims.get(peer_id)
+        if claim is not None:
+            claim.failed[cid] = now
+
+    def challenge_passed(self, peer_id: str, cid: str) -> None:
+        claim = self._claims.get(peer_id)
+        if claim is not None:
+            claim.failed.pop(cid, None)
+
+    def failures(self) -> dict[str, list[str]]:
+        return {p: sorted(c.failed) for p, c in self._claims.items() if c.failed}
+
+    def pick_challenge(self, now: float, rng: random.Random, me: str) -> tuple[str, str] | None:
+        """A random (peer, cid) claim of someone else's to verify."""
+        pairs = [(r.peer_id, cid) for r in self.live(now) if r.peer_id != me for cid in r.cids]
+        return rng.choice(sorted(pairs)) if pairs else None
+
+
+class Planner:
+    """Decides pins and releases for one node. Feed it the directory and claims; it answers
+    with actions. It keeps the time each release first became due, for the grace period."""
+
+    def __init__(self, me: str, policy: HostingPolicy) -> None:
+        self.me = me
+        self.policy = policy
+        self._release_due: dict[str, float] = {}
+
+    def _wanted_by_policy(self, world: WorldInfo) -> bool:
+        return world.world_id in self.policy.worlds or (
+            self.policy.mode in (Policy.FOLLOW, Policy.AUTO) and world.owner in self.policy.follow
+        )
+
+    def plan(
+        self,
+        *,
+        now: float,
+        directory: Iterable[WorldInfo],
+        table: HostingTable,
+        pinned: Mapping[str, str],
+        free_bytes: int,
+    ) -> list[Action]:
+        """`pinned`: cid -> world_id this node pins now. Returns the actions to take."""
+        actions: list[Action] = []
+        current = {w.cid: w for w in directory}
+        budget = free_bytes
+        live = {r.peer_id: r for r in table.live(now)}
+        r_target = self.policy.replication
+        for world in sorted(current.values(), key=lambda w: w.world_id):
+            mine = world.cid in pinned
+            if self._wanted_by_policy(world):
+                if not mine and world.size <= budget:
+                    actions.append(Action(ActionKind.PIN, world.cid, world.world_id, "policy"))
+                    budget -= world.size
+                self._release_due.pop(world.cid, None)
+                continue
+            if self.policy.mode is not Policy.AUTO:
+                continue
+            holders = table.holders(world.cid, now) | ({self.me} if mine else set())
+            candidates = {
+                p for p, r in live.items() if world.cid in r.cids or r.free_bytes >= world.size
+            }
+            candidates |= holders
+            if mine or budget >= world.size:
+                candidates.add(self.me)
+            top = sorted(candidates, key=lambda p: rank(p, world.cid))[:r_target]
+            if not mine and len(holders) < r_target and self.me in top and world.size <= budget:
+                actions.append(
+                    Action(
+                        ActionKind.PIN,
+                        world.cid,
+                        world.world_id,
+                        f"under-replicated ({len(holders)}/{r_target})",
+                    )
+                )
+                budget -= world.size
+            elif mine and len(holders) > r_target and self.me not in top:
+                if self._grace_over(world.cid, now):
+                    actions.append(
+                        Action(
+                            ActionKind.UNPIN,
+                            world.cid,
+                            world.world_id,
+                            f"over-replicated ({len(holders)}/{r_target})",
+                        )
+                    )
+            else:
+                self._release_due.pop(world.cid, None)
+        # Versions no longer current anywhere in the directory: release after the grace period.
+        for cid, world_id in sorted(pinned.items()):
+            if cid not in current and self._grace_over(cid, now):
+                actions.append(Action(ActionKind.UNPIN, cid, world_id, "superseded version"))
+        return actions
+
+    def _grace_over(self, cid: str, now: float) -> bool:
+        due = self._release_due.setdefault(cid, now)
+        return now - due >= self.policy.grace_s

@@ -1,0 +1,135 @@
+"""Replication planning converges to R holders without a coordinator (simulated, injected time)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from fluxnode.core.errors import BadRequest
+from fluxnode.core.replication import (
+    ActionKind,
+    HostingPolicy,
+    HostingRecord,
+    HostingTable,
+    Planner,
+    Policy,
+    WorldInfo,
+)
+
+GIB = 1 << 30
+
+
+def simulate(
+    peers: list[str],
+    worlds: list[WorldInfo],
+    r: int,
+    rounds: int = 6,
+    initial: dict[str, set[str]] | None = None,
+    free: int = 10 * GIB,
+    grace: float = 0.0,
+) -> dict[str, set[str]]:
+    pins: dict[str, set[str]] = {p: set(initial.get(p, set())) if initial else set() for p in peers}
+    planners = {
+        p: Planner(p, HostingPolicy(Policy.AUTO, replication=r, grace_s=grace)) for p in peers
+    }
+    now = 1000.0
+    size = {w.cid: w.size for w in worlds}
+
+    def free_of(p: str) -> int:
+        return free - sum(size.get(c, 0) for c in pins[p])
+
+    for _ in range(rounds):
+        table = HostingTable()
+        for p in peers:  # everyone hears everyone's latest record
+            table.offer(HostingRecord(p, frozenset(pins[p]), free_of(p), now))
+        by_cid = {w.cid: w.world_id for w in worlds}
+        for p in peers:
+            mine = {c: by_cid.get(c, "old") for c in pins[p]}
+            for action in planners[p].plan(
+                now=now, directory=worlds, table=table, pinned=mine, free_bytes=free_of(p)
+            ):
+                if action.kind is ActionKind.PIN:
+                    pins[p].add(action.cid)
+                else:
+                    pins[p].discard(action.cid)
+        now += 10
+    return pins
+
+
+def holders(pins: dict[str, set[str]], cid: str) -> int:
+    return sum(cid in s for s in pins.values())
+
+
+def test_every_world_reaches_exactly_r_holders() -> None:
+    peers = [f"peer{i}" for i in range(6)]
+    worlds = [WorldInfo(f"w{i}", f"cid{i}", "0xowner", 100) for i in range(20)]
+    pins = simulate(peers, worlds, r=2)
+    assert all(holders(pins, w.cid) == 2 for w in worlds)
+    # load spreads: nobody holds everything
+    assert max(len(s) for s in pins.values()) < 20
+
+
+def test_over_replicated_worlds_are_released_down_to_r() -> None:
+    peers = [f"peer{i}" for i in range(5)]
+    world = WorldInfo("w", "cid", "0xo", 1)
+    pins = simulate(peers, [world], r=2, initial={p: {"cid"} for p in peers})
+    assert holders(pins, "cid") == 2
+
+
+def test_release_waits_for_the_grace_period() -> None:
+    peers = ["a", "b", "c"]
+    world = WorldInfo("w", "cid", "0xo", 1)
+    pins = simulate(
+        peers, [world], r=1, rounds=3, grace=1000.0, initial={p: {"cid"} for p in peers}
+    )
+    assert holders(pins, "cid") == 3  # nothing released within the grace period
+
+
+def test_superseded_versions_are_released_and_new_ones_pinned() -> None:
+    peers = ["a", "b", "c"]
+    new = WorldInfo("w", "cid-v2", "0xo", 1)
+    pins = simulate(peers, [new], r=2, initial={"a": {"cid-v1"}, "b": {"cid-v1"}})
+    assert holders(pins, "cid-v1") == 0
+    assert holders(pins, "cid-v2") == 2
+
+
+def test_quota_is_respected() -> None:
+    peers = ["a", "b"]
+    worlds = [WorldInfo(f"w{i}", f"c{i}", "0xo", 600) for i in range(3)]
+    pins = simulate(peers, worlds, r=2, free=1000)
+    assert all(len(s) <= 1 for s in pins.values())  # 600 bytes fit once in 1000
+
+
+def test_explicit_and_follow_policies() -> None:
+    table = HostingTable()
+    worlds = [WorldInfo("mine", "c1", "0xfriend", 1), WorldInfo("other", "c2", "0xstranger", 1)]
+    explicit = Planner("me", HostingPolicy(Policy.EXPLICIT, worlds=frozenset({"mine"})))
+    acts = explicit.plan(now=0, directory=worlds, table=table, pinned={}, free_bytes=GIB)
+    assert [(a.kind, a.cid) for a in acts] == [(ActionKind.PIN, "c1")]
+    follow = Planner("me", HostingPolicy(Policy.FOLLOW, follow=frozenset({"0xfriend"})))
+    acts = follow.plan(now=0, directory=worlds, table=table, pinned={}, free_bytes=GIB)
+    assert [a.cid for a in acts] == ["c1"]
+
+
+def test_failed_challenges_remove_claims_and_expired_records_count_for_nothing() -> None:
+    table = HostingTable(ttl_s=60)
+    table.offer(HostingRecord("liar", frozenset({"c"}), 0, 100.0))
+    table.offer(HostingRecord("honest", frozenset({"c"}), 0, 100.0))
+    assert table.holders("c", 110) == {"liar", "honest"}
+    table.challenge_failed("liar", "c", 120)
+    assert table.holders("c", 120) == {"honest"}
+    assert table.failures() == {"liar": ["c"]}
+    table.challenge_passed("liar", "c")
+    assert table.holders("c", 120) == {"liar", "honest"}
+    assert table.holders("c", 200) == set()  # both records expired
+    assert not table.offer(HostingRecord("honest", frozenset(), 0, 50.0))  # older: ignored
+    pick = table.pick_challenge(110, random.Random(1), me="honest")
+    assert pick == ("liar", "c")
+
+
+def test_bounds() -> None:
+    with pytest.raises(BadRequest):
+        HostingRecord("p", frozenset(str(i) for i in range(2001)), 0, 0)
+    with pytest.raises(BadRequest):
+        HostingPolicy(replication=0)
