@@ -38,7 +38,8 @@ class ContentApi(Protocol):
     """Synchronous (disk-bound) reads; the gateway runs them in worker threads."""
 
     def servable(self, cid: Cid) -> bool:
-        """May this CID be served? (pinned, or a block of a pinned DAG)"""
+        """May this CID be served? (pinned, or a block of a pinned DAG). Raises ContentDenied
+        (HTTP 451) for content on the operator's denylist, so it is not mistaken for absent."""
 
     def block(self, cid: Cid) -> bytes:
         """The verified bytes of one block; NotFound if absent."""

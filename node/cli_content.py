@@ -138,10 +138,12 @@ def register(sub: Any) -> None:
 
 
 def _repo(cfg: Config) -> Any:
+    from fluxnode.node.denylist_files import load_denylist
     from fluxnode.storage.repo import Repo
 
+    denylist = load_denylist(cfg)
     cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes)
+    return Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
 
 
 class _Progress:

@@ -28,6 +28,7 @@ DEFAULT_GATEWAY = "127.0.0.1:8011"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_ADDRS = 64
+MAX_DENYLIST_FILES = 64
 
 #: TOML schema: table -> allowed keys. Anything else is an error (typos must not pass silently).
 TOML_KEYS: dict[str, frozenset[str]] = {
@@ -36,6 +37,7 @@ TOML_KEYS: dict[str, frozenset[str]] = {
     "gateway": frozenset({"enabled", "listen"}),
     "log": frozenset({"level"}),
     "storage": frozenset({"max_size"}),
+    "content": frozenset({"denylist"}),
     "chain": frozenset({"rpc", "chain_id", "deployment", "confirmations", "timeout", "quorum"}),
     "world": frozenset(
         {"max_total_size", "max_file_size", "max_files", "max_manifest_size", "max_objects"}
@@ -62,6 +64,7 @@ ENV_KEYS: dict[str, str] = {
     "FLUX_GATEWAY_ENABLED": "gateway.enabled",
     "FLUX_LOG_LEVEL": "log.level",
     "FLUX_STORAGE_MAX_SIZE": "storage.max_size",
+    "FLUX_DENYLIST": "content.denylist",
     "FLUX_CHAIN_RPC": "chain.rpc",
     "FLUX_CHAIN_ID": "chain.chain_id",
     "FLUX_CHAIN_DEPLOYMENT": "chain.deployment",
@@ -83,6 +86,8 @@ class Config:
     log_level: str = "info"
     #: Block store quota in bytes; None means unlimited.
     storage_max_bytes: int | None = None
+    #: Denylist files (compact `.deny` format, see core/denylist.py), in override order.
+    denylist_files: tuple[Path, ...] = ()
     #: Overrides of core.world.WorldLimits fields (field name -> value).
     world_limits: Mapping[str, int] = field(default_factory=dict)
     #: Polygon access. Empty `chain_rpc` = no chain: ticketed/private land worlds deny.
@@ -190,7 +195,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _env_value(key: str, text: str) -> Any:
-    if key in ("network.listen", "network.bootstrap", "chain.rpc"):
+    if key in ("network.listen", "network.bootstrap", "chain.rpc", "content.denylist"):
         return [part.strip() for part in text.split(",") if part.strip()]
     return text
 
@@ -237,6 +242,15 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
             max_bytes = parse_size(size_value)
         except ValueError as exc:
             raise ConfigError("storage.max_size", f'{exc} (e.g. "50GiB")', src) from None
+
+    deny_value, src = get("content.denylist", [])
+    if not isinstance(deny_value, list) or not all(
+        isinstance(p, str) and p and "\0" not in p for p in deny_value
+    ):
+        raise ConfigError("content.denylist", "must be a list of non-empty file paths", src)
+    if len(deny_value) > MAX_DENYLIST_FILES:
+        raise ConfigError("content.denylist", f"at most {MAX_DENYLIST_FILES} files", src)
+    denylist_files = tuple(data_dir / Path(p).expanduser() for p in deny_value)
 
     rpc_value, src = get("chain.rpc", [])
     if not isinstance(rpc_value, list) or not all(isinstance(u, str) for u in rpc_value):
@@ -292,6 +306,7 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         gateway_port=gateway_port,
         log_level=level_value.lower(),
         storage_max_bytes=max_bytes,
+        denylist_files=denylist_files,
         world_limits=world_limits,
         chain_rpc=tuple(rpc_value),
         chain_id=chain_id,
@@ -402,6 +417,13 @@ CONFIG_TEMPLATE = """\
 # Most bytes the block store may hold (e.g. "50GiB"); adding past it fails before writing.
 # Unset means no limit. Env: FLUX_STORAGE_MAX_SIZE
 # max_size = "50GiB"
+
+[content]
+# Denylist files of content this node refuses to store, serve or relay: IPFS compact denylist
+# (`.deny`, IPIP-383) including legacy badbits `//<sha256>` lines, or one CID per line.
+# Relative to the data dir; later files override earlier ones. A malformed file stops the node.
+# Env: FLUX_DENYLIST (comma-separated)
+# denylist = ["denylists/badbits.deny"]
 
 [chain]
 # JSON-RPC endpoints (tried in order, failing over; each must report chain_id).

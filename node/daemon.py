@@ -28,6 +28,7 @@ from fluxnode.gateway import make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
+from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.worlds import WORLDS_TOPIC, WorldDirectory
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
 from fluxnode.p2p.gossip import GossipSettings
@@ -126,6 +127,8 @@ async def run_node(cfg: Config) -> int:
         dial_timeout_s=cfg.dial_timeout_s,
         gossip=GossipSettings(topics=(WORLDS_TOPIC,), validated_topics=(WORLDS_TOPIC,)),
     )
+    # Before any network starts: a bad denylist stops the node (ConfigError, exit code 2).
+    denylist = load_denylist(cfg)
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []
     pending: list[Node] = []
@@ -151,7 +154,8 @@ async def run_node(cfg: Config) -> int:
         os.chmod(sock, 0o600)
 
         if cfg.gateway_enabled:
-            content = RepoContent(Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes))
+            repo = Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+            content = RepoContent(repo)
             gw_runner = web.AppRunner(make_gateway_app(node, content), access_log=None)
             runners.append(gw_runner)
             site = await _start_site(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -76,13 +76,23 @@ def iter_blocks(stream: BinaryIO) -> Iterator[tuple[Cid, bytes]]:
         yield cid, data
 
 
-def import_car(stream: BinaryIO, store: BlockStore) -> CarImport:
-    """Store every block of a CAR. All-or-nothing: on any error the new blocks are removed."""
+def import_car(
+    stream: BinaryIO, store: BlockStore, check: Callable[[Cid], None] | None = None
+) -> CarImport:
+    """Store every block of a CAR. All-or-nothing: on any error the new blocks are removed.
+
+    `check` (e.g. the denylist) sees every root and every block before it is written and may
+    raise to refuse the import."""
     header = read_header(stream)
+    if check is not None:
+        for root in header.roots:
+            check(root)
     added: list[Cid] = []
     count = nbytes = 0
     try:
         for cid, data in iter_blocks(stream):
+            if check is not None:
+                check(cid)
             count += 1
             nbytes += len(data)
             if store.put(cid, data, verified=True):

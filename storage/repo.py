@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fluxnode.core.cid import Cid
+from fluxnode.core.denylist import Denylist
 from fluxnode.core.unixfs import Block
 from fluxnode.storage.blockstore import BlockStore, StoreStats
 from fluxnode.storage.carfile import CarImport, export_car, import_car
 from fluxnode.storage.dag import walk
 from fluxnode.storage.exporter import Exporter
 from fluxnode.storage.importer import ImportResult, import_path, import_stream
-from fluxnode.storage.pins import GcResult, PinStore
+from fluxnode.storage.pins import GcResult, Pin, PinStore
 
 BLOCKS_DIR = "blocks"
 PINS_DB = "pins.db"
@@ -41,11 +42,43 @@ class VerifyResult:
     missing_in_pins: tuple[str, ...]
 
 
+class DenyingPinStore(PinStore):
+    """A PinStore that refuses to pin denied content (the root, or any block of the DAG)."""
+
+    def __init__(self, path: Path, store: BlockStore, denylist: Denylist) -> None:
+        super().__init__(path, store)
+        self.denylist = denylist
+
+    def add(
+        self,
+        cid: Cid,
+        *,
+        recursive: bool = True,
+        name: str | None = None,
+        known_blocks: set[bytes] | None = None,
+    ) -> Pin:
+        self.denylist.check(cid)
+        if recursive and known_blocks is None and self.denylist:
+            # The same verifying walk PinStore.add would do, checking each block on the way.
+            known_blocks = set()
+            for block_cid, _ in walk(self.store, cid):
+                self.denylist.check(block_cid)
+                known_blocks.add(block_cid.multihash)
+        return super().add(cid, recursive=recursive, name=name, known_blocks=known_blocks)
+
+
 class Repo:
-    def __init__(self, data_dir: Path, *, quota_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        quota_bytes: int | None = None,
+        denylist: Denylist | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.denylist = denylist if denylist is not None else Denylist()
         self.blocks = BlockStore(data_dir / BLOCKS_DIR, quota_bytes=quota_bytes)
-        self.pins = PinStore(data_dir / PINS_DB, self.blocks)
+        self.pins: PinStore = DenyingPinStore(data_dir / PINS_DB, self.blocks, self.denylist)
         self.exporter = Exporter(self.blocks)
 
     # -- add -----------------------------------------------------------------------------------
@@ -59,7 +92,12 @@ class Repo:
         name: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
-        """Import a file, folder or stream. With `only_hash` nothing is written at all."""
+        """Import a file, folder or stream. With `only_hash` nothing is written at all.
+
+        Denied content (the root or any block, see core/denylist.py) raises ContentDenied and
+        leaves the store as it was: a denied block is never written, and what was written
+        before it is rolled back like any other failure.
+        """
         if only_hash:
             result = _import(source, _discard, cid_version, progress)
             return AddResult(result.root.cid, result.bytes_read, result.blocks, False)
@@ -69,8 +107,12 @@ class Repo:
         added: list[Cid] = []
         dag: set[bytes] = set()
 
+        denylist = self.denylist
+
         def store(blocks: list[Block]) -> None:
             for block in blocks:
+                if denylist:
+                    denylist.check(block.cid)
                 dag.add(block.cid.multihash)
                 if self.blocks.put(block.cid, block.data, verified=True):
                     added.append(block.cid)
@@ -78,6 +120,8 @@ class Repo:
         with self.blocks.write_lock():
             try:
                 result = _import(source, store, cid_version, progress)
+                # The root went through `store` too; checked again as the one that matters.
+                self.denylist.check(result.root.cid)
                 if pin:
                     # Every block of the DAG just went through `store`: no need to re-read it.
                     self.pins.add(result.root.cid, recursive=True, name=name, known_blocks=dag)
@@ -96,7 +140,12 @@ class Repo:
     def cat(
         self, cid: Cid, segments: list[str], offset: int = 0, length: int | None = None
     ) -> Iterator[bytes]:
-        entry = self.exporter.resolve(cid, segments)
+        self.denylist.check(cid)
+        self.denylist.check(cid, segments)
+        traversed: list[Cid] = []
+        entry = self.exporter.resolve(cid, segments, traversed)
+        for block_cid in (*traversed, entry.cid):
+            self.denylist.check(block_cid)
         return self.exporter.read(entry.cid, offset, length)
 
     # -- pins and gc ---------------------------------------------------------------------------
@@ -133,10 +182,10 @@ class Repo:
 
     # -- CAR -----------------------------------------------------------------------------------
     def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> CarImport:
-        """Import a CAR and pin its roots; all-or-nothing (a root whose DAG is incomplete
-        undoes the import)."""
+        """Import a CAR and pin its roots; all-or-nothing (a root whose DAG is incomplete, or
+        a denied root or block, undoes the import; a denied block is never written)."""
         with self.blocks.write_lock():
-            result = import_car(stream, self.blocks)
+            result = import_car(stream, self.blocks, self.denylist.check if self.denylist else None)
             if pin_roots:
                 pinned: list[Cid] = []
                 try:
@@ -155,6 +204,7 @@ class Repo:
         return result
 
     def export_car(self, root: Cid, out: BinaryIO) -> int:
+        self.denylist.check(root)
         return export_car(self.blocks, root, out)
 
 

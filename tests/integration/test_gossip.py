@@ -23,6 +23,7 @@ async def start(name: str, bootstrap: tuple[str, ...], validate: bool) -> tuple[
         gossip=gossip,
     )
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings), name=f"flux-trio-{name}")
+
     async def responder(op: str, arg: Any) -> bool:
         _topic, data, _forwarder = arg
         return not bytes(data).startswith(b"bad")

@@ -128,3 +128,46 @@ def test_chain_settings(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_config(CliOverrides(data_dir=str(tmp_path)), env={})
         assert info.value.key == key
+
+
+def test_content_denylist_files_from_file_and_env_and_loading(tmp_path: Path) -> None:
+    from fluxnode.node.denylist_files import load_denylist
+
+    cid = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    write(tmp_path, '[content]\ndenylist = ["lists/a.deny", "b.deny"]\n')
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path)), env={})
+    assert cfg.denylist_files == (tmp_path / "lists" / "a.deny", tmp_path / "b.deny")
+    assert cfg.sources["content.denylist"] == str(tmp_path / "config.toml")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "a.deny").write_text(f"# first\n/ipfs/{cid}\n")
+    (tmp_path / "b.deny").write_text(f"!/ipfs/{cid}\n")
+    denylist = load_denylist(cfg)
+    assert len(denylist) == 2 and denylist.sources == tuple(str(p) for p in cfg.denylist_files)
+    from fluxnode.core.cid import Cid
+
+    assert not denylist.is_denied(Cid.parse(cid))  # the later file's allow rule wins
+
+    env = {"FLUX_DENYLIST": "x.deny, y.deny"}
+    cfg = load_config(CliOverrides(data_dir=str(tmp_path)), env=env)
+    assert cfg.denylist_files == (tmp_path / "x.deny", tmp_path / "y.deny")
+    assert cfg.sources["content.denylist"] == "environment variable FLUX_DENYLIST"
+    with pytest.raises(ConfigError, match=r"x\.deny.*") as info:
+        load_denylist(cfg)  # missing file
+    assert "cannot read denylist" in str(info.value)
+
+    (tmp_path / "x.deny").write_text(f"/ipfs/{cid}\n/ipfs/bogus\n")
+    (tmp_path / "y.deny").write_bytes(b"\xff\n")
+    with pytest.raises(ConfigError, match=r"line 2: invalid CID") as info:
+        load_denylist(cfg)
+    assert str(tmp_path / "x.deny") in str(info.value)
+    (tmp_path / "x.deny").write_text("")
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        load_denylist(cfg)
+    assert str(tmp_path / "y.deny") in str(info.value)
+
+
+@pytest.mark.parametrize("value", ['"a.deny"', "[1]", '[""]'])
+def test_bad_content_denylist_values(tmp_path: Path, value: str) -> None:
+    write(tmp_path, f"[content]\ndenylist = {value}\n")
+    with pytest.raises(ConfigError, match=r"content\.denylist: must be a list"):
+        load_config(CliOverrides(data_dir=str(tmp_path)), env={})
