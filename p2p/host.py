@@ -26,9 +26,11 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
+from fluxnode.core.cid import Cid
 from fluxnode.core.dialing import BackoffPolicy, DialSchedule
 from fluxnode.core.errors import BadRequest, PeerError
 from fluxnode.core.status import PeerSummary
+from fluxnode.p2p.bitswap import Bitswap, BitswapLimits, BlockAccess
 from fluxnode.p2p.bridge import ServiceIO
 from fluxnode.p2p.gossip import Gossip, GossipSettings
 from fluxnode.p2p.identity import key_pair_from_private_key
@@ -47,6 +49,9 @@ class HostSettings:
     bootstrap: tuple[str, ...] = ()
     dial_timeout_s: float = 10.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    #: Local blocks for Bitswap (get/put/is_allowed); None turns Bitswap off.
+    blocks: BlockAccess | None = None
+    bitswap_limits: BitswapLimits | None = None
     #: Gossipsub topics (None: no pubsub at all).
     gossip: GossipSettings | None = None
 
@@ -90,6 +95,7 @@ class HostService:
     def __init__(self, settings: HostSettings) -> None:
         self._settings = settings
         self._host: IHost | None = None
+        self.bitswap: Bitswap | None = None
         self._gossip: Gossip | None = None
         self._schedule = DialSchedule(settings.bootstrap, settings.backoff, random.random)
         self._bootstrap_peer = {
@@ -101,6 +107,11 @@ class HostService:
         self._host = host
         listen = [multiaddr.Multiaddr(a) for a in self._settings.listen]
         async with host.run(listen_addrs=listen):
+            if self._settings.blocks is not None:
+                self.bitswap = Bitswap(
+                    host, io, self._settings.blocks, self._settings.bitswap_limits
+                )
+                self.bitswap.start()
             io.ready(self._info())
             if self._settings.bootstrap:
                 io.start_soon(self._bootstrap_loop, io)
@@ -124,6 +135,9 @@ class HostService:
             return await self._require_gossip().publish(str(topic), bytes(data))
         if op == "gossip_peers":
             return self._require_gossip().peers(str(arg))
+        if op == "bitswap_fetch":
+            root, addrs = arg
+            return await self._bitswap_fetch(str(root), [str(a) for a in addrs])
         raise BadRequest(f"unknown host operation {op!r}")
 
     # -- operations ----------------------------------------------------------------------------
@@ -190,6 +204,13 @@ class HostService:
         except Exception as exc:
             raise PeerError(f"dial {addr} failed: {exc}") from exc
         return str(info.peer_id)
+
+    async def _bitswap_fetch(self, root: str, addrs: list[str]) -> int:
+        if self.bitswap is None:
+            raise BadRequest("bitswap is off (no block store given)")
+        cid = Cid.parse(root)
+        peers = [await self._connect(a) for a in addrs]
+        return await self.bitswap.fetch_dag(cid, peers)
 
     # -- bootstrap -----------------------------------------------------------------------------
     async def _bootstrap_loop(self, io: ServiceIO) -> None:

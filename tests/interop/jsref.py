@@ -206,3 +206,113 @@ def siwe_sign(
     for resource in resources or ():
         args += ["--resource", resource]
     return _run("siwe-sign.mjs", *args, timeout=timeout, env={"SIWE_PRIVATE_KEY": private_key})
+
+
+# -- Helia over libp2p bitswap (interop/helia-bitswap.mjs) ---------------------------------------
+class HeliaBitswapPeer:
+    """A running `helia-bitswap.mjs serve` process: {multiaddr, peerId, cid, blocks}."""
+
+    def __init__(self, proc: subprocess.Popen[str], info: dict[str, Any]) -> None:
+        self.proc = proc
+        self.info = info
+        self.multiaddr = str(info["multiaddr"])
+        self.peer_id = str(info["peerId"])
+        self.cid = str(info["cid"])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close stdin (the script's cue to exit); kill by PID if it lingers."""
+        import contextlib
+
+        if self.proc.poll() is None:
+            if self.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, 9)
+                self.proc.wait(timeout)
+
+
+def helia_bitswap_serve(
+    path: Path, *, cid_version: int = 0, muxer: str = "yamux", timeout: float = 60.0
+) -> HeliaBitswapPeer:
+    """Start a Helia node that imports `path` (Kubo defaults) and serves it over bitswap.
+
+    The caller must `stop()` the returned peer (it runs until its stdin closes).
+    """
+    if not bitswap_available():
+        raise JSRefError("JS libp2p/bitswap packages not installed: run scripts/setup-npm.sh")
+    cmd = [
+        str(node_bin()),
+        str(INTEROP / "helia-bitswap.mjs"),
+        "serve",
+        "--muxer",
+        muxer,
+        "--cid-version",
+        str(cid_version),
+        str(Path(path).resolve()),
+    ]
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_")}
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=INTEROP,
+        env=run_env,
+    )
+    import select
+
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    try:
+        info = json.loads(line)
+    except json.JSONDecodeError:
+        peer = HeliaBitswapPeer(proc, {"multiaddr": "", "peerId": "", "cid": ""})
+        peer.stop()
+        err = proc.stderr.read() if proc.stderr else ""
+        raise JSRefError(f"helia-bitswap serve gave no JSON: {line!r}\n{err}", stderr=err) from None
+    return HeliaBitswapPeer(proc, info)
+
+
+def helia_bitswap_fetch(
+    multiaddr: str, cid: str, *, muxer: str = "yamux", timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, Any]:
+    """Helia dials `multiaddr` and exports `cid` over bitswap, verifying every block.
+
+    Returns {"sha256": hex, "size": n, "blocks": n, "ms": n}.
+    """
+    inner_ms = max(1000, int((timeout - 5) * 1000))
+    return _run(
+        "helia-bitswap.mjs",
+        "fetch",
+        "--muxer",
+        muxer,
+        multiaddr,
+        cid,
+        timeout=timeout,
+        env={"JSREF_BITSWAP_TIMEOUT_MS": str(inner_ms)},
+    )
+
+
+_BITSWAP_REQUIRED = (
+    "@helia/bitswap",
+    "@helia/libp2p",
+    "libp2p",
+    "@libp2p/tcp",
+    "@libp2p/noise",
+    "@libp2p/yamux",
+    "@libp2p/mplex",
+    "@libp2p/identify",
+    "@libp2p/ping",
+    "@multiformats/multiaddr",
+)
+
+
+def bitswap_available() -> bool:
+    """True when the harness and the libp2p packages `helia-bitswap.mjs` imports are installed."""
+    modules = INTEROP / "node_modules"
+    return available() and all((modules / n / "package.json").is_file() for n in _BITSWAP_REQUIRED)
