@@ -40,6 +40,8 @@ class HostingRecord:
     cids: frozenset[str]
     free_bytes: int
     issued_at: float
+    #: Whether this peer takes part in `auto` replication (only those are candidates).
+    auto: bool = False
 
     def __post_init__(self) -> None:
         if len(self.cids) > MAX_CLAIMS_PER_RECORD:
@@ -190,7 +192,9 @@ class Planner:
                 continue
             holders = table.holders(world.cid, now) | ({self.me} if mine else set())
             candidates = {
-                p for p, r in live.items() if world.cid in r.cids or r.free_bytes >= world.size
+                p
+                for p, r in live.items()
+                if world.cid in r.cids or (r.auto and r.free_bytes >= world.size)
             }
             candidates |= holders
             if mine or budget >= world.size:

@@ -39,6 +39,7 @@ TOML_KEYS: dict[str, frozenset[str]] = {
     "storage": frozenset({"max_size"}),
     "content": frozenset({"denylist"}),
     "chain": frozenset({"rpc", "chain_id", "deployment", "confirmations", "timeout", "quorum"}),
+    "hosting": frozenset({"mode", "replication", "worlds", "follow", "grace", "interval"}),
     "world": frozenset(
         {"max_total_size", "max_file_size", "max_files", "max_manifest_size", "max_objects"}
     ),
@@ -69,6 +70,9 @@ ENV_KEYS: dict[str, str] = {
     "FLUX_CHAIN_ID": "chain.chain_id",
     "FLUX_CHAIN_DEPLOYMENT": "chain.deployment",
     "FLUX_CHAIN_CONFIRMATIONS": "chain.confirmations",
+    "FLUX_HOSTING_MODE": "hosting.mode",
+    "FLUX_HOSTING_REPLICATION": "hosting.replication",
+    "FLUX_HOSTING_INTERVAL": "hosting.interval",
 }
 
 
@@ -97,6 +101,13 @@ class Config:
     chain_confirmations: int = 2
     chain_timeout_s: float = 5.0
     chain_quorum: int = 1
+    #: What this node pins for the network: "explicit", "follow" or "auto" (see README).
+    hosting_mode: str = "explicit"
+    hosting_replication: int = 2
+    hosting_worlds: tuple[str, ...] = ()
+    hosting_follow: tuple[str, ...] = ()
+    hosting_grace_s: float = 600.0
+    hosting_interval_s: float = 10.0
     #: Where each non-default value came from, for error messages and `flux-node config`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -281,6 +292,26 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
             "chain.quorum", f"{quorum} is more than the {len(rpc_value)} endpoints", src
         )
 
+    mode_value, src = get("hosting.mode", "explicit")
+    if mode_value not in ("explicit", "follow", "auto"):
+        raise ConfigError(
+            "hosting.mode", f"must be explicit, follow or auto; got {mode_value!r}", src
+        )
+    repl_value, src = get("hosting.replication", 2)
+    replication = int(_number("hosting.replication", repl_value, src, 1, 64))
+    hw_value, src = get("hosting.worlds", [])
+    hf_value, src2 = get("hosting.follow", [])
+    for key, value, where in (
+        ("hosting.worlds", hw_value, src),
+        ("hosting.follow", hf_value, src2),
+    ):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, "must be a list of strings", where)
+    grace_value, src = get("hosting.grace", 600.0)
+    grace = _number("hosting.grace", grace_value, src, 0.0, 30 * 86400.0)
+    hi_value, src = get("hosting.interval", 10.0)
+    hosting_interval = _number("hosting.interval", hi_value, src, 0.2, 3600.0)
+
     world_limits: dict[str, int] = {}
     for key, (limit_field, is_size) in WORLD_LIMIT_KEYS.items():
         value, src = get(f"world.{key}", None)
@@ -314,6 +345,12 @@ def _build(data_dir: Path, raw: dict[str, tuple[Any, str]]) -> Config:
         chain_confirmations=confirmations,
         chain_timeout_s=chain_timeout,
         chain_quorum=quorum,
+        hosting_mode=str(mode_value),
+        hosting_replication=replication,
+        hosting_worlds=tuple(hw_value),
+        hosting_follow=tuple(v.lower() for v in hf_value),
+        hosting_grace_s=grace,
+        hosting_interval_s=hosting_interval,
         sources=sources,
     )
 
@@ -437,6 +474,17 @@ CONFIG_TEMPLATE = """\
 # confirmations = 2
 # timeout = 5.0                    # seconds per RPC request
 # quorum = 1                       # endpoints that must agree (k of n) for ownership answers
+
+[hosting]
+# What this node pins for others: "explicit" (only `worlds`), "follow" (also worlds whose owner
+# is in `follow`), or "auto" (also help every world reach `replication` holders, within the quota).
+# Env: FLUX_HOSTING_MODE, FLUX_HOSTING_REPLICATION, FLUX_HOSTING_INTERVAL
+# mode = "explicit"
+# replication = 2
+# worlds = []                      # world ids, e.g. "land:42" or "0xabc.../plaza"
+# follow = []                      # owner addresses
+# grace = 600                      # seconds before releasing an over-replicated or old version
+# interval = 10                    # seconds between hosting rounds (gossip, plan, challenge)
 
 [world]
 # Limits for world packages (`flux-node world validate|pack`). Sizes take units like "32MiB".

@@ -22,15 +22,19 @@ from aiohttp import web
 from fluxnode import __version__
 from fluxnode.chain.oracle import Oracle
 from fluxnode.chain.rpc import RpcPool, RpcSettings
-from fluxnode.core.errors import BadRequest, ConfigError
+from fluxnode.core.cid import Cid
+from fluxnode.core.errors import BadRequest, ConfigError, FluxError
+from fluxnode.core.replication import HostingPolicy, Policy
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
+from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.worlds import WORLDS_TOPIC, WorldDirectory
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
+from fluxnode.p2p.bitswap import BlockAccess
 from fluxnode.p2p.gossip import GossipSettings
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
@@ -53,19 +57,24 @@ class Node:
         self.started = time.monotonic()
         self.gateway_url: str | None = None
         self.worlds = WorldDirectory(oracle=oracle, own_peer_id=info.peer_id)
+        self.hosting: Hosting | None = None
 
     async def respond(self, op: str, arg: Any) -> Any:
         """Answers the p2p side's questions (see TrioBridge.set_responder)."""
         if op == "validate":
-            topic, data, forwarder = arg
+            topic, data, forwarder, author = arg
             if topic == WORLDS_TOPIC:
                 return await self.worlds.offer(bytes(data), forwarder=str(forwarder))
+            if topic == HOSTING_TOPIC and self.hosting is not None:
+                return self.hosting.validate(bytes(data), str(author))
             return False
         raise BadRequest(f"unknown question {op!r}")
 
     async def publish(self, record_wire: bytes) -> dict[str, Any]:
         record = await self.worlds.publish_local(record_wire)
         await self.bridge.call("publish", (WORLDS_TOPIC, record.to_wire()))
+        with contextlib.suppress(FluxError):  # best effort: hosting records announce it too
+            await self.bridge.call("provide", str(record.cid))
         return {"world_id": record.world_id, "cid": str(record.cid), "seq": record.seq}
 
     async def world_list(self) -> list[dict[str, Any]]:
@@ -86,6 +95,13 @@ class Node:
     async def status_json(self) -> dict[str, Any]:
         data = (await self.status()).to_json()
         data["bridge"] = asdict(self.bridge.statistics())
+        if self.hosting is not None:
+            data["hosting"] = {
+                "mode": self.hosting.policy.mode.value,
+                **asdict(self.hosting.stats),
+                "claims": {r.peer_id: sorted(r.cids) for r in self.hosting.table.live(time.time())},
+                "failed_claims": self.hosting.table.failures(),
+            }
         data["worlds"] = {
             "known": len(self.worlds.book),
             **asdict(self.worlds.stats),
@@ -120,15 +136,19 @@ async def run_node(cfg: Config) -> int:
     # py-libp2p burns CPU in its own thread; a short switch interval keeps asyncio responsive.
     sys.setswitchinterval(0.0005)
 
+    # Before any network starts: a bad denylist stops the node (ConfigError, exit code 2).
+    denylist = load_denylist(cfg)
+    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+    topics = (WORLDS_TOPIC, HOSTING_TOPIC)
     settings = HostSettings(
         private_key=read_key(cfg.key_file),
         listen=cfg.listen,
         bootstrap=cfg.bootstrap,
         dial_timeout_s=cfg.dial_timeout_s,
-        gossip=GossipSettings(topics=(WORLDS_TOPIC,), validated_topics=(WORLDS_TOPIC,)),
+        gossip=GossipSettings(topics=topics, validated_topics=topics),
+        blocks=p2p_block_access(cfg, denylist),
+        dht=True,
     )
-    # Before any network starts: a bad denylist stops the node (ConfigError, exit code 2).
-    denylist = load_denylist(cfg)
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []
     pending: list[Node] = []
@@ -143,6 +163,21 @@ async def run_node(cfg: Config) -> int:
     try:
         info = await bridge.start()
         node = Node(cfg, bridge, info, oracle)
+        hosting_service = Hosting(
+            me=info.peer_id,
+            bridge=bridge,
+            repo=repo,
+            worlds=node.worlds,
+            policy=HostingPolicy(
+                Policy(cfg.hosting_mode),
+                replication=cfg.hosting_replication,
+                worlds=frozenset(cfg.hosting_worlds),
+                follow=frozenset(cfg.hosting_follow),
+                grace_s=cfg.hosting_grace_s,
+            ),
+            interval_s=cfg.hosting_interval_s,
+        )
+        node.hosting = hosting_service
         pending.append(node)
 
         admin_runner = web.AppRunner(make_admin_app(node), access_log=None)
@@ -154,7 +189,6 @@ async def run_node(cfg: Config) -> int:
         os.chmod(sock, 0o600)
 
         if cfg.gateway_enabled:
-            repo = Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
             content = RepoContent(repo)
             gw_runner = web.AppRunner(make_gateway_app(node, content), access_log=None)
             runners.append(gw_runner)
@@ -182,9 +216,11 @@ async def run_node(cfg: Config) -> int:
         async with asyncio.TaskGroup() as tg:
             watcher = tg.create_task(_watch_bridge(bridge, stop))
             drain = tg.create_task(_drain_events(bridge))
+            hosting = tg.create_task(hosting_service.run())
             await stop.wait()
             watcher.cancel()
             drain.cancel()
+            hosting.cancel()
         log.info("stopping")
         return 0
     finally:
@@ -201,6 +237,26 @@ async def run_node(cfg: Config) -> int:
             await pool.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def p2p_block_access(cfg: Config, denylist: Any) -> BlockAccess:
+    """The block store as the p2p side sees it: its own handle on the same directory (handles
+    are cheap and share nothing mutable across threads)."""
+    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+
+    def get_block(cid: Cid) -> bytes | None:
+        if denylist.is_denied(cid) or not repo.blocks.has(cid):
+            return None
+        return repo.blocks.get(cid)
+
+    def put_block(cid: Cid, data: bytes) -> None:
+        denylist.check(cid)  # never store what the operator refuses
+        repo.blocks.put(cid, data)
+
+    def is_allowed(cid: Cid) -> bool:
+        return not denylist.is_denied(cid) and repo.pins.is_servable(cid)
+
+    return BlockAccess(get_block=get_block, put_block=put_block, is_allowed=is_allowed)
 
 
 async def _drain_events(bridge: TrioBridge[HostInfo]) -> None:

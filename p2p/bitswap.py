@@ -138,6 +138,8 @@ class _Fetch:
     seen: set[bytes] = field(default_factory=set)
     count: int = 0
     first: bytes | None = None
+    #: Ask the peers even for blocks we hold, and store nothing (retrieval challenges).
+    remote_only: bool = False
 
 
 def _peer_id(peer: ID | str) -> ID:
@@ -413,10 +415,16 @@ class Bitswap:
                     want.sent_at = -1.0  # ask the next peer at the next tick
 
     async def fetch_block(
-        self, cid: Cid, peers: Sequence[ID | str], *, timeout_s: float = 60.0
+        self,
+        cid: Cid,
+        peers: Sequence[ID | str],
+        *,
+        timeout_s: float = 60.0,
+        remote_only: bool = False,
     ) -> bytes:
-        """One block from `peers`, verified and stored via `put_block`."""
-        fetch = _Fetch(walk=False, queue=collections.deque([cid]))
+        """One block from `peers`, verified and stored via `put_block`. With `remote_only` the
+        peers must deliver it even if we hold it, and nothing is stored: a proof of storage."""
+        fetch = _Fetch(walk=False, queue=collections.deque([cid]), remote_only=remote_only)
         await self._run_fetch(fetch, [_peer_id(p) for p in peers], 1, timeout_s)
         assert fetch.first is not None
         return fetch.first
@@ -455,7 +463,7 @@ class Bitswap:
                         if key in fetch.seen:
                             continue
                         fetch.seen.add(key)
-                        local = self._local(cid)
+                        local = None if fetch.remote_only else self._local(cid)
                         if local is not None:
                             self._accept(fetch, cid, local, store=False)
                             continue
@@ -513,7 +521,7 @@ class Bitswap:
             key = want.cid.to_bytes()
             if fetch.in_flight.pop(key, None) is None:
                 continue
-            self._accept(fetch, want.cid, data, store=True)
+            self._accept(fetch, want.cid, data, store=not fetch.remote_only)
 
     def _accept(self, fetch: _Fetch, cid: Cid, data: bytes, *, store: bool) -> None:
         if store:

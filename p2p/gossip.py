@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libp2p.abc import IHost
+from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
@@ -103,9 +104,12 @@ class Gossip:
                 self.stats.rejected += 1
                 return False
             try:
+                author = ID(bytes(msg.from_id)).to_base58()
                 ok = bool(
                     await self.io.ask(
-                        "validate", (topic, data, str(forwarder)), self.settings.validate_timeout_s
+                        "validate",
+                        (topic, data, str(forwarder), author),
+                        self.settings.validate_timeout_s,
                     )
                 )
             except Exception as exc:  # fail closed: an unanswerable check rejects
@@ -125,8 +129,6 @@ class Gossip:
             if author == own.to_bytes():
                 continue  # py-libp2p hands our own publications back to us
             try:
-                from libp2p.peer.id import ID
-
                 author_id = ID(author).to_base58()
             except Exception:
                 continue

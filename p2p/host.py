@@ -26,18 +26,22 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
-from fluxnode.core.cid import Cid
+from fluxnode.core.cid import DAG_PB, Cid
+from fluxnode.core.dagpb import decode_node
 from fluxnode.core.dialing import BackoffPolicy, DialSchedule
 from fluxnode.core.errors import BadRequest, PeerError
 from fluxnode.core.status import PeerSummary
 from fluxnode.p2p.bitswap import Bitswap, BitswapLimits, BlockAccess
 from fluxnode.p2p.bridge import ServiceIO
+from fluxnode.p2p.dht import Dht
 from fluxnode.p2p.gossip import Gossip, GossipSettings
 from fluxnode.p2p.identity import key_pair_from_private_key
 
 log = logging.getLogger("fluxnode.p2p.host")
 
 MAX_PING_COUNT = 100
+MAX_CHALLENGE_DEPTH = 32
+CHALLENGE_TIMEOUT_S = 10.0
 #: Upper bound on how long the bootstrap loop sleeps between checks for dropped peers.
 BOOTSTRAP_TICK_S = 1.0
 
@@ -54,6 +58,8 @@ class HostSettings:
     bitswap_limits: BitswapLimits | None = None
     #: Gossipsub topics (None: no pubsub at all).
     gossip: GossipSettings | None = None
+    #: Run a Kademlia DHT server (provide / find providers).
+    dht: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class HostService:
         self._host: IHost | None = None
         self.bitswap: Bitswap | None = None
         self._gossip: Gossip | None = None
+        self._dht: Dht | None = None
         self._schedule = DialSchedule(settings.bootstrap, settings.backoff, random.random)
         self._bootstrap_peer = {
             a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id) for a in settings.bootstrap
@@ -115,6 +122,9 @@ class HostService:
             io.ready(self._info())
             if self._settings.bootstrap:
                 io.start_soon(self._bootstrap_loop, io)
+            if self._settings.dht:
+                self._dht = Dht(host, io)
+                io.start_soon(self._dht.run)
             if self._settings.gossip is not None:
                 self._gossip = Gossip(host, io, self._settings.gossip)
                 io.start_soon(self._gossip.run)
@@ -138,6 +148,16 @@ class HostService:
         if op == "bitswap_fetch":
             root, addrs = arg
             return await self._bitswap_fetch(str(root), [str(a) for a in addrs])
+        if op == "provide":
+            return await self._require_dht().provide(Cid.parse(str(arg)))
+        if op == "find_providers":
+            return await self._require_dht().find_providers(Cid.parse(str(arg)))
+        if op == "fetch_world":
+            cid_text, hints = arg
+            return await self._fetch_world(Cid.parse(str(cid_text)), [str(h) for h in hints])
+        if op == "challenge":
+            cid_text, peer, seed = arg
+            return await self._challenge(Cid.parse(str(cid_text)), str(peer), int(seed))
         raise BadRequest(f"unknown host operation {op!r}")
 
     # -- operations ----------------------------------------------------------------------------
@@ -204,6 +224,58 @@ class HostService:
         except Exception as exc:
             raise PeerError(f"dial {addr} failed: {exc}") from exc
         return str(info.peer_id)
+
+    def _require_dht(self) -> Dht:
+        if self._dht is None:
+            raise PeerError("the DHT is not enabled on this node")
+        return self._dht
+
+    async def _fetch_world(self, cid: Cid, hints: list[str]) -> int:
+        """Fetch a whole DAG from the hinted peers (connected ones) and the DHT's providers."""
+        if self.bitswap is None:
+            raise BadRequest("bitswap is off (no block store given)")
+        host = self._require_host()
+        connected = {str(p) for p in host.get_connected_peers()}
+        peers = [h for h in hints if h in connected]
+        if self._dht is not None:
+            for provider in await self._dht.find_providers(cid):
+                if provider.peer_id in peers:
+                    continue
+                if provider.peer_id not in connected and provider.addrs:
+                    try:
+                        await self._connect(
+                            f"{provider.addrs[0]}/p2p/{provider.peer_id}"
+                            if "/p2p/" not in provider.addrs[0]
+                            else provider.addrs[0]
+                        )
+                    except PeerError:
+                        continue
+                peers.append(provider.peer_id)
+        if not peers:
+            raise PeerError(f"nobody to fetch {cid} from (no hint connected, no DHT provider)")
+        return await self.bitswap.fetch_dag(cid, peers)
+
+    async def _challenge(self, root: Cid, peer: str, seed: int) -> bool:
+        """Walk a random root-to-leaf path of `root`, every block from `peer` only."""
+        if self.bitswap is None:
+            raise BadRequest("bitswap is off (no block store given)")
+        rng = random.Random(seed)
+        cid = root
+        try:
+            for _ in range(MAX_CHALLENGE_DEPTH):
+                data = await self.bitswap.fetch_block(
+                    cid, [peer], timeout_s=CHALLENGE_TIMEOUT_S, remote_only=True
+                )
+                if cid.codec != DAG_PB:
+                    return True
+                links = decode_node(data).links
+                if not links:
+                    return True
+                cid = rng.choice(links).cid
+        except Exception as exc:
+            log.info("challenge of %s for %s failed: %s", peer, root, exc)
+            return False
+        return True
 
     async def _bitswap_fetch(self, root: str, addrs: list[str]) -> int:
         if self.bitswap is None:

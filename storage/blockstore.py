@@ -177,9 +177,19 @@ class BlockStore:
                 f"({self.total_size()} used)"
             )
 
-    def flush(self) -> None:
-        """Make every block written (or deleted) so far durable. Run before recording a pin."""
+    def flush(self, *, force: bool = False) -> None:
+        """Make every block written (or deleted) so far durable. Run before recording a pin.
+
+        `force` syncs even if this handle wrote nothing (another handle on the same directory,
+        e.g. the p2p side's, may have)."""
+        if not self._dirty_dirs and not force:
+            return
+        if force and _syncfs(self.root):
+            self._dirty_dirs.clear()
+            self._dirty_files.clear()
+            return
         if not self._dirty_dirs:
+            os.sync()
             return
         if not _syncfs(self.root):
             for path in self._dirty_files:

@@ -25,7 +25,7 @@ async def start(name: str, bootstrap: tuple[str, ...], validate: bool) -> tuple[
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings), name=f"flux-trio-{name}")
 
     async def responder(op: str, arg: Any) -> bool:
-        _topic, data, _forwarder = arg
+        _topic, data, _forwarder, _author = arg
         return not bytes(data).startswith(b"bad")
 
     bridge.set_responder(responder)

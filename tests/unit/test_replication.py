@@ -42,7 +42,7 @@ def simulate(
     for _ in range(rounds):
         table = HostingTable()
         for p in peers:  # everyone hears everyone's latest record
-            table.offer(HostingRecord(p, frozenset(pins[p]), free_of(p), now))
+            table.offer(HostingRecord(p, frozenset(pins[p]), free_of(p), now, auto=True))
         by_cid = {w.cid: w.world_id for w in worlds}
         for p in peers:
             mine = {c: by_cid.get(c, "old") for c in pins[p]}
