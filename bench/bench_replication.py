@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fluxnode.core.cid import Cid  # noqa: E402
-from fluxnode.p2p import HostInfo, HostService, HostSettings, TrioBridge  # noqa: E402
-from fluxnode.p2p import generate_private_key  # noqa: E402
+from fluxnode.p2p import (  # noqa: E402
+    HostInfo,
+    HostService,
+    HostSettings,
+    TrioBridge,
+    generate_private_key,
+)
 from fluxnode.p2p.bitswap import BlockAccess  # noqa: E402
 from fluxnode.storage.repo import Repo  # noqa: E402
 from tests.interop import jsref  # noqa: E402
