@@ -32,7 +32,14 @@ from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
-from fluxnode.node.worlds import WORLDS_TOPIC, WorldDirectory
+from fluxnode.node.worlds import (
+    DHT_NAMESPACE,
+    WORLDS_TOPIC,
+    WorldDirectory,
+    dht_key,
+    dht_select,
+    dht_validate,
+)
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
 from fluxnode.p2p.bitswap import BlockAccess
 from fluxnode.p2p.gossip import GossipSettings
@@ -73,7 +80,10 @@ class Node:
     async def publish(self, record_wire: bytes) -> dict[str, Any]:
         record = await self.worlds.publish_local(record_wire)
         await self.bridge.call("publish", (WORLDS_TOPIC, record.to_wire()))
-        with contextlib.suppress(FluxError):  # best effort: hosting records announce it too
+        # Best effort: gossip already carried it; the DHT serves nodes that join later.
+        with contextlib.suppress(FluxError):
+            await self.bridge.call("dht_put", (dht_key(record.world_id), record.to_wire()))
+        with contextlib.suppress(FluxError):
             await self.bridge.call("provide", str(record.cid))
         return {"world_id": record.world_id, "cid": str(record.cid), "seq": record.seq}
 
@@ -148,6 +158,7 @@ async def run_node(cfg: Config) -> int:
         gossip=GossipSettings(topics=topics, validated_topics=topics),
         blocks=p2p_block_access(cfg, denylist),
         dht=True,
+        dht_validators={DHT_NAMESPACE: (dht_validate, dht_select)},
     )
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []

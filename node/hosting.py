@@ -33,7 +33,7 @@ from fluxnode.core.replication import (
     Policy,
     WorldInfo,
 )
-from fluxnode.node.worlds import WorldDirectory
+from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
 from fluxnode.storage.repo import Repo
 
@@ -181,6 +181,7 @@ class Hosting:
                 ),
             ),
         )
+        await self._look_up_wanted_worlds()
         directory = [
             WorldInfo(r.world_id, str(r.cid), r.owner.lower()) for r in self.worlds.book.records()
         ]
@@ -195,6 +196,20 @@ class Hosting:
                 self.stats.released += 1
                 log.info("released %s (%s): %s", action.world_id, action.cid, action.reason)
         await self._challenge_one(now)
+
+    async def _look_up_wanted_worlds(self) -> None:
+        """Worlds our policy names but no record of which reached us by gossip (we joined
+        after it was published): ask the DHT, then verify like any gossiped record."""
+        for world_id in sorted(self.policy.worlds):
+            if self.worlds.book.get(world_id) is not None:
+                continue
+            try:
+                value = await self.bridge.call("dht_get", dht_key(world_id))
+            except FluxError as exc:
+                log.debug("DHT lookup of %s failed: %s", world_id, exc)
+                continue
+            if value:
+                await self.worlds.offer(bytes(value), forwarder="dht")
 
     async def _pin(self, cid_text: str, world_id: str, now: float) -> None:
         holders = sorted(self.table.holders(cid_text, now))

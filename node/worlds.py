@@ -9,6 +9,7 @@ else is dropped and not relayed, and py-libp2p's router scores the forwarding pe
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,13 +17,52 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxnode.chain.oracle import Oracle
-from fluxnode.chain.records import verify_record
+from fluxnode.chain.records import recover_owner, verify_record
 from fluxnode.core.errors import BadRequest
-from fluxnode.core.world_record import Outcome, RecordBook, RecordInvalid, WorldRecord
+from fluxnode.core.world_record import (
+    Outcome,
+    RecordBook,
+    RecordInvalid,
+    WorldRecord,
+    check_freshness,
+    check_owner_matches_id,
+)
 
 log = logging.getLogger("fluxnode.node.worlds")
 
 WORLDS_TOPIC = "/flux/1/worlds"
+#: DHT namespace of world records: key `/flux-world/<sha256 of the world id>`.
+DHT_NAMESPACE = "flux-world"
+
+
+def dht_key(world_id: str) -> str:
+    return f"/{DHT_NAMESPACE}/{hashlib.sha256(world_id.encode()).hexdigest()}"
+
+
+def dht_validate(key: str, value: bytes) -> None:
+    """What every DHT node checks before storing a world record: it parses strictly, its key
+    is its world id's, it is fresh, and its signature is its owner's (a personal world's owner
+    is in its id). Land ownership needs the chain and is checked when a node adopts a record."""
+    record = WorldRecord.from_wire(value)
+    if key != dht_key(record.world_id):
+        raise RecordInvalid("malformed", "record stored under another world's key")
+    check_freshness(record, int(time.time()))
+    if recover_owner(record).lower() != record.owner.lower():
+        raise RecordInvalid("signer_mismatch", "signature is not the owner's")
+    check_owner_matches_id(record)
+
+
+def dht_select(key: str, values: list[bytes]) -> int:
+    """The highest seq wins (like IPNS)."""
+    best, best_seq = 0, -1
+    for i, value in enumerate(values):
+        try:
+            seq = WorldRecord.from_wire(value).seq
+        except RecordInvalid:
+            continue
+        if seq > best_seq:
+            best, best_seq = i, seq
+    return best
 
 
 @dataclass

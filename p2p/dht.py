@@ -11,10 +11,12 @@ a `persist_dir` is given.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from libp2p.abc import IHost
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.records.validator import Validator
 from libp2p.tools.anyio_service import background_trio_service
 
 from fluxnode.core.cid import Cid
@@ -26,6 +28,22 @@ log = logging.getLogger("fluxnode.p2p.dht")
 SYNC_PEERS_S = 2.0
 
 
+#: How the node validates values under a DHT namespace: `validate(key, value)` raises on a bad
+#: value; `select(key, values)` returns the index of the best one.
+RecordRules = tuple[Callable[[str, bytes], None], Callable[[str, list[bytes]], int]]
+
+
+class _CallbackValidator(Validator):
+    def __init__(self, rules: RecordRules) -> None:
+        self._validate, self._select = rules
+
+    def validate(self, key: str, value: bytes) -> None:
+        self._validate(key, value)
+
+    def select(self, key: str, values: list[bytes]) -> int:
+        return self._select(key, values)
+
+
 @dataclass(frozen=True)
 class Provider:
     peer_id: str
@@ -33,11 +51,28 @@ class Provider:
 
 
 class Dht:
-    def __init__(self, host: IHost, io: ServiceIO, persist_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        host: IHost,
+        io: ServiceIO,
+        persist_dir: str | None = None,
+        validators: Mapping[str, RecordRules] | None = None,
+    ) -> None:
         self.host = host
         self.io = io
         self.kad = KadDHT(host, DHTMode.SERVER, persist_dir=persist_dir)
+        for namespace, rules in (validators or {}).items():
+            self.kad.register_validator(namespace, _CallbackValidator(rules))
         self.provided: set[str] = set()
+
+    async def put_value(self, key: str, value: bytes) -> None:
+        await self._sync_peers()
+        await self.kad.put_value(key, value)
+
+    async def get_value(self, key: str) -> bytes | None:
+        await self._sync_peers()
+        value = await self.kad.get_value(key)
+        return None if value is None else bytes(value)
 
     async def run(self) -> None:
         async with background_trio_service(self.kad):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from fluxnode.core.errors import BadRequest, PeerError
 from fluxnode.core.status import PeerSummary
 from fluxnode.p2p.bitswap import Bitswap, BitswapLimits, BlockAccess
 from fluxnode.p2p.bridge import ServiceIO
-from fluxnode.p2p.dht import Dht
+from fluxnode.p2p.dht import Dht, RecordRules
 from fluxnode.p2p.gossip import Gossip, GossipSettings
 from fluxnode.p2p.identity import key_pair_from_private_key
 
@@ -58,8 +59,10 @@ class HostSettings:
     bitswap_limits: BitswapLimits | None = None
     #: Gossipsub topics (None: no pubsub at all).
     gossip: GossipSettings | None = None
-    #: Run a Kademlia DHT server (provide / find providers).
+    #: Run a Kademlia DHT server (provide / find providers / records).
     dht: bool = False
+    #: Validation rules for record namespaces stored in the DHT (namespace -> rules).
+    dht_validators: Mapping[str, RecordRules] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class HostService:
             if self._settings.bootstrap:
                 io.start_soon(self._bootstrap_loop, io)
             if self._settings.dht:
-                self._dht = Dht(host, io)
+                self._dht = Dht(host, io, validators=self._settings.dht_validators)
                 io.start_soon(self._dht.run)
             if self._settings.gossip is not None:
                 self._gossip = Gossip(host, io, self._settings.gossip)
@@ -152,6 +155,11 @@ class HostService:
             return await self._require_dht().provide(Cid.parse(str(arg)))
         if op == "find_providers":
             return await self._require_dht().find_providers(Cid.parse(str(arg)))
+        if op == "dht_put":
+            key, value = arg
+            return await self._require_dht().put_value(str(key), bytes(value))
+        if op == "dht_get":
+            return await self._require_dht().get_value(str(arg))
         if op == "fetch_world":
             cid_text, hints = arg
             return await self._fetch_world(Cid.parse(str(cid_text)), [str(h) for h in hints])
