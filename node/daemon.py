@@ -158,6 +158,7 @@ async def run_node(cfg: Config) -> int:
         gossip=GossipSettings(topics=topics, validated_topics=topics),
         blocks=p2p_block_access(cfg, denylist),
         dht=True,
+        peerstore_path=str(cfg.data_dir / "peers.db"),
         dht_validators={DHT_NAMESPACE: (dht_validate, dht_select)},
     )
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))

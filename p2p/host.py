@@ -61,6 +61,9 @@ class HostSettings:
     gossip: GossipSettings | None = None
     #: Run a Kademlia DHT server (provide / find providers / records).
     dht: bool = False
+    #: SQLite file for the peer store (addresses, protocols, keys of peers met), so a restarted
+    #: node still knows its peers; None keeps it in memory.
+    peerstore_path: str | None = None
     #: Validation rules for record namespaces stored in the DHT (namespace -> rules).
     dht_validators: Mapping[str, RecordRules] = field(default_factory=dict)
 
@@ -90,8 +93,14 @@ def muxer_options() -> dict[Any, Any]:
 
 def build_host(settings: HostSettings) -> IHost:
     key_pair = key_pair_from_private_key(settings.private_key)
+    peerstore = None
+    if settings.peerstore_path is not None:
+        from libp2p.peer.persistent.factory import create_sync_sqlite_peerstore
+
+        peerstore = create_sync_sqlite_peerstore(settings.peerstore_path)
     return new_host(
         key_pair=key_pair,
+        peerstore_opt=peerstore,
         sec_opt=security_options(key_pair),
         muxer_opt=muxer_options(),
         listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen],

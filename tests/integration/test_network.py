@@ -63,6 +63,12 @@ def test_two_processes_bootstrap_ping_and_stop_cleanly(nodes: NodeFactory) -> No
         with pytest.raises(ProcessLookupError):
             os.kill(node.pid, 0)
     assert "stopping" in a.log()
+    # B's peer store outlives it: A is remembered for the next start
+    from libp2p.peer.id import ID
+
+    peers_db = (b.data_dir / "peers.db").read_bytes()
+    a_id = ID.from_base58(a_info["peer_id"])
+    assert a_id.to_bytes() in peers_db or a_info["peer_id"].encode() in peers_db
 
 
 def test_bootstrap_retries_until_the_peer_appears(nodes: NodeFactory, tmp_path: Path) -> None:
