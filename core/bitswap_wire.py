@@ -35,6 +35,7 @@ import hashlib
 from dataclasses import dataclass
 
 from fluxnode.core.cid import DAG_PB, IDENTITY, MAX_IDENTITY_DIGEST, SHA2_256, Cid
+from fluxnode.core.cid import encode_varint as uvarint
 from fluxnode.core.errors import RemoteError
 
 PROTOCOL_120 = "/ipfs/bitswap/1.2.0"
@@ -117,20 +118,6 @@ class Message:
 
 
 # -- varints -----------------------------------------------------------------------------------
-def uvarint(n: int) -> bytes:
-    if n < 0:
-        raise ValueError("uvarint must be non-negative")
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def read_uvarint(
     data: bytes | bytearray | memoryview, pos: int, max_bytes: int = 10
 ) -> tuple[int, int]:
