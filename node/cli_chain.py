@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from fluxnode.core.errors import BadRequest, ConfigError
+from fluxnode.node.chain_setup import (
+    DEPLOYMENT_FILE,
+    ChainParts,
+    deployment_path,
+    open_chain,
+)
 from fluxnode.node.config import Config
-
-DEPLOYMENT_FILE = "deployment.json"
-CHAIN_DB = "chain.db"
 
 
 def register(sub: Any) -> None:
@@ -55,9 +58,7 @@ def register(sub: Any) -> None:
 
 
 def _deployment_path(args: argparse.Namespace, cfg: Config) -> Path:
-    if getattr(args, "out", None):
-        return Path(args.out)
-    return cfg.chain_deployment or cfg.data_dir / DEPLOYMENT_FILE
+    return Path(args.out) if getattr(args, "out", None) else deployment_path(cfg)
 
 
 def cmd_chain(args: argparse.Namespace, cfg: Config) -> int:
@@ -130,37 +131,17 @@ def _deploy(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _oracle_parts(cfg: Config) -> tuple[Any, Any, Any]:
-    from fluxnode.chain.deploy import Deployment
-    from fluxnode.chain.indexer import ChainIndex, Contracts
-    from fluxnode.chain.rpc import RpcPool, RpcSettings
-
-    path = cfg.chain_deployment or cfg.data_dir / DEPLOYMENT_FILE
-    try:
-        deployment = Deployment.read(path)
-    except FileNotFoundError:
-        raise ConfigError("chain.deployment", f"no deployment file at {path}") from None
-    urls = cfg.chain_rpc or ((deployment.rpc_url,) if deployment.rpc_url else ())
-    if not urls:
-        raise ConfigError("chain.rpc", "no RPC endpoint configured")
-    if deployment.chain_id != cfg.chain_id:
-        raise ConfigError(
-            "chain.chain_id", f"is {cfg.chain_id} but {path} is for chain {deployment.chain_id}"
-        )
-    pool = RpcPool(
-        RpcSettings(urls=tuple(urls), chain_id=cfg.chain_id, timeout_s=cfg.chain_timeout_s)
-    )
-    a = deployment.addresses
-    contracts = Contracts(a["FluxLand"], a["FluxItems"], a["FluxTickets"])
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    index = ChainIndex(cfg.data_dir / CHAIN_DB, contracts, start_block=deployment.deploy_block)
-    return pool, contracts, index
+def _open(cfg: Config) -> ChainParts:
+    parts = open_chain(cfg, required=True)
+    assert parts is not None  # required=True raises instead of returning None
+    return parts
 
 
 async def _status(cfg: Config) -> int:
     from fluxnode.chain.indexer import Indexer
 
-    pool, _contracts, index = _oracle_parts(cfg)
+    parts = _open(cfg)
+    pool, index = parts.pool, parts.index
     healthy = await pool.check_all()
     result = None
     if healthy:
@@ -182,11 +163,11 @@ async def _status(cfg: Config) -> int:
             indent=2,
         )
     )
+    await parts.aclose()
     return 0 if healthy else 1
 
 
 async def _check(args: argparse.Namespace, cfg: Config) -> int:
-    from fluxnode.chain.oracle import Oracle
     from fluxnode.core.access import AccessRule, WorldRef
     from fluxnode.core.world import Visibility
 
@@ -194,15 +175,9 @@ async def _check(args: argparse.Namespace, cfg: Config) -> int:
     for addr in [*args.allow, *([args.address] if args.address else [])]:
         if not (isinstance(addr, str) and len(addr) == 42 and addr.startswith("0x")):
             raise BadRequest(f"not an address: {addr!r}")
-    pool, contracts, index = _oracle_parts(cfg)
+    parts = _open(cfg)
     rule = AccessRule(Visibility(args.visibility), frozenset(a.lower() for a in args.allow))
-    oracle = Oracle(
-        pool,
-        contracts,
-        confirmations=cfg.chain_confirmations,
-        index=index,
-        quorum=cfg.chain_quorum,
-    )
-    decision = await oracle.check(world, rule, args.address)
+    decision = await parts.oracle.check(world, rule, args.address)
+    await parts.aclose()
     print(json.dumps({"allowed": decision.allowed, "reason": decision.reason}))
     return 0 if decision.allowed else 1

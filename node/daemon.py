@@ -20,14 +20,13 @@ from typing import Any
 from aiohttp import web
 
 from fluxnode import __version__
-from fluxnode.chain.oracle import Oracle
-from fluxnode.chain.rpc import RpcPool, RpcSettings
 from fluxnode.core.cid import Cid
-from fluxnode.core.errors import BadRequest, ConfigError, FluxError
+from fluxnode.core.errors import BadRequest, FluxError
 from fluxnode.core.replication import HostingPolicy, Policy
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
+from fluxnode.node.chain_setup import ChainParts, follow_chain, open_chain
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
@@ -56,13 +55,15 @@ class Node:
     """The running node: implements `NodeApi` (gateway) and `AdminBackend` (admin socket)."""
 
     def __init__(
-        self, cfg: Config, bridge: TrioBridge[HostInfo], info: HostInfo, oracle: Oracle | None
+        self, cfg: Config, bridge: TrioBridge[HostInfo], info: HostInfo, chain: ChainParts | None
     ) -> None:
         self.cfg = cfg
         self.bridge = bridge
         self.info = info
         self.started = time.monotonic()
         self.gateway_url: str | None = None
+        self.chain = chain
+        oracle = chain.oracle if chain is not None else None
         self.worlds = WorldDirectory(oracle=oracle, own_peer_id=info.peer_id)
         self.hosting: Hosting | None = None
 
@@ -105,6 +106,12 @@ class Node:
     async def status_json(self) -> dict[str, Any]:
         data = (await self.status()).to_json()
         data["bridge"] = asdict(self.bridge.statistics())
+        if self.chain is not None:
+            data["chain"] = {
+                "last_indexed_block": self.chain.index.last_block,
+                "endpoints": self.chain.pool.statistics(),
+                "oracle": asdict(self.chain.oracle.stats),
+            }
         if self.hosting is not None:
             data["hosting"] = {
                 "mode": self.hosting.policy.mode.value,
@@ -171,10 +178,10 @@ async def run_node(cfg: Config) -> int:
         return await pending[0].respond(op, arg)
 
     bridge.set_responder(respond)
-    oracle, pool = make_oracle(cfg)
+    chain = open_chain(cfg, required=False)
     try:
         info = await bridge.start()
-        node = Node(cfg, bridge, info, oracle)
+        node = Node(cfg, bridge, info, chain)
         hosting_service = Hosting(
             me=info.peer_id,
             bridge=bridge,
@@ -226,13 +233,16 @@ async def run_node(cfg: Config) -> int:
         )
 
         async with asyncio.TaskGroup() as tg:
-            watcher = tg.create_task(_watch_bridge(bridge, stop))
-            drain = tg.create_task(_drain_events(bridge))
-            hosting = tg.create_task(hosting_service.run())
+            background = [
+                tg.create_task(_watch_bridge(bridge, stop)),
+                tg.create_task(_drain_events(bridge)),
+                tg.create_task(hosting_service.run()),
+            ]
+            if chain is not None:
+                background.append(tg.create_task(follow_chain(chain, cfg.chain_confirmations)))
             await stop.wait()
-            watcher.cancel()
-            drain.cancel()
-            hosting.cancel()
+            for task in background:
+                task.cancel()
         log.info("stopping")
         return 0
     finally:
@@ -245,8 +255,8 @@ async def run_node(cfg: Config) -> int:
             await asyncio.wait_for(bridge.aclose(), SHUTDOWN_GRACE_S)
         except TimeoutError:
             log.error("p2p thread did not stop within %.1f s", SHUTDOWN_GRACE_S)
-        if pool is not None:
-            await pool.aclose()
+        if chain is not None:
+            await chain.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -277,31 +287,6 @@ async def _drain_events(bridge: TrioBridge[HostInfo]) -> None:
     async for event in bridge.events():
         if event[0] == "gossip":
             log.debug("gossip on %s from %s", event[1].topic, event[1].author)
-
-
-def make_oracle(cfg: Config) -> tuple[Oracle | None, RpcPool | None]:
-    """The chain oracle, if a chain is configured (RPC endpoints and a deployment file)."""
-    from fluxnode.chain.deploy import Deployment
-    from fluxnode.chain.indexer import Contracts
-
-    path = cfg.chain_deployment or cfg.data_dir / "deployment.json"
-    if not cfg.chain_rpc and not path.exists():
-        return None, None
-    try:
-        deployment = Deployment.read(path)
-    except (OSError, ValueError) as exc:
-        raise ConfigError("chain.deployment", f"cannot use {path}: {exc}") from None
-    urls = cfg.chain_rpc or ((deployment.rpc_url,) if deployment.rpc_url else ())
-    if not urls:
-        return None, None
-    pool = RpcPool(
-        RpcSettings(urls=tuple(urls), chain_id=cfg.chain_id, timeout_s=cfg.chain_timeout_s)
-    )
-    a = deployment.addresses
-    contracts = Contracts(a["FluxLand"], a["FluxItems"], a["FluxTickets"])
-    return Oracle(
-        pool, contracts, confirmations=cfg.chain_confirmations, quorum=cfg.chain_quorum
-    ), pool
 
 
 async def _watch_bridge(bridge: TrioBridge[HostInfo], stop: asyncio.Event) -> None:

@@ -1,0 +1,91 @@
+"""Opening the configured chain once, for the daemon and the `chain` commands alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from fluxnode.chain.deploy import Deployment
+from fluxnode.chain.indexer import ChainIndex, Contracts, Indexer
+from fluxnode.chain.oracle import Oracle
+from fluxnode.chain.rpc import RpcPool, RpcSettings
+from fluxnode.core.errors import ConfigError, FluxError
+from fluxnode.node.config import Config
+
+log = logging.getLogger("fluxnode.node.chain")
+
+DEPLOYMENT_FILE = "deployment.json"
+CHAIN_DB = "chain.db"
+
+
+@dataclass
+class ChainParts:
+    deployment: Deployment
+    pool: RpcPool
+    contracts: Contracts
+    index: ChainIndex
+    oracle: Oracle
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        self.index.close()
+
+
+def deployment_path(cfg: Config) -> Path:
+    return cfg.chain_deployment or cfg.data_dir / DEPLOYMENT_FILE
+
+
+def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
+    """The pool, index and oracle for the configured chain; None if no chain is configured
+    (unless `required`, which makes a missing deployment or endpoint a ConfigError)."""
+    path = deployment_path(cfg)
+    if not required and not cfg.chain_rpc and not path.exists():
+        return None
+    try:
+        deployment = Deployment.read(path)
+    except FileNotFoundError:
+        raise ConfigError("chain.deployment", f"no deployment file at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError("chain.deployment", f"cannot use {path}: {exc}") from None
+    if deployment.chain_id != cfg.chain_id:
+        raise ConfigError(
+            "chain.chain_id", f"is {cfg.chain_id} but {path} is for chain {deployment.chain_id}"
+        )
+    urls = cfg.chain_rpc or ((deployment.rpc_url,) if deployment.rpc_url else ())
+    if not urls:
+        if required:
+            raise ConfigError("chain.rpc", "no RPC endpoint configured")
+        return None
+    pool = RpcPool(
+        RpcSettings(urls=tuple(urls), chain_id=cfg.chain_id, timeout_s=cfg.chain_timeout_s)
+    )
+    a = deployment.addresses
+    contracts = Contracts(a["FluxLand"], a["FluxItems"], a["FluxTickets"])
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    index = ChainIndex(cfg.data_dir / CHAIN_DB, contracts, start_block=deployment.deploy_block)
+    oracle = Oracle(
+        pool, contracts, confirmations=cfg.chain_confirmations, index=index, quorum=cfg.chain_quorum
+    )
+    return ChainParts(deployment, pool, contracts, index, oracle)
+
+
+async def follow_chain(parts: ChainParts, confirmations: int, interval_s: float = 2.0) -> None:
+    """Keep the head fresh and the index synced, so access checks are answered warm."""
+    indexer = Indexer(parts.pool, parts.index, confirmations=confirmations)
+    while True:
+        try:
+            await parts.oracle.refresh_head()
+            result = await indexer.sync_once()
+            if result.events or result.reorged_to is not None:
+                log.info(
+                    "indexed blocks %d..%d: %d events%s",
+                    result.from_block,
+                    result.to_block,
+                    result.events,
+                    f", reorg back to {result.reorged_to}" if result.reorged_to else "",
+                )
+        except FluxError as exc:
+            log.warning("chain follow failed (checks fall back to the chain, then deny): %s", exc)
+        await asyncio.sleep(interval_s)
