@@ -63,6 +63,10 @@ def test_wheel_installs_everything_under_the_fluxnode_namespace(tmp_path: Path) 
         assert f"fluxnode/{sub}/__init__.py" in names
     assert "fluxnode/__main__.py" in names
     assert "fluxnode/p2p/bridge.py" in names
+    # package data the node needs at run time without Node.js
+    assert "fluxnode/core/world.schema.json" in names
+    for contract in ("FluxLand", "FluxItems", "FluxTickets"):
+        assert f"fluxnode/contracts/artifacts/{contract}.json" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "flux-node = fluxnode.node.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
     # The wheel imports on its own, from a plain directory install, not via the editable tree.
