@@ -42,10 +42,16 @@ class HostingRecord:
     issued_at: float
     #: Whether this peer takes part in `auto` replication (only those are candidates).
     auto: bool = False
+    #: Claims of others this peer saw fail a challenge: (peer id, cid). Receivers do not take
+    #: them on trust (that would let one node knock out honest claims); they challenge those
+    #: claims first, so a liar is caught network-wide within a round or two.
+    doubts: frozenset[tuple[str, str]] = frozenset()
 
     def __post_init__(self) -> None:
         if len(self.cids) > MAX_CLAIMS_PER_RECORD:
             raise BadRequest(f"hosting record claims more than {MAX_CLAIMS_PER_RECORD} worlds")
+        if len(self.doubts) > MAX_CLAIMS_PER_RECORD:
+            raise BadRequest(f"hosting record lists more than {MAX_CLAIMS_PER_RECORD} doubts")
         if self.free_bytes < 0:
             raise BadRequest("free_bytes must be >= 0")
 
@@ -99,6 +105,8 @@ class _Claim:
     record: HostingRecord
     #: CIDs this peer failed a challenge on, with the time it failed.
     failed: dict[str, float] = field(default_factory=dict)
+    #: CIDs this peer passed our challenge on (doubts about them no longer take priority).
+    passed: set[str] = field(default_factory=set)
 
 
 class HostingTable:
@@ -116,7 +124,8 @@ class HostingTable:
             oldest = min(self._claims, key=lambda p: self._claims[p].record.issued_at)
             del self._claims[oldest]
         failed = current.failed if current else {}
-        self._claims[record.peer_id] = _Claim(record, failed)
+        passed = current.passed if current else set()
+        self._claims[record.peer_id] = _Claim(record, failed, passed)
         return True
 
     def live(self, now: float) -> list[HostingRecord]:
@@ -136,19 +145,32 @@ class HostingTable:
         claim = self._claims.get(peer_id)
         if claim is not None:
             claim.failed[cid] = now
+            claim.passed.discard(cid)
 
     def challenge_passed(self, peer_id: str, cid: str) -> None:
         claim = self._claims.get(peer_id)
         if claim is not None:
             claim.failed.pop(cid, None)
+            claim.passed.add(cid)
 
     def failures(self) -> dict[str, list[str]]:
         return {p: sorted(c.failed) for p, c in self._claims.items() if c.failed}
 
     def pick_challenge(self, now: float, rng: random.Random, me: str) -> tuple[str, str] | None:
-        """A random (peer, cid) claim of someone else's to verify."""
-        pairs = [(r.peer_id, cid) for r in self.live(now) if r.peer_id != me for cid in r.cids]
-        return rng.choice(sorted(pairs)) if pairs else None
+        """A (peer, cid) claim of someone else's to verify: one that another node doubts if
+        there is any (and we have not failed it ourselves yet), otherwise a random one."""
+        live = self.live(now)
+        pairs = {(r.peer_id, cid) for r in live if r.peer_id != me for cid in r.cids}
+        doubted = {d for r in live if r.peer_id != me for d in r.doubts} & pairs
+        doubted -= {
+            (p, c) for p, claim in self._claims.items() for c in (*claim.failed, *claim.passed)
+        }
+        pool = doubted or pairs
+        return rng.choice(sorted(pool)) if pool else None
+
+    def my_doubts(self) -> frozenset[tuple[str, str]]:
+        """The claims this node saw fail, to pass on in its own hosting record."""
+        return frozenset((p, c) for p, claim in self._claims.items() for c in claim.failed)
 
 
 class Planner:

@@ -57,6 +57,7 @@ def encode_hosting(record: HostingRecord) -> bytes:
         "free": record.free_bytes,
         "at": round(record.issued_at, 3),
         "auto": record.auto,
+        "doubts": sorted([p, c] for p, c in record.doubts),
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
@@ -68,7 +69,8 @@ def decode_hosting(data: bytes) -> HostingRecord:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HostingRecordInvalid(f"not JSON: {exc}") from None
-    if not isinstance(body, dict) or set(body) != {"v", "peer", "cids", "free", "at", "auto"}:
+    keys = {"v", "peer", "cids", "free", "at", "auto", "doubts"}
+    if not isinstance(body, dict) or set(body) != keys:
         raise HostingRecordInvalid("unexpected fields")
     if body["v"] != 1 or not isinstance(body["peer"], str) or not isinstance(body["cids"], list):
         raise HostingRecordInvalid("bad version, peer or cids")
@@ -77,6 +79,11 @@ def decode_hosting(data: bytes) -> HostingRecord:
         raise HostingRecordInvalid("bad free or at")
     if not isinstance(body["auto"], bool):
         raise HostingRecordInvalid("bad auto")
+    doubts = body["doubts"]
+    if not isinstance(doubts, list) or not all(
+        isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in doubts
+    ):
+        raise HostingRecordInvalid("bad doubts")
     cids = []
     for text in body["cids"]:
         if not isinstance(text, str):
@@ -86,7 +93,14 @@ def decode_hosting(data: bytes) -> HostingRecord:
         except RemoteError as exc:
             raise HostingRecordInvalid(str(exc)) from None
     try:
-        return HostingRecord(body["peer"], frozenset(cids), free, float(at), body["auto"])
+        return HostingRecord(
+            body["peer"],
+            frozenset(cids),
+            free,
+            float(at),
+            body["auto"],
+            frozenset((p, c) for p, c in doubts),
+        )
     except FluxError as exc:
         raise HostingRecordInvalid(str(exc)) from None
 
@@ -177,6 +191,7 @@ class Hosting:
                         self._free(),
                         now,
                         auto=self.policy.mode is Policy.AUTO,
+                        doubts=self.table.my_doubts(),
                     )
                 ),
             ),

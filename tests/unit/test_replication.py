@@ -133,3 +133,23 @@ def test_bounds() -> None:
         HostingRecord("p", frozenset(str(i) for i in range(2001)), 0, 0)
     with pytest.raises(BadRequest):
         HostingPolicy(replication=0)
+
+
+def test_doubts_are_checked_first_not_trusted() -> None:
+    table = HostingTable()
+    table.offer(HostingRecord("honest", frozenset({"c1", "c2"}), 0, 100.0))
+    table.offer(HostingRecord("liar", frozenset({"c3"}), 0, 100.0))
+    # a third node says "honest" failed c2: we challenge that claim first...
+    table.offer(
+        HostingRecord("accuser", frozenset(), 0, 100.0, doubts=frozenset({("honest", "c2")}))
+    )
+    assert table.pick_challenge(110, random.Random(0), me="me") == ("honest", "c2")
+    # ...but do not drop it on hearsay
+    assert "honest" in table.holders("c2", 110)
+    # once we tested it ourselves (and it passed), it is no longer prioritised
+    table.challenge_failed("honest", "c2", 110)
+    table.challenge_passed("honest", "c2")
+    picks = {table.pick_challenge(110, random.Random(s), me="me") for s in range(30)}
+    assert len(picks) > 1
+    table.challenge_failed("liar", "c3", 120)
+    assert table.my_doubts() == frozenset({("liar", "c3")})
