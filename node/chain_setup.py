@@ -88,4 +88,6 @@ async def follow_chain(parts: ChainParts, confirmations: int, interval_s: float 
                 )
         except FluxError as exc:
             log.warning("chain follow failed (checks fall back to the chain, then deny): %s", exc)
+        except Exception:  # e.g. a malformed log from a bad endpoint: keep the node up
+            log.exception("chain follow crashed; retrying")
         await asyncio.sleep(interval_s)

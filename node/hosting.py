@@ -175,6 +175,8 @@ class Hosting:
                 await self.tick()
             except FluxError as exc:
                 log.warning("hosting round failed: %s", exc)
+            except Exception:  # a bug or a disk error must not take the whole node down
+                log.exception("hosting round crashed; retrying next round")
             await asyncio.sleep(self.interval_s)
 
     async def tick(self) -> None:
