@@ -6,13 +6,16 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fluxnode.chain.deploy import Deployment
-from fluxnode.chain.indexer import ChainIndex, Contracts, Indexer
-from fluxnode.chain.oracle import Oracle
-from fluxnode.chain.rpc import RpcPool, RpcSettings
 from fluxnode.core.errors import ConfigError, FluxError
 from fluxnode.node.config import Config
+
+if TYPE_CHECKING:  # web3 / eth-account are heavy imports: loaded only when a chain is used
+    from fluxnode.chain.deploy import Deployment
+    from fluxnode.chain.indexer import ChainIndex, Contracts
+    from fluxnode.chain.oracle import Oracle
+    from fluxnode.chain.rpc import RpcPool
 
 log = logging.getLogger("fluxnode.node.chain")
 
@@ -43,6 +46,11 @@ def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
     path = deployment_path(cfg)
     if not required and not cfg.chain_rpc and not path.exists():
         return None
+    from fluxnode.chain.deploy import Deployment
+    from fluxnode.chain.indexer import ChainIndex, Contracts
+    from fluxnode.chain.oracle import Oracle
+    from fluxnode.chain.rpc import RpcPool, RpcSettings
+
     try:
         deployment = Deployment.read(path)
     except FileNotFoundError:
@@ -73,6 +81,8 @@ def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
 
 async def follow_chain(parts: ChainParts, confirmations: int, interval_s: float = 2.0) -> None:
     """Keep the head fresh and the index synced, so access checks are answered warm."""
+    from fluxnode.chain.indexer import Indexer
+
     indexer = Indexer(parts.pool, parts.index, confirmations=confirmations)
     while True:
         try:
