@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -77,12 +78,7 @@ def main(size: int, n_records: int) -> None:
                 others.append(t / name)
             time.sleep(3)  # meshes form
             world = t / "world"
-            world.mkdir()
-            for f in EXAMPLE.rglob("*"):
-                if f.is_file():
-                    dest = world / f.relative_to(EXAMPLE)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(f.read_bytes())
+            shutil.copytree(EXAMPLE, world)
             (world / "big.bin").write_bytes(os.urandom(size << 20))
             owner = Account.create()
             key = t / "owner.key"

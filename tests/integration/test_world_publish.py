@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -77,12 +78,7 @@ def test_publish_reaches_every_node_and_forgeries_go_nowhere(
 
     # a new version (higher seq) replaces the old one everywhere
     v2 = tmp_path / "v2"
-    v2.mkdir()
-    for f in EXAMPLE.rglob("*"):
-        if f.is_file():
-            dest = v2 / f.relative_to(EXAMPLE)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(f.read_bytes())
+    shutil.copytree(EXAMPLE, v2)
     manifest = json.loads((v2 / "world.json").read_text())
     manifest["description"] = "version two"
     (v2 / "world.json").write_text(json.dumps(manifest))
