@@ -374,11 +374,6 @@ class Indexer:
         return SyncResult(start, max(start - 1, target), total, reorged)
 
 
-def open_index(path: Path, contracts: Contracts, deploy_block: int) -> ChainIndex:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return ChainIndex(path, contracts, start_block=deploy_block)
-
-
 def _get_logs(flt: dict[str, Any]) -> Callable[[Any], Awaitable[Any]]:
     async def run(w3: Any) -> Any:
         return await w3.eth.get_logs(flt)

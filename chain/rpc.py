@@ -16,7 +16,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -239,11 +239,3 @@ class RpcPool:
 
     def statistics(self) -> list[dict[str, Any]]:
         return [ep.describe() for ep in self.endpoints]
-
-
-async def block_number(w3: Any) -> int:
-    return int(await w3.eth.block_number)
-
-
-def endpoints_from(urls: Sequence[str]) -> tuple[str, ...]:
-    return tuple(u.strip() for u in urls if u.strip())

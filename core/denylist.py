@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import unquote
 
 from fluxnode.core.cid import Cid, InvalidCid, b58decode, b58encode, decode_varint
@@ -231,12 +231,6 @@ class Denylist:
             if legacy is not None:
                 verdicts.append(legacy)
         return bool(verdicts) and not max(verdicts)[1]
-
-    def first_denied(self, cids: Iterable[Cid]) -> Cid | None:
-        """The first of `cids` (each as a whole block, no path) that is denied, if any."""
-        if not self._count:
-            return None
-        return next((c for c in cids if self.is_denied(c)), None)
 
     def check(self, cid: Cid, path: Sequence[str] = ()) -> None:
         """Raise ContentDenied if `cid`/`path` is denied. The message names no rule."""
