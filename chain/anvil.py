@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fluxnode.contracts import anvil_binary
+from fluxnode.core.errors import AnvilError as AnvilError  # re-exported
 
 __all__ = [
     "ANVIL_DEV_KEY_0",
@@ -35,10 +36,6 @@ ANVIL_DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f
 
 _LISTENING = re.compile(r"^Listening on 127\.0\.0\.1:(\d{1,5})\s*$")
 _OUTPUT_LINES = 400
-
-
-class AnvilError(RuntimeError):
-    """anvil did not start (or is not installed)."""
 
 
 class AnvilProcess:

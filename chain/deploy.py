@@ -34,7 +34,8 @@ from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from fluxnode.contracts import CONTRACT_NAMES, load_artifact
-from fluxnode.core.errors import IdentityError, LocalError
+from fluxnode.core.errors import DeployError as DeployError  # re-exported
+from fluxnode.core.errors import KeyFileError as KeyFileError
 
 __all__ = [
     "DEPLOY_KEY_ENV",
@@ -50,17 +51,6 @@ log = logging.getLogger(__name__)
 DEPLOY_KEY_ENV = "FLUX_DEPLOY_KEY"
 _KEY = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _MAX_KEY_FILE = 4096
-
-
-class DeployError(LocalError, RuntimeError):
-    """A deployment transaction failed or produced no contract."""
-
-
-class KeyFileError(IdentityError, ValueError):
-    """The deploy key is missing, unreadable, too widely readable or malformed.
-
-    Messages never contain key material.
-    """
 
 
 @dataclass(frozen=True)
@@ -282,3 +272,23 @@ def _loopback_endpoint(w3: Web3) -> str:
     ):
         return uri
     return ""
+
+
+def deploy_over_http(
+    rpc_url: str,
+    deployer: LocalAccount | None = None,
+    *,
+    request_timeout_s: float = 60.0,
+    record_url: bool = False,
+) -> Deployment:
+    """`deploy_all` over an HTTP JSON-RPC endpoint, so callers outside chain/ never build a
+    Web3 themselves. `deployer` defaults to anvil's first public dev account (devnets only);
+    `record_url` keeps `rpc_url` in the Deployment (a devnet's loopback URL is safe to share)."""
+    from eth_account import Account
+    from web3 import Web3
+
+    from fluxnode.chain.anvil import ANVIL_DEV_KEY_0
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout_s}))
+    account = deployer if deployer is not None else Account.from_key(ANVIL_DEV_KEY_0)
+    return deploy_all(w3, account, rpc_url=rpc_url if record_url else None)

@@ -20,28 +20,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fluxnode.core.errors import FluxError, PeerError, RemoteError
+from fluxnode.core.errors import ChainCallFailed as ChainCallFailed  # re-exported
+from fluxnode.core.errors import ChainUnavailable as ChainUnavailable
+from fluxnode.core.errors import FluxError
+from fluxnode.core.errors import QuorumFailed as QuorumFailed
 
 log = logging.getLogger("fluxnode.chain")
 
 T = TypeVar("T")
-
-
-class ChainUnavailable(PeerError):
-    """No healthy endpoint on the right chain could answer in time."""
-
-    code = "chain_unavailable"
-    http_status = 503
-
-
-class ChainCallFailed(RemoteError):
-    """The chain answered, but the call reverted or returned something malformed."""
-
-    code = "chain_call_failed"
-
-
-class QuorumFailed(ChainUnavailable):
-    code = "chain_quorum_failed"
 
 
 class EndpointState(enum.Enum):

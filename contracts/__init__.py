@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fluxnode.core.errors import ArtifactError
+
 __all__ = [
     "CONTRACT_NAMES",
     "Artifact",
@@ -35,10 +37,6 @@ CONTRACT_NAMES: tuple[str, ...] = ("FluxLand", "FluxItems", "FluxTickets")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _HEX = re.compile(r"0x(?:[0-9a-f]{2})*")
 _ANVIL = Path("node_modules", "@foundry-rs", "anvil-linux-amd64", "bin", "anvil")
-
-
-class ArtifactError(LookupError):
-    """The artifact does not exist or is malformed."""
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ Pure (stdlib only). The schema (boxo's `message.proto`, as Helia 7 ships it)::
     }
 
 On the wire every message is preceded by its length as an unsigned varint. Peers are untrusted:
-every size and count is bounded and every violation raises a `BitswapWireError` (a
-`RemoteError`). Unknown fields with ordinary wire types are skipped (protobuf forward
-compatibility); groups and malformed varints are errors.
+every size and count is bounded and every violation raises a `BitswapWireError` (or the shared
+`BlockTooLarge` for an oversized block; both are `RemoteError`s). Unknown fields with ordinary
+wire types are skipped (protobuf forward compatibility); groups and malformed varints are errors.
 
 A block travels as (prefix, data); the prefix is `varint(version) varint(codec)
 varint(mh type) varint(mh length)`. CIDv0 is `00 70 12 20` — stock py-libp2p sends an empty
@@ -36,6 +36,9 @@ from dataclasses import dataclass
 
 from fluxnode.core.cid import DAG_PB, IDENTITY, MAX_IDENTITY_DIGEST, SHA2_256, Cid
 from fluxnode.core.cid import encode_varint as uvarint
+from fluxnode.core.errors import BitswapWireError as BitswapWireError  # re-exported
+from fluxnode.core.errors import BlockTooLarge as BlockTooLarge
+from fluxnode.core.errors import MessageTooLarge as MessageTooLarge
 from fluxnode.core.errors import RemoteError
 
 PROTOCOL_120 = "/ipfs/bitswap/1.2.0"
@@ -57,20 +60,6 @@ CIDV0_PREFIX = b"\x00\x70\x12\x20"
 
 _INT32_MIN = -(2**31)
 _INT32_MAX = 2**31 - 1
-
-
-class BitswapWireError(RemoteError):
-    """A peer sent a Bitswap message that does not decode or breaks a bound."""
-
-    code = "bitswap_wire"
-
-
-class MessageTooLarge(BitswapWireError):
-    code = "bitswap_message_too_large"
-
-
-class BlockTooLarge(BitswapWireError):
-    code = "bitswap_block_too_large"
 
 
 class WantType(enum.IntEnum):

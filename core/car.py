@@ -10,16 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fluxnode.core.cid import Cid, InvalidCid, decode_varint, encode_varint
-from fluxnode.core.errors import RemoteError
+from fluxnode.core.errors import InvalidCar as InvalidCar  # re-exported
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_ROOTS = 1024
 #: A section is varint(len) + CID + block; blocks are capped at 2 MiB (see dagpb.MAX_BLOCK_SIZE).
 MAX_SECTION_BYTES = 2 * 1024 * 1024 + 256
-
-
-class InvalidCar(RemoteError):
-    code = "invalid_car"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from fluxnode.core.errors import RemoteError
+from fluxnode.core.errors import InvalidCid as InvalidCid  # re-exported
 
 DAG_PB = 0x70
 RAW = 0x55
@@ -29,12 +29,6 @@ MAX_IDENTITY_DIGEST = 64
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
-
-
-class InvalidCid(RemoteError):
-    """A CID (text or bytes) that does not parse."""
-
-    code = "invalid_cid"
 
 
 def encode_varint(n: int) -> bytes:

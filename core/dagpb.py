@@ -12,18 +12,12 @@ import enum
 from dataclasses import dataclass, field
 
 from fluxnode.core.cid import Cid, InvalidCid, decode_varint, encode_varint
-from fluxnode.core.errors import RemoteError
+from fluxnode.core.errors import InvalidBlock as InvalidBlock  # re-exported
 
 #: Kubo refuses blocks above 2 MiB from the network (bitswap's limit is similar).
 MAX_BLOCK_SIZE = 2 * 1024 * 1024
 MAX_LINKS = 100_000
 MAX_NAME_BYTES = 1024
-
-
-class InvalidBlock(RemoteError):
-    """A block does not decode as what its CID says it is."""
-
-    code = "invalid_block"
 
 
 class DataType(enum.IntEnum):

@@ -40,7 +40,8 @@ from collections.abc import Callable, Sequence
 from urllib.parse import unquote
 
 from fluxnode.core.cid import Cid, InvalidCid, b58decode, b58encode, decode_varint
-from fluxnode.core.errors import ConfigError, RemoteError
+from fluxnode.core.errors import ConfigError
+from fluxnode.core.errors import ContentDenied as ContentDenied  # re-exported
 
 #: Spec limits: the header is looked for in the first 1 MiB; no line may exceed 2 MiB.
 MAX_HEADER_BYTES = 1 << 20
@@ -62,13 +63,6 @@ _HINT = re.compile(r"[^\s:]+:\S*")
 
 #: A rule's verdict: (sequence number, allow). The highest sequence number that matches wins.
 _Verdict = tuple[int, bool]
-
-
-class ContentDenied(RemoteError):
-    """The content is on this node's denylist: it is not stored, served or relayed."""
-
-    code = "content_denied"
-    http_status = 451
 
 
 class Denylist:

@@ -1,21 +1,84 @@
 """The one error tree of Flux node.
 
 Split like h11: a `LocalError` means we (or the operator) misused something — bad config, a
-missing key file, calling a closed bridge; a `RemoteError` means a peer or client sent something
-bad. Foreign exceptions (libp2p, aiohttp, web3) are translated into this tree at each boundary so
-callers only ever catch `FluxError`.
+missing key file, calling a closed bridge, a node that is still starting; a `RemoteError` means a
+peer or client sent something bad. Foreign exceptions (libp2p, aiohttp, web3) are translated into
+this tree at each boundary so callers only ever catch `FluxError`.
+
+Every leaf lives here, grouped by the part of the node that raises it, so there is one class per
+failure (one `BlockTooLarge`, whether the block came from a file, a CAR or a Bitswap peer) and
+one stable `code` per class. The codes form a registry: an error that crossed a process boundary
+as JSON (`{"code", "message", "reason"}`, e.g. from the admin socket) is rebuilt as the same class
+with `error_from_json`, so the CLI can tell "not found" from "chain unavailable" from "bad request".
+
+Errors that name a failed rule carry a machine-readable `reason` (`ReasonError`): the code says
+what kind of thing failed (`record_invalid`), the reason which rule (`expired`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+_REGISTRY: dict[str, type[FluxError]] = {}
 
 
 class FluxError(Exception):
     """Root of every error Flux node raises on purpose."""
 
-    #: Stable machine-readable code (used in JSON error bodies and logs).
-    code: str = "flux_error"
+    #: Stable machine-readable code (used in JSON error bodies and logs); unique per class.
+    code: ClassVar[str] = "flux_error"
     #: HTTP status when this error answers a request.
     http_status: int = 500
+    #: The failed rule, for errors that name one (see ReasonError); None otherwise.
+    reason: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        code = cls.__dict__.get("code")
+        if code is None:
+            return  # inherits its parent's code and stays out of the registry
+        existing = _REGISTRY.get(code)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise TypeError(f"error code {code!r} is used by {existing.__qualname__} already")
+        _REGISTRY[code] = cls
+
+    def to_json(self) -> dict[str, str]:
+        out = {"code": self.code, "message": str(self)}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+_REGISTRY[FluxError.code] = FluxError
+
+
+def error_class(code: str) -> type[FluxError] | None:
+    """The class registered for `code`, or None for a code this version does not know."""
+    return _REGISTRY.get(code)
+
+
+def error_from_json(
+    body: Mapping[str, object], *, status: int, default: type[FluxError] | None = None
+) -> FluxError:
+    """Rebuild an error sent as `{"code", "message", "reason"?}` (the shape `to_json` makes).
+
+    Only the message and reason travel; structured attributes of a class (a config key, a list
+    of problems) are in the message text. An unknown code becomes `default`, or a RemoteError
+    (4xx) / LocalError (5xx) by status, so nothing is lost, only less precisely typed.
+    """
+    code = body.get("code")
+    message = str(body.get("message", ""))
+    reason = body.get("reason")
+    cls = _REGISTRY.get(code) if isinstance(code, str) else None
+    if cls is None:
+        cls = default or (RemoteError if 400 <= status < 500 else LocalError)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.http_status = status
+    if isinstance(reason, str):
+        exc.reason = reason
+    return exc
 
 
 class LocalError(FluxError):
@@ -31,11 +94,50 @@ class RemoteError(FluxError):
     http_status = 400
 
 
+class ReasonError(FluxError):
+    """An error that names the rule that failed in `reason` (a stable lowercase word)."""
+
+    reason: str
+
+    def __init__(self, reason: str, message: str, *, http_status: int | None = None) -> None:
+        self.reason = reason
+        if http_status is not None:
+            self.http_status = http_status
+        self.message = message
+        super().__init__(f"{reason}: {message}")
+
+
+# -- generic ---------------------------------------------------------------------------------
+
+
 class NotFound(RemoteError):
     """What was asked for is not here (not stored, not pinned, no such path)."""
 
     code = "not_found"
     http_status = 404
+
+
+class BadRequest(RemoteError):
+    """A client request is malformed or out of bounds."""
+
+    code = "bad_request"
+
+
+class Unavailable(LocalError):
+    """This node cannot answer now: it is starting, or the feature asked for is turned off."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class OperationTimedOut(LocalError):
+    """We gave up waiting for something local (e.g. the running node did not answer in time)."""
+
+    code = "timed_out"
+    http_status = 504
+
+
+# -- configuration, identity, the running node ---------------------------------------------
 
 
 class ConfigError(LocalError):
@@ -57,6 +159,13 @@ class IdentityError(LocalError):
     code = "identity_error"
 
 
+class KeyFileError(IdentityError):
+    """A wallet key (deploy or owner key) is missing, unreadable, too widely readable or
+    malformed. Messages never contain key material."""
+
+    code = "key_file_error"
+
+
 class NodeNotRunning(LocalError):
     """No node is running on the given data directory."""
 
@@ -67,6 +176,9 @@ class NodeAlreadyRunning(LocalError):
     """Another node process holds the data directory."""
 
     code = "node_already_running"
+
+
+# -- the asyncio/trio bridge -----------------------------------------------------------------
 
 
 class BridgeError(LocalError):
@@ -87,6 +199,9 @@ class BridgeCrashed(BridgeError):
     code = "bridge_crashed"
 
 
+# -- peers -----------------------------------------------------------------------------------
+
+
 class PeerError(RemoteError):
     """A peer could not be reached or misbehaved on a protocol."""
 
@@ -94,7 +209,136 @@ class PeerError(RemoteError):
     http_status = 502
 
 
-class BadRequest(RemoteError):
-    """A client request is malformed or out of bounds."""
+class BitswapWireError(RemoteError):
+    """A peer sent a Bitswap message that does not decode or breaks a bound."""
 
-    code = "bad_request"
+    code = "bitswap_wire"
+
+
+class MessageTooLarge(BitswapWireError):
+    code = "bitswap_message_too_large"
+
+
+class HostingRecordInvalid(RemoteError):
+    """A gossiped hosting record does not decode or breaks a bound."""
+
+    code = "hosting_record_invalid"
+
+
+# -- content: CIDs, blocks, DAGs, CARs -------------------------------------------------------
+
+
+class InvalidCid(RemoteError):
+    """A CID (text or bytes) that does not parse."""
+
+    code = "invalid_cid"
+
+
+class InvalidBlock(RemoteError):
+    """A block does not decode as what its CID says it is."""
+
+    code = "invalid_block"
+
+
+class InvalidCar(RemoteError):
+    code = "invalid_car"
+
+
+class BlockTooLarge(RemoteError):
+    """A block is over the size limit, wherever it came from (a file, a CAR, a peer)."""
+
+    code = "block_too_large"
+
+
+class BlockHashMismatch(RemoteError):
+    code = "block_hash_mismatch"
+
+
+class ContentDenied(RemoteError):
+    """The content is on this node's denylist: it is not stored, served or relayed."""
+
+    code = "content_denied"
+    http_status = 451
+
+
+class BlockCorrupted(LocalError):
+    """A stored block no longer hashes to its CID (disk corruption or tampering)."""
+
+    code = "block_corrupted"
+
+
+class BlockNotFound(NotFound):
+    code = "block_not_found"
+
+
+class DagIncomplete(BlockNotFound):
+    code = "dag_incomplete"
+
+
+class DagTooDeep(BlockNotFound):
+    code = "dag_too_deep"
+
+
+class PathNotFound(NotFound):
+    code = "path_not_found"
+
+
+class NotAFile(RemoteError):
+    code = "not_a_file"
+
+
+class QuotaExceeded(LocalError):
+    code = "quota_exceeded"
+    http_status = 507
+
+
+# -- world records -----------------------------------------------------------------------------
+
+
+class RecordInvalid(ReasonError, RemoteError):
+    """A world record is malformed, forged, stale or not signed by the world's owner.
+
+    `reason` is a stable machine-readable word: ``malformed``, ``too_large``, ``bad_signature``,
+    ``signer_mismatch``, ``not_world_owner``, ``from_future``, ``expired``,
+    ``chain_unavailable``.
+    """
+
+    code = "record_invalid"
+
+
+# -- chain -------------------------------------------------------------------------------------
+
+
+class ChainUnavailable(PeerError):
+    """No healthy endpoint on the right chain could answer in time."""
+
+    code = "chain_unavailable"
+    http_status = 503
+
+
+class QuorumFailed(ChainUnavailable):
+    code = "chain_quorum_failed"
+
+
+class ChainCallFailed(RemoteError):
+    """The chain answered, but the call reverted or returned something malformed."""
+
+    code = "chain_call_failed"
+
+
+class DeployError(LocalError):
+    """A deployment transaction failed or produced no contract."""
+
+    code = "deploy_failed"
+
+
+class AnvilError(LocalError):
+    """anvil did not start (or is not installed)."""
+
+    code = "anvil_failed"
+
+
+class ArtifactError(LocalError):
+    """A compiled contract artifact shipped with the package is missing or malformed."""
+
+    code = "artifact_invalid"

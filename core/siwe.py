@@ -81,6 +81,7 @@ class SiweError(RemoteError):
     """
 
     code = "siwe_invalid"
+    reason: str
 
     def __init__(self, reason: str, message: str, *, http_status: int = 400) -> None:
         self.reason = reason

@@ -62,6 +62,7 @@ from typing import Any, Final
 from fluxnode.core.access import MAX_ALLOWLIST, AccessRule, WorldRef
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import BadRequest, ConfigError, RemoteError
+from fluxnode.core.errors import RecordInvalid as RecordInvalid  # re-exported
 from fluxnode.core.siwe import is_checksum_address
 from fluxnode.core.world import Visibility
 
@@ -102,23 +103,6 @@ _SIGNATURE_HEX = re.compile(r"0x[0-9a-f]{130}")
 _WIRE_KEYS: Final = frozenset(
     {"access", "cid", "issued_at", "owner", "seq", "signature", "v", "visibility", "world_id"}
 )
-
-
-class RecordInvalid(RemoteError):
-    """A world record is malformed, forged, stale or not signed by the world's owner.
-
-    `reason` is a stable machine-readable word: ``malformed``, ``too_large``, ``bad_signature``,
-    ``signer_mismatch``, ``not_world_owner``, ``from_future``, ``expired``,
-    ``chain_unavailable``.
-    """
-
-    code = "record_invalid"
-
-    def __init__(self, reason: str, message: str, *, http_status: int = 400) -> None:
-        self.reason = reason
-        self.message = message
-        self.http_status = http_status
-        super().__init__(f"{reason}: {message}")
 
 
 def _malformed(message: str) -> RecordInvalid:

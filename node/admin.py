@@ -13,7 +13,14 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from fluxnode.core.errors import BadRequest, ConfigError, LocalError, NodeNotRunning, PeerError
+from fluxnode.core.errors import (
+    BadRequest,
+    ConfigError,
+    FluxError,
+    NodeNotRunning,
+    OperationTimedOut,
+    error_from_json,
+)
 from fluxnode.gateway import json_error_middleware
 from fluxnode.node.datadir import ADMIN_SOCKET
 
@@ -119,14 +126,23 @@ async def admin_request(
     except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
         raise NodeNotRunning(f"no node is running on {data_dir} ({exc})") from exc
     except TimeoutError as exc:
-        raise LocalError(f"the node on {data_dir} did not answer within {timeout_s:g} s") from exc
+        raise OperationTimedOut(
+            f"the node on {data_dir} did not answer within {timeout_s:g} s"
+        ) from exc
     try:
         data = json.loads(text) if text else {}
     except ValueError:
         data = {"message": text}
     if resp.status >= 400:
-        message = str(data.get("message", text)) if isinstance(data, dict) else text
-        if resp.status == 502:
-            raise PeerError(message)
-        raise BadRequest(message) if resp.status == 400 else LocalError(message)
+        raise _error_from_body(data, resp.status, text)
     return data if isinstance(data, dict) else {"result": data}
+
+
+def _error_from_body(data: object, status: int, text: str) -> FluxError:
+    """The node's error rebuilt as its own class (by its code), so the CLI reports a missing
+    world as not found and a dead chain as unavailable, not everything as one local error."""
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        data = data["error"]  # the {"error": {code, message}} envelope
+    if not isinstance(data, dict):
+        data = {"message": text}
+    return error_from_json(data, status=status)

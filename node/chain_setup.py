@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fluxnode.core.errors import ConfigError, FluxError
+from fluxnode.core.errors import ConfigError
 from fluxnode.node.config import Config
+from fluxnode.node.loops import Loops
 
 if TYPE_CHECKING:  # web3 / eth-account are heavy imports: loaded only when a chain is used
     from fluxnode.chain.deploy import Deployment
@@ -79,25 +79,25 @@ def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
     return ChainParts(deployment, pool, contracts, index, oracle)
 
 
-async def follow_chain(parts: ChainParts, confirmations: int, interval_s: float = 2.0) -> None:
-    """Keep the head fresh and the index synced, so access checks are answered warm."""
+async def follow_chain(
+    parts: ChainParts, confirmations: int, loops: Loops, interval_s: float = 2.0
+) -> None:
+    """Keep the head fresh and the index synced, so access checks are answered warm. A failed
+    round is counted in `loops` ("chain") and checks fall back to the chain, then deny."""
     from fluxnode.chain.indexer import Indexer
 
     indexer = Indexer(parts.pool, parts.index, confirmations=confirmations)
-    while True:
-        try:
-            await parts.oracle.refresh_head()
-            result = await indexer.sync_once()
-            if result.events or result.reorged_to is not None:
-                log.info(
-                    "indexed blocks %d..%d: %d events%s",
-                    result.from_block,
-                    result.to_block,
-                    result.events,
-                    f", reorg back to {result.reorged_to}" if result.reorged_to else "",
-                )
-        except FluxError as exc:
-            log.warning("chain follow failed (checks fall back to the chain, then deny): %s", exc)
-        except Exception:  # e.g. a malformed log from a bad endpoint: keep the node up
-            log.exception("chain follow crashed; retrying")
-        await asyncio.sleep(interval_s)
+
+    async def step() -> None:
+        await parts.oracle.refresh_head()
+        result = await indexer.sync_once()
+        if result.events or result.reorged_to is not None:
+            log.info(
+                "indexed blocks %d..%d: %d events%s",
+                result.from_block,
+                result.to_block,
+                result.events,
+                f", reorg back to {result.reorged_to}" if result.reorged_to else "",
+            )
+
+    await loops.run_forever("chain", step, interval_s)

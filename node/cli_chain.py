@@ -72,11 +72,8 @@ def cmd_chain(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _devnet(args: argparse.Namespace, cfg: Config) -> int:
-    from eth_account import Account
-    from web3 import Web3
-
-    from fluxnode.chain.anvil import ANVIL_DEV_KEY_0, start_anvil
-    from fluxnode.chain.deploy import deploy_all
+    from fluxnode.chain.anvil import start_anvil
+    from fluxnode.chain.deploy import deploy_over_http
 
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port", f"bad port {args.port}")
@@ -90,8 +87,7 @@ def _devnet(args: argparse.Namespace, cfg: Config) -> int:
 
     # Blocks every second (not only per transaction) so confirmation depths advance as on Polygon.
     with start_anvil(args.port, chain_id=cfg.chain_id, block_time=1.0) as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
-        deployment = deploy_all(w3, Account.from_key(ANVIL_DEV_KEY_0), rpc_url=anvil.rpc_url)
+        deployment = deploy_over_http(anvil.rpc_url, record_url=True)
         deployment.write(out)
         print(
             json.dumps(
@@ -118,13 +114,10 @@ def _devnet(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _deploy(args: argparse.Namespace, cfg: Config) -> int:
-    from web3 import Web3
-
-    from fluxnode.chain.deploy import deploy_all, load_private_key
+    from fluxnode.chain.deploy import deploy_over_http, load_private_key
 
     account = load_private_key(Path(args.key_file) if args.key_file else None)
-    w3 = Web3(Web3.HTTPProvider(args.rpc, request_kwargs={"timeout": 60}))
-    deployment = deploy_all(w3, account)
+    deployment = deploy_over_http(args.rpc, account)
     out = _deployment_path(args, cfg)
     deployment.write(out)
     print(json.dumps({"deployment": str(out), **deployment.to_dict()}))

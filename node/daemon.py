@@ -31,6 +31,7 @@ from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
+from fluxnode.node.loops import Loops
 from fluxnode.node.worlds import (
     DHT_NAMESPACE,
     WORLDS_TOPIC,
@@ -66,6 +67,7 @@ class Node:
         oracle = chain.oracle if chain is not None else None
         self.worlds = WorldDirectory(oracle=oracle, own_peer_id=info.peer_id)
         self.hosting: Hosting | None = None
+        self.loops = Loops()
 
     async def respond(self, op: str, arg: Any) -> Any:
         """Answers the p2p side's questions (see TrioBridge.set_responder)."""
@@ -106,6 +108,7 @@ class Node:
     async def status_json(self) -> dict[str, Any]:
         data = (await self.status()).to_json()
         data["bridge"] = asdict(self.bridge.statistics())
+        data["loops"] = self.loops.statistics()
         if self.chain is not None:
             data["chain"] = {
                 "last_indexed_block": self.chain.index.last_block,
@@ -236,10 +239,12 @@ async def run_node(cfg: Config) -> int:
             background = [
                 tg.create_task(_watch_bridge(bridge, stop)),
                 tg.create_task(_drain_events(bridge)),
-                tg.create_task(hosting_service.run()),
+                tg.create_task(hosting_service.run(node.loops)),
             ]
             if chain is not None:
-                background.append(tg.create_task(follow_chain(chain, cfg.chain_confirmations)))
+                background.append(
+                    tg.create_task(follow_chain(chain, cfg.chain_confirmations, node.loops))
+                )
             await stop.wait()
             for task in background:
                 task.cancel()

@@ -24,6 +24,7 @@ from typing import Any
 
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import FluxError, RemoteError
+from fluxnode.core.errors import HostingRecordInvalid as HostingRecordInvalid  # re-exported
 from fluxnode.core.replication import (
     ActionKind,
     HostingPolicy,
@@ -33,6 +34,7 @@ from fluxnode.core.replication import (
     Policy,
     WorldInfo,
 )
+from fluxnode.node.loops import Loops
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
 from fluxnode.storage.repo import Repo
@@ -43,10 +45,6 @@ HOSTING_TOPIC = "/flux/1/hosting"
 MAX_HOSTING_BYTES = 48 * 1024
 WORLD_PIN_PREFIX = "world:"
 UNLIMITED_FREE = 1 << 40
-
-
-class HostingRecordInvalid(RemoteError):
-    code = "hosting_record_invalid"
 
 
 def encode_hosting(record: HostingRecord) -> bytes:
@@ -168,16 +166,10 @@ class Hosting:
         return UNLIMITED_FREE if quota is None else max(0, quota - self.repo.blocks.total_size())
 
     # -- the loop ----------------------------------------------------------------------------
-    async def run(self) -> None:
-        await self.provide_all()
-        while True:
-            try:
-                await self.tick()
-            except FluxError as exc:
-                log.warning("hosting round failed: %s", exc)
-            except Exception:  # a bug or a disk error must not take the whole node down
-                log.exception("hosting round crashed; retrying next round")
-            await asyncio.sleep(self.interval_s)
+    async def run(self, loops: Loops) -> None:
+        """Hosting rounds forever; a failed round is counted in `loops` ("hosting")."""
+        await loops.run_once("hosting_provide", self.provide_all)
+        await loops.run_forever("hosting", self.tick, self.interval_s)
 
     async def tick(self) -> None:
         now = self._clock()

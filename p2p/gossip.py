@@ -26,6 +26,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from fluxnode.core.errors import BadRequest
 from fluxnode.p2p.bridge import ServiceIO
 
 log = logging.getLogger("fluxnode.p2p.gossip")
@@ -141,7 +142,7 @@ class Gossip:
 
     async def publish(self, topic: str, data: bytes) -> None:
         if len(data) > MAX_MESSAGE_BYTES:
-            raise ValueError(f"gossip message larger than {MAX_MESSAGE_BYTES} bytes")
+            raise BadRequest(f"gossip message larger than {MAX_MESSAGE_BYTES} bytes")
         await self.pubsub.publish(topic, data)
         self.stats.published += 1
 

@@ -33,30 +33,11 @@ from typing import Any
 
 from fluxnode.core.cid import RAW, Cid, InvalidCid
 from fluxnode.core.dagpb import MAX_BLOCK_SIZE
-from fluxnode.core.errors import LocalError, NotFound, RemoteError
-
-
-class BlockCorrupted(LocalError):
-    """A stored block no longer hashes to its CID (disk corruption or tampering)."""
-
-    code = "block_corrupted"
-
-
-class BlockNotFound(NotFound):
-    code = "block_not_found"
-
-
-class QuotaExceeded(LocalError):
-    code = "quota_exceeded"
-    http_status = 507
-
-
-class BlockTooLarge(RemoteError):
-    code = "block_too_large"
-
-
-class BlockHashMismatch(RemoteError):
-    code = "block_hash_mismatch"
+from fluxnode.core.errors import BlockCorrupted as BlockCorrupted  # re-exported
+from fluxnode.core.errors import BlockHashMismatch as BlockHashMismatch
+from fluxnode.core.errors import BlockNotFound as BlockNotFound
+from fluxnode.core.errors import BlockTooLarge as BlockTooLarge
+from fluxnode.core.errors import QuotaExceeded as QuotaExceeded
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,13 @@ from collections.abc import Iterator
 
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.dagpb import decode_node
+from fluxnode.core.errors import DagIncomplete as DagIncomplete  # re-exported
+from fluxnode.core.errors import DagTooDeep as DagTooDeep
 from fluxnode.storage.blockstore import BlockNotFound, BlockStore
 
 #: Deepest DAG we follow. A balanced UnixFS file of 1 PiB is 4 levels deep; directories nest
 #: further, but nothing legitimate comes near this.
 MAX_DAG_DEPTH = 256
-
-
-class DagIncomplete(BlockNotFound):
-    code = "dag_incomplete"
-
-
-class DagTooDeep(BlockNotFound):
-    code = "dag_too_deep"
 
 
 def child_cids(cid: Cid, data: bytes) -> list[Cid]:

@@ -12,20 +12,13 @@ from collections.abc import Iterator
 from fluxnode.core.cid import DAG_PB, RAW, Cid
 from fluxnode.core.content import ContentEntry, ContentLink, Kind
 from fluxnode.core.dagpb import DataType, InvalidBlock, PBNode, decode_node, decode_unixfs
-from fluxnode.core.errors import NotFound, RemoteError
+from fluxnode.core.errors import NotAFile as NotAFile  # re-exported
+from fluxnode.core.errors import PathNotFound as PathNotFound
 from fluxnode.core.hamt import find_in_shard, iter_shard_entries
 from fluxnode.storage.blockstore import BlockStore
 
 MAX_DEPTH = 64
 MAX_PATH_SEGMENTS = 64
-
-
-class PathNotFound(NotFound):
-    code = "path_not_found"
-
-
-class NotAFile(RemoteError):
-    code = "not_a_file"
 
 
 class Exporter:

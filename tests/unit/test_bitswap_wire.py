@@ -15,6 +15,7 @@ from fluxnode.core.bitswap_wire import (
     MAX_MESSAGE_SIZE,
     MAX_WANTLIST_ENTRIES,
     BitswapWireError,
+    BlockTooLarge,
     BlockPayload,
     FrameDecoder,
     Message,
@@ -182,7 +183,7 @@ def test_limits() -> None:
         decode_message(too_many)
     assert len(decode_message(_ld(1, entry * MAX_WANTLIST_ENTRIES)).wantlist) == 1024
     big = _ld(3, _ld(1, CIDV0_PREFIX) + _ld(2, b"\0" * (MAX_BLOCK_SIZE + 1)))
-    with pytest.raises(BitswapWireError, match="exceeds"):
+    with pytest.raises(BlockTooLarge, match="exceeds"):
         decode_message(big)
     ok = _ld(3, _ld(1, CIDV0_PREFIX) + _ld(2, b"\0" * MAX_BLOCK_SIZE))
     assert len(decode_message(ok).blocks[0].data) == MAX_BLOCK_SIZE
