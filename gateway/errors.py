@@ -14,8 +14,11 @@ log = logging.getLogger("fluxnode.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
+def error_response(status: int, code: str, message: str, reason: str | None = None) -> web.Response:
+    body = {"code": code, "message": message}
+    if reason is not None:
+        body["reason"] = reason
+    return web.json_response(body, status=status)
 
 
 @web.middleware
@@ -29,7 +32,7 @@ async def json_error_middleware(request: web.Request, handler: Handler) -> web.S
     except FluxError as exc:
         if exc.http_status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(exc.http_status, exc.code, str(exc))
+        return error_response(exc.http_status, exc.code, str(exc), exc.reason)
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error")
