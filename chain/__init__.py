@@ -1,1 +1,1 @@
-"""Polygon access: contracts, ownership oracle, SIWE (built by the chain issue)."""
+"""Polygon access: contracts, ownership oracle, SIWE."""

@@ -1,1 +1,1 @@
-"""Block store, UnixFS, pins, CAR and world packages (built by the storage issue)."""
+"""Block store, UnixFS, pins, CAR and world packages."""
