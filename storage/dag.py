@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.dagpb import decode_node
@@ -11,6 +12,12 @@ from fluxnode.storage.blockstore import BlockNotFound, BlockStore
 #: Deepest DAG we follow. A balanced UnixFS file of 1 PiB is 4 levels deep; directories nest
 #: further, but nothing legitimate comes near this.
 MAX_DAG_DEPTH = 256
+
+
+class BlockSource(Protocol):
+    """What reading a DAG needs: verified block bytes by CID (a BlockStore, or a view of it)."""
+
+    def get(self, cid: Cid) -> bytes: ...
 
 
 class DagIncomplete(BlockNotFound):
@@ -28,7 +35,7 @@ def child_cids(cid: Cid, data: bytes) -> list[Cid]:
     return []
 
 
-def walk(store: BlockStore, root: Cid) -> Iterator[tuple[Cid, bytes]]:
+def walk(store: BlockSource, root: Cid) -> Iterator[tuple[Cid, bytes]]:
     """Depth-first, pre-order, links in order (the CAR order of the trustless gateway spec).
 
     Each block is read (and so digest-verified) once; missing blocks raise DagIncomplete.

@@ -14,7 +14,7 @@ from fluxnode.core.content import ContentEntry, ContentLink, Kind
 from fluxnode.core.dagpb import DataType, InvalidBlock, PBNode, decode_node, decode_unixfs
 from fluxnode.core.errors import NotFound, RemoteError
 from fluxnode.core.hamt import find_in_shard, iter_shard_entries
-from fluxnode.storage.blockstore import BlockStore
+from fluxnode.storage.dag import BlockSource
 
 MAX_DEPTH = 64
 MAX_PATH_SEGMENTS = 64
@@ -29,7 +29,7 @@ class NotAFile(RemoteError):
 
 
 class Exporter:
-    def __init__(self, store: BlockStore) -> None:
+    def __init__(self, store: BlockSource) -> None:
         self.store = store
 
     def _node(self, cid: Cid) -> PBNode:
