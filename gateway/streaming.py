@@ -40,9 +40,14 @@ def _next(chunks: Iterator[bytes]) -> bytes:
     return _END
 
 
-def _drop(request: web.BaseRequest) -> None:
+def _drop(request: web.BaseRequest, *, reset: bool = False) -> None:
     """Close the connection: what was sent stays the client's; what was promised never comes.
-    aiohttp's own attempt to finish the response then fails on the closed transport, quietly."""
+    aiohttp's own attempt to finish the response then fails on the closed transport, quietly.
+    `reset` discards unsent bytes at once: for a client that does not read, a graceful close
+    would wait for it to drain them and so keep the connection alive."""
+    transport = request.transport
+    if reset and transport is not None:
+        transport.abort()
     request.protocol.force_close()
 
 
@@ -89,7 +94,7 @@ async def stream(
                 write_stall_s,
                 sent,
             )
-            _drop(request)
+            _drop(request, reset=True)
         except FluxError as exc:
             log.warning(
                 "%s %s: response cut after %d bytes: %s (%s)",
