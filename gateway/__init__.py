@@ -2,5 +2,6 @@
 
 from fluxnode.gateway.app import make_gateway_app
 from fluxnode.gateway.errors import json_error_middleware
+from fluxnode.gateway.server import GatewayLimits, GatewayRunner
 
-__all__ = ["json_error_middleware", "make_gateway_app"]
+__all__ = ["GatewayLimits", "GatewayRunner", "json_error_middleware", "make_gateway_app"]

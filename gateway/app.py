@@ -12,7 +12,8 @@ from aiohttp import web
 from fluxnode.core.content import ContentApi
 from fluxnode.core.status import NodeApi
 from fluxnode.gateway.content import add_content_routes
-from fluxnode.gateway.errors import json_error_middleware
+from fluxnode.gateway.errors import MAX_FIELD_BYTES, MAX_LINE_BYTES, public_error_middleware
+from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
 
 NODE_API_KEY = web.AppKey("node_api", NodeApi)
 MAX_REQUEST_BYTES = 64 * 1024
@@ -30,9 +31,24 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "uptime_s": round(status.uptime_s, 3)})
 
 
-def make_gateway_app(api: NodeApi, content: ContentApi | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_error_middleware], client_max_size=MAX_REQUEST_BYTES)
+def make_gateway_app(
+    api: NodeApi, content: ContentApi | None = None, limits: GatewayLimits | None = None
+) -> web.Application:
+    """Serve it with `GatewayRunner` (gateway/server.py), so that requests aiohttp cannot
+    parse are answered in JSON too."""
+    limits = limits or GatewayLimits()
+    app = web.Application(
+        middlewares=[public_error_middleware],
+        client_max_size=MAX_REQUEST_BYTES,
+        handler_args={
+            # aiohttp's keep-alive timer is also its only header deadline: gateway/server.py.
+            "keepalive_timeout": limits.header_timeout_s,
+            "max_line_size": MAX_LINE_BYTES,
+            "max_field_size": MAX_FIELD_BYTES,
+        },
+    )
     app[NODE_API_KEY] = api
+    app[LIMITS_KEY] = limits
     app.router.add_get("/api/v0/node", _node_info)
     app.router.add_get("/healthz", _healthz)
     if content is not None:

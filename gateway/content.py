@@ -8,11 +8,8 @@ JSON error rather than normalised away.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import mimetypes
-import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -22,6 +19,10 @@ from fluxnode.core.cid import Cid
 from fluxnode.core.content import ContentApi, Kind
 from fluxnode.core.errors import BadRequest, NotFound
 from fluxnode.core.paths import split_segments
+from fluxnode.gateway.ranges import Unsatisfiable, parse_range
+from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
+from fluxnode.gateway.streaming import in_thread as _in_thread
+from fluxnode.gateway.streaming import stream
 
 CONTENT_KEY = web.AppKey("content_api", ContentApi)
 
@@ -39,7 +40,6 @@ EXTRA_TYPES = {
     ".ktx2": "image/ktx2",
     ".webp": "image/webp",
 }
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def content_type_for(name: str) -> str:
@@ -81,23 +81,6 @@ def _wanted_format(request: web.Request) -> str | None:
         if mime == CAR_TYPE:
             return "car"
     return None
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-
-async def _stream(request: web.Request, resp: web.StreamResponse, chunks: Iterator[bytes]) -> None:
-    await resp.prepare(request)
-    if request.method == "HEAD":
-        return
-    sentinel = object()
-    while True:
-        chunk = await _in_thread(next, chunks, sentinel)
-        if chunk is sentinel:
-            break
-        await resp.write(chunk)
-    await resp.write_eof()
 
 
 def _not_modified(request: web.Request, etag: str) -> bool:
@@ -148,12 +131,12 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         headers["Vary"] = "Accept"
         resp = web.StreamResponse(headers=headers)
         chunks = await _in_thread(api.car, root, traversed, entry.cid, scope)
-        await _stream(request, resp, chunks)
-        return resp
+        return await stream(request, resp, chunks, _limits(request).write_stall_s)
 
     if entry.kind is Kind.DIRECTORY:
         if not trailing:
-            raise web.HTTPMovedPermanently(location=request.path + "/")
+            # The raw path: the decoded one may hold characters a header cannot carry.
+            raise web.HTTPMovedPermanently(location=request.raw_path.split("?", 1)[0] + "/")
         listing = await _in_thread(api.list_dir, entry.cid)
         index = next((link for link in listing if link.name == "index.html"), None)
         if index is not None:
@@ -177,29 +160,27 @@ async def _file_response(
         return web.Response(status=304, headers=headers)
     start, end, status = 0, size, 200
     rng = request.headers.get("Range")
-    if rng:
-        match = _RANGE.match(rng.strip())
-        if match is None:  # multi-range or junk: ignore it and send everything, as RFC 9110 allows
-            pass
-        else:
-            first, last = match.groups()
-            if first:
-                start = int(first)
-                end = min(size, int(last) + 1) if last else size
-            elif last:
-                start = max(0, size - int(last))
-            if start >= size or start >= end:
-                return web.Response(
-                    status=416, headers={**headers, "Content-Range": f"bytes */{size}"}
-                )
-            status = 206
+    if (
+        rng is not None
+        and request.method == "GET"
+        and request.headers.get("If-Range", etag) == etag
+    ):
+        try:
+            wanted = parse_range(rng, size)
+        except Unsatisfiable:
+            return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        if wanted is not None:
+            start, end, status = wanted.start, wanted.end, 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Type"] = content_type_for(name)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = end - start
     chunks = await _in_thread(api.read, cid, start, end - start)
-    await _stream(request, resp, chunks)
-    return resp
+    return await stream(request, resp, chunks, _limits(request).write_stall_s)
+
+
+def _limits(request: web.Request) -> GatewayLimits:
+    return request.app[LIMITS_KEY] if LIMITS_KEY in request.app else GatewayLimits()
 
 
 def _listing(request: web.Request, ipfs_path: str, cid: Cid, links: list[Any]) -> web.Response:
@@ -219,5 +200,6 @@ def _listing(request: web.Request, ipfs_path: str, cid: Cid, links: list[Any]) -
 
 def add_content_routes(app: web.Application, api: ContentApi) -> None:
     app[CONTENT_KEY] = api
-    app.router.add_route("GET", "/ipfs/{path:.*}", handle_ipfs)
-    app.router.add_route("HEAD", "/ipfs/{path:.*}", handle_ipfs)
+    # `[\s\S]`, not `.`: a name may hold a newline (`%0A`), and `.` would not match it.
+    app.router.add_route("GET", r"/ipfs/{path:[\s\S]*}", handle_ipfs)
+    app.router.add_route("HEAD", r"/ipfs/{path:[\s\S]*}", handle_ipfs)

@@ -1,4 +1,13 @@
-"""Every HTTP error is a JSON body `{"code", "message"}`; never a traceback."""
+"""Every HTTP error is a JSON body `{"code", "message"}`; never a traceback, never a local path.
+
+Two layers produce errors. The middleware turns what a handler raises into JSON; on the public
+gateway (`expose_local=False`) a `LocalError` (our side: a corrupted block, a full disk) keeps
+its code but not its message, which may name files of the operator's machine — the message goes
+to the log instead. Below the app, aiohttp itself answers requests it cannot parse (bad request
+line, header lines past the limits) from `RequestHandler.handle_error`, in text/plain and with
+a traceback in the log; aiohttp has no public hook for that (aio-libs/aiohttp#3287), so
+gateway/server.py installs a handler subclass that answers through `protocol_error_response`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,21 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.typedefs import Middleware
 
-from fluxnode.core.errors import FluxError
+from fluxnode.core.errors import FluxError, LocalError
 
 log = logging.getLogger("fluxnode.gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: What a client of the public gateway reads for an error on our side (details are logged).
+LOCAL_ERROR_MESSAGE = "this node could not serve the request; its operator's log has the details"
+#: aiohttp's limit on the request line; header lines use MAX_FIELD_BYTES. They differ by one
+#: byte so that a LineTooLong (which carries only the limit it broke) tells 414 from 431.
+MAX_LINE_BYTES = 8191
+MAX_FIELD_BYTES = 8190
 
 
 def error_response(status: int, code: str, message: str, reason: str | None = None) -> web.Response:
@@ -21,18 +39,70 @@ def error_response(status: int, code: str, message: str, reason: str | None = No
     return web.json_response(body, status=status)
 
 
-@web.middleware
-async def json_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-    except FluxError as exc:
-        if exc.http_status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(exc.http_status, exc.code, str(exc), exc.reason)
-    except Exception:
-        log.exception("unhandled error serving %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error")
+def client_gone(request: web.BaseRequest) -> bool:
+    """True once the client's connection is closed (a write to it can only fail)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def make_error_middleware(*, expose_local: bool) -> Middleware:
+    """The JSON error middleware. `expose_local=False` for anything reachable from outside."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        except FluxError as exc:
+            if exc.http_status >= 500:
+                log.warning("%s %s: %s (%s)", request.method, request.raw_path, exc, exc.code)
+            else:
+                log.debug("%s %s: %s (%s)", request.method, request.raw_path, exc, exc.code)
+            message = str(exc)
+            if isinstance(exc, LocalError) and not expose_local:
+                message = LOCAL_ERROR_MESSAGE
+            return error_response(exc.http_status, exc.code, message, exc.reason)
+        except ConnectionError as exc:
+            if not client_gone(request):
+                log.exception("unhandled error serving %s %s", request.method, request.raw_path)
+                return error_response(500, "internal_error", "internal error")
+            # The client went away mid-response: nothing to answer, nothing wrong with us.
+            # aiohttp's write of this response fails quietly on the closed transport.
+            log.debug("%s %s: client disconnected (%s)", request.method, request.raw_path, exc)
+            return web.Response(status=499)
+        except Exception:
+            log.exception("unhandled error serving %s %s", request.method, request.raw_path)
+            return error_response(500, "internal_error", "internal error")
+
+    return middleware
+
+
+#: For the operator's admin endpoint: local errors keep their full message.
+json_error_middleware = make_error_middleware(expose_local=True)
+#: For the public gateway.
+public_error_middleware = make_error_middleware(expose_local=False)
+
+
+def protocol_error_response(status: int, exc: BaseException | None) -> web.Response:
+    """The answer to a request aiohttp could not parse (or a handler failure it caught itself).
+
+    Only the first line of aiohttp's reason goes back, cut to 100 characters.
+    """
+    if isinstance(exc, LineTooLong):
+        limit = exc.args[1] if len(exc.args) > 1 else None
+        if limit == MAX_LINE_BYTES:
+            return error_response(414, "uri_too_long", f"request line longer than {limit} bytes")
+        return error_response(
+            431, "request_header_too_large", f"a header line is longer than {limit} bytes"
+        )
+    if isinstance(exc, BadHttpMessage):
+        reason = exc.message.splitlines()[0] if exc.message else "malformed request"
+        if reason.startswith("Too many headers"):
+            return error_response(431, "request_header_too_large", "too many header lines")
+        return error_response(400, "bad_request", f"malformed HTTP request: {reason[:100]}")
+    if status < 500:
+        return error_response(status, "bad_request", "malformed HTTP request")
+    return error_response(500, "internal_error", "internal error")

@@ -24,7 +24,7 @@ from fluxnode.core.cid import Cid
 from fluxnode.core.errors import BadRequest, FluxError
 from fluxnode.core.replication import HostingPolicy, Policy
 from fluxnode.core.status import NodeStatus
-from fluxnode.gateway import make_gateway_app
+from fluxnode.gateway import GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.chain_setup import ChainParts, follow_chain, open_chain
 from fluxnode.node.config import Config
@@ -212,7 +212,7 @@ async def run_node(cfg: Config) -> int:
 
         if cfg.gateway_enabled:
             content = RepoContent(repo)
-            gw_runner = web.AppRunner(make_gateway_app(node, content), access_log=None)
+            gw_runner = GatewayRunner(make_gateway_app(node, content), access_log=None)
             runners.append(gw_runner)
             site = await _start_site(
                 gw_runner, lambda r: web.TCPSite(r, cfg.gateway_host, cfg.gateway_port)

@@ -1,5 +1,13 @@
 """`ContentApi` (core/content.py) over a repository, for the gateway.
 
+Only covered blocks are served, and every block a request reads is checked, on the path as in
+the file, listing or CAR: a block is covered if it belongs to the DAG of a recursive pin, or is
+itself pinned. A direct pin covers its one block, not what it links to, so a folder pinned
+`--direct` answers for its own listing while an unpinned file under it is "not pinned" — by its
+CID, by path, or inside a CAR. Checking each block costs nothing on the common path: once a
+block is known to lie in a recursive pin's DAG, so are its children, and they are not asked
+about again (`_Covered`).
+
 The repository's denylist applies here too: asking whether a denied CID is servable, or resolving
 a denied root, path or any block on the way, raises ContentDenied (the gateway answers 451); CAR
 responses leave out denied blocks (as Kubo does), and `block` refuses them.
@@ -7,18 +15,81 @@ responses leave out denied blocks (as Kubo does), and `block` refuses them.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 
 from fluxnode.core.car import encode_header, encode_section
-from fluxnode.core.cid import Cid
+from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.content import ContentEntry, ContentLink, Kind
-from fluxnode.storage.dag import walk
+from fluxnode.core.errors import NotFound
+from fluxnode.storage.dag import child_cids, walk
+from fluxnode.storage.exporter import Exporter
+from fluxnode.storage.pins import DIRECT
 from fluxnode.storage.repo import Repo
+
+
+class Coverage(enum.Enum):
+    NONE = "none"
+    #: The block itself is pinned (direct), its links are not covered by that.
+    BLOCK = "block"
+    #: The block is in a recursive pin's DAG: so is everything under it.
+    DAG = "dag"
+
+
+class _Covered:
+    """The block store as one request may read it: `get` refuses blocks no pin covers.
+
+    Children of a block found in a recursive pin's DAG are remembered as covered until read,
+    so a walk asks the pin store once per request, not once per block.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        self._repo = repo
+        self._direct: set[bytes] | None = None
+        self._inherited: set[bytes] = set()
+
+    def coverage(self, cid: Cid) -> Coverage:
+        pins = self._repo.pins
+        if not pins.is_servable(cid):
+            return Coverage.NONE
+        if self._direct is None:
+            self._direct = {Cid.parse(p.cid).multihash for p in pins.list(DIRECT)}
+        # A block both direct-pinned and inside a recursive DAG counts as BLOCK here: its
+        # children are then checked one by one and found in that DAG. Slower, never wrong.
+        return Coverage.BLOCK if cid.multihash in self._direct else Coverage.DAG
+
+    def check(self, cid: Cid) -> Coverage:
+        """The block's coverage; raises NotFound if none."""
+        if cid.multihash in self._inherited:
+            return Coverage.DAG
+        found = self.coverage(cid)
+        if found is Coverage.NONE:
+            raise NotFound(f"block {cid} is not pinned on this node")
+        return found
+
+    def get(self, cid: Cid) -> bytes:
+        found = self.check(cid)
+        self._inherited.discard(cid.multihash)
+        data = self._repo.blocks.get(cid)
+        if found is Coverage.DAG and cid.codec == DAG_PB:
+            self._inherited.update(c.multihash for c in child_cids(cid, data))
+        return data
+
+    def require_dag(self, root: Cid) -> None:
+        """Raise NotFound unless every block of the DAG under `root` is covered. Free when
+        `root` lies in a recursive pin's DAG; otherwise it reads the DAG once."""
+        if self.check(root) is not Coverage.DAG:
+            for _ in walk(self, root):
+                pass
 
 
 class RepoContent:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
+
+    def _exporter(self) -> tuple[Exporter, _Covered]:
+        covered = _Covered(self.repo)
+        return Exporter(covered), covered
 
     def servable(self, cid: Cid) -> bool:
         """Never True for a denied CID: raises ContentDenied instead, so that the gateway (which
@@ -31,26 +102,45 @@ class RepoContent:
 
     def block(self, cid: Cid) -> bytes:
         self.repo.denylist.check(cid)
-        return self.repo.blocks.get(cid)
+        return _Covered(self.repo).get(cid)
 
     def resolve(self, root: Cid, segments: list[str]) -> tuple[ContentEntry, list[Cid]]:
         denylist = self.repo.denylist
         denylist.check(root)
         denylist.check(root, segments)
         traversed: list[Cid] = []
-        entry = self.repo.exporter.resolve(root, segments, traversed)
+        exporter, _ = self._exporter()
+        entry = exporter.resolve(root, segments, traversed)
         if denylist:
             for cid in (*traversed, entry.cid):
                 denylist.check(cid)
         return entry, traversed
 
     def read(self, cid: Cid, offset: int, length: int | None) -> Iterator[bytes]:
-        return self.repo.exporter.read(cid, offset, length)
+        exporter, covered = self._exporter()
+        covered.require_dag(cid)
+        return exporter.read(cid, offset, length)
 
     def list_dir(self, cid: Cid) -> list[ContentLink]:
-        return self.repo.exporter.list_dir(cid)
+        exporter, _ = self._exporter()
+        return exporter.list_dir(cid)
 
     def car(self, root: Cid, path_blocks: list[Cid], terminal: Cid, scope: str) -> Iterator[bytes]:
+        """Checks coverage of everything the CAR will hold before returning, so that an
+        unpinned block is a 404 before any byte is sent; the blocks are read as it is consumed."""
+        exporter, covered = self._exporter()
+        for cid in (root, *path_blocks):
+            covered.check(cid)
+        whole = scope == "all" or (scope == "entity" and exporter.stat(terminal).kind is Kind.FILE)
+        if whole:
+            covered.require_dag(terminal)
+        else:
+            covered.check(terminal)
+        return self._car(covered, root, path_blocks, terminal, whole)
+
+    def _car(
+        self, covered: _Covered, root: Cid, path_blocks: list[Cid], terminal: Cid, whole: bool
+    ) -> Iterator[bytes]:
         yield encode_header([root])
         denylist = self.repo.denylist
         # Denied blocks are never sent: count them as sent so they are skipped.
@@ -62,14 +152,12 @@ class RepoContent:
         for cid in path_blocks:
             if cid.multihash not in sent:
                 sent.add(cid.multihash)
-                yield encode_section(cid, self.repo.blocks.get(cid))
-        if scope == "block" or (
-            scope == "entity" and self.repo.exporter.stat(terminal).kind is not Kind.FILE
-        ):
+                yield encode_section(cid, covered.get(cid))
+        if not whole:
             if terminal.multihash not in sent:
-                yield encode_section(terminal, self.repo.blocks.get(terminal))
+                yield encode_section(terminal, covered.get(terminal))
             return
-        for cid, data in walk(self.repo.blocks, terminal):
+        for cid, data in walk(covered, terminal):
             if denylist and denylist.is_denied(cid):
                 continue
             if cid.multihash not in sent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.dagpb import decode_node
@@ -15,6 +16,12 @@ from fluxnode.storage.blockstore import BlockNotFound, BlockStore
 MAX_DAG_DEPTH = 256
 
 
+class BlockSource(Protocol):
+    """What reading a DAG needs: verified block bytes by CID (a BlockStore, or a view of it)."""
+
+    def get(self, cid: Cid) -> bytes: ...
+
+
 def child_cids(cid: Cid, data: bytes) -> list[Cid]:
     """Links of a block. Only dag-pb has links we follow; raw and unknown codecs are leaves."""
     if cid.codec == DAG_PB:
@@ -22,7 +29,7 @@ def child_cids(cid: Cid, data: bytes) -> list[Cid]:
     return []
 
 
-def walk(store: BlockStore, root: Cid) -> Iterator[tuple[Cid, bytes]]:
+def walk(store: BlockSource, root: Cid) -> Iterator[tuple[Cid, bytes]]:
     """Depth-first, pre-order, links in order (the CAR order of the trustless gateway spec).
 
     Each block is read (and so digest-verified) once; missing blocks raise DagIncomplete.

@@ -15,14 +15,14 @@ from fluxnode.core.dagpb import DataType, InvalidBlock, PBNode, decode_node, dec
 from fluxnode.core.errors import NotAFile as NotAFile  # re-exported
 from fluxnode.core.errors import PathNotFound as PathNotFound
 from fluxnode.core.hamt import find_in_shard, iter_shard_entries
-from fluxnode.storage.blockstore import BlockStore
+from fluxnode.storage.dag import BlockSource
 
 MAX_DEPTH = 64
 MAX_PATH_SEGMENTS = 64
 
 
 class Exporter:
-    def __init__(self, store: BlockStore) -> None:
+    def __init__(self, store: BlockSource) -> None:
         self.store = store
 
     def _node(self, cid: Cid) -> PBNode:

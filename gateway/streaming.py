@@ -1,0 +1,125 @@
+"""Sending a body that a blocking iterator produces (file bytes, a CAR), honestly.
+
+Until the status line is out, a failure can still be answered with a JSON error: so the first
+chunk is produced before the headers are sent, which catches a bad first block (and every
+error of the set-up) as a proper error status. After that the client has been promised a body —
+a Content-Length, or chunked encoding whose terminating chunk means "complete" — and no status
+can be taken back: a failure then closes the connection without the missing bytes or the final
+chunk, so the client sees a truncated transfer, never a clean end and never error text inside
+the content. Such a failure is logged once, without a traceback. A client that stops reading
+for `write_stall_s` is dropped the same way; a client that goes away is logged at debug level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from aiohttp import web
+
+from fluxnode.core.errors import FluxError
+from fluxnode.gateway.errors import client_gone
+
+log = logging.getLogger("fluxnode.gateway")
+
+T = TypeVar("T")
+_END = b""  # no chunk is empty: the producers below skip empty slices
+
+
+async def in_thread(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _next(chunks: Iterator[bytes]) -> bytes:
+    for chunk in chunks:
+        if chunk:
+            return chunk
+    return _END
+
+
+def _drop(request: web.BaseRequest, *, reset: bool = False) -> None:
+    """Close the connection: what was sent stays the client's; what was promised never comes.
+    aiohttp's own attempt to finish the response then fails on the closed transport, quietly.
+    `reset` discards unsent bytes at once: for a client that does not read, a graceful close
+    would wait for it to drain them and so keep the connection alive."""
+    transport = request.transport
+    if reset and transport is not None:
+        transport.abort()
+    request.protocol.force_close()
+
+
+async def stream(
+    request: web.Request,
+    resp: web.StreamResponse,
+    chunks: Iterator[bytes],
+    write_stall_s: float,
+) -> web.StreamResponse:
+    try:
+        if request.method == "HEAD":
+            await resp.prepare(request)
+            return resp
+        chunk = await in_thread(_next, chunks)  # a failure here is still a JSON error
+        await resp.prepare(request)
+        sent = 0
+        try:
+            while chunk:
+                async with asyncio.timeout(write_stall_s):
+                    await resp.write(chunk)
+                sent += len(chunk)
+                chunk = await in_thread(_next, chunks)
+            async with asyncio.timeout(write_stall_s):
+                await resp.write_eof()
+        except ConnectionError as exc:
+            if client_gone(request):
+                log.debug(
+                    "%s %s: client left after %d bytes", request.method, _where(request), sent
+                )
+            else:
+                log.warning(
+                    "%s %s: response cut after %d bytes: %s",
+                    request.method,
+                    _where(request),
+                    sent,
+                    exc,
+                )
+                _drop(request)
+        except TimeoutError:
+            log.info(
+                "%s %s: client took no data for %.0f s; dropped after %d bytes",
+                request.method,
+                _where(request),
+                write_stall_s,
+                sent,
+            )
+            _drop(request, reset=True)
+        except FluxError as exc:
+            log.warning(
+                "%s %s: response cut after %d bytes: %s (%s)",
+                request.method,
+                _where(request),
+                sent,
+                exc,
+                exc.code,
+            )
+            _drop(request)
+        except Exception:
+            log.exception(
+                "%s %s: response cut after %d bytes", request.method, _where(request), sent
+            )
+            _drop(request)
+        return resp
+    finally:
+        close = getattr(chunks, "close", None)
+        # If the handler was cancelled while a worker thread runs the generator, it cannot be
+        # closed from here (ValueError); it is then dropped when that thread is done with it.
+        if close is not None:
+            with contextlib.suppress(ValueError):
+                close()
+
+
+def _where(request: web.BaseRequest) -> str:
+    # The raw path: a decoded one could carry a newline into the log.
+    return request.raw_path
