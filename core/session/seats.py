@@ -48,98 +48,28 @@ import collections
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Final
 
 from fluxnode.core.errors import SeatUnavailable
+from fluxnode.core.session.seat_messages import (
+    ClaimKey,
+    HandedSeat,
+    Handover,
+    SeatAck,
+    SeatClaim,
+    SeatConfirmed,
+    SeatEvent,
+    SeatExpired,
+    SeatLost,
+    SeatMessage,
+    SeatNack,
+    SeatRelease,
+)
 
 DEFAULT_CLAIM_TIMEOUT: Final = 2.0  # seconds: a join answer must come quickly or go elsewhere
 RECONNECT_WINDOW: Final = 30.0  # seconds a handed-over seat waits for its visitor
 MAX_ATTEMPTS: Final = 3
 _TOMBSTONES: Final = 4096
-
-
-@dataclass(frozen=True, order=True)
-class ClaimKey:
-    """Orders claims on one slot: earlier wall time first, then node id, then sequence."""
-
-    time_ms: int
-    node: str
-    seq: int
-
-
-@dataclass(frozen=True)
-class SeatClaim:
-    instance: str
-    slot: int
-    key: ClaimKey
-    visitor: str
-
-
-@dataclass(frozen=True)
-class SeatAck:
-    instance: str
-    slot: int
-    key: ClaimKey
-    sender: str
-    members: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SeatNack:
-    instance: str
-    slot: int
-    key: ClaimKey
-    sender: str
-
-
-@dataclass(frozen=True)
-class SeatRelease:
-    instance: str
-    slot: int
-    key: ClaimKey
-
-
-@dataclass(frozen=True)
-class HandedSeat:
-    slot: int
-    key: ClaimKey
-    visitor: str
-
-
-@dataclass(frozen=True)
-class Handover:
-    """`sender` leaves the instance; its confirmed seats now belong to `successor` (None: freed)."""
-
-    instance: str
-    sender: str
-    successor: str | None
-    seats: tuple[HandedSeat, ...]
-
-
-SeatMessage: TypeAlias = SeatClaim | SeatAck | SeatNack | SeatRelease | Handover
-
-
-@dataclass(frozen=True)
-class SeatConfirmed:
-    visitor: str
-    slot: int
-
-
-@dataclass(frozen=True)
-class SeatLost:
-    visitor: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class SeatExpired:
-    """A handed-over seat whose visitor did not come back within the reconnect window."""
-
-    visitor: str
-    slot: int
-
-
-SeatEvent: TypeAlias = SeatConfirmed | SeatLost | SeatExpired
 
 
 class _State(enum.Enum):

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fluxnode.core.errors import SeatUnavailable
-from fluxnode.core.session.seats import (
+from fluxnode.core.session.seat_messages import (
     Handover,
     SeatClaim,
     SeatConfirmed,
@@ -17,8 +17,8 @@ from fluxnode.core.session.seats import (
     SeatLost,
     SeatMessage,
     SeatRelease,
-    SeatTable,
 )
+from fluxnode.core.session.seats import SeatTable
 
 
 @dataclass
