@@ -342,3 +342,44 @@ class ArtifactError(LocalError):
     """A compiled contract artifact shipped with the package is missing or malformed."""
 
     code = "artifact_invalid"
+
+
+# --- live sessions (fluxnode.core.session) ----------------------------------------------------
+
+
+class SessionError(RemoteError):
+    """Base for bad input on a live session: frames, state operations, transforms, chat."""
+
+    code = "session_error"
+
+
+class FrameInvalid(SessionError):
+    """A session frame is malformed, oversized, of an unknown type or has a bad field."""
+
+    code = "frame_invalid"
+
+
+class OpRejected(SessionError):
+    """A world-state operation failed its signature, bounds or permission check."""
+
+    code = "op_rejected"
+    http_status = 403
+
+
+class TransformRejected(SessionError):
+    """An avatar transform is out of bounds (not finite, outside the world, too fast, too often)."""
+
+    code = "transform_rejected"
+
+
+class ChatRejected(SessionError):
+    """A chat message is empty, too long or over the sender's rate."""
+
+    code = "chat_rejected"
+
+
+class SeatUnavailable(SessionError):
+    """No seat can be had in this instance (full as far as this node knows, or not a member)."""
+
+    code = "seat_unavailable"
+    http_status = 409

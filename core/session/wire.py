@@ -1,0 +1,328 @@
+"""Session protocol frames: compact msgpack arrays ``[type, field, ...]`` with strict decoding.
+
+One encoding for clients (over the gateway's WebSocket) and member nodes (over their direct
+streams). `decode` refuses, with `FrameInvalid` and nothing else, anything over ``max_frame``
+bytes (checked before unpacking), bytes that are not exactly one msgpack value, an unknown type
+code, a wrong number of fields, and any field of the wrong type or out of bounds; msgpack's own
+container/string limits are set to the frame size so a small frame cannot claim a huge array.
+
+Type codes (the field order is the dataclass field order):
+
+==  =============  ==================================================================
+ 1  Hello          client -> node: entry proof (SIWE message + signature), session key
+ 2  Join           client -> node: world id
+ 3  Joined         node -> client: world, instance, node, seat
+ 4  Denied         node -> client: reason, e.g. ``denied: no valid ticket for this world``
+ 5  RedirectTo     node -> client: node id, its addresses, instance (or nil)
+10  Transform      either way: position, rotation quaternion, animation state
+11  ViewerFrame    node -> client: seq, base (nil: full snapshot), changed, removed, info
+12  Ack            client -> node: last frame seq applied
+13  Resync         client -> node: "I lost my base, send a full snapshot"
+20  StateOp        a signed world-state operation
+30  ChatMessage    a signed chat line
+40  Heartbeat / 41 Leave
+50..54  seat messages between member nodes (claim, ack, nack, release, handover)
+==  =============  ==================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from typing import Any, Final, TypeAlias
+
+import msgpack
+
+from fluxnode.core.errors import FrameInvalid
+from fluxnode.core.session.chat import ChatMessage
+from fluxnode.core.session.hlc import Hlc
+from fluxnode.core.session.presence import Transform, ViewerFrame
+from fluxnode.core.session.seat_messages import (
+    ClaimKey,
+    HandedSeat,
+    Handover,
+    SeatAck,
+    SeatClaim,
+    SeatNack,
+    SeatRelease,
+)
+from fluxnode.core.session.state import OpKind, StateOp
+from fluxnode.core.world import JsonValue
+
+MAX_FRAME: Final = 64 << 10
+MAX_ID: Final = 128
+MAX_TEXT: Final = 2000  # bytes, enough for 500 characters of any script
+MAX_LIST: Final = 128
+_INT_MAX: Final = (1 << 53) - 1
+
+
+@dataclass(frozen=True)
+class Hello:
+    proof: str
+    proof_signature: bytes
+    session_key: bytes
+
+
+@dataclass(frozen=True)
+class Join:
+    world_id: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    world_id: str
+    instance_id: str
+    node: str
+    seat: int
+
+
+@dataclass(frozen=True)
+class Denied:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RedirectTo:
+    node: str
+    addresses: tuple[str, ...]
+    instance_id: str | None
+
+
+@dataclass(frozen=True)
+class Ack:
+    seq: int
+
+
+@dataclass(frozen=True)
+class Resync:
+    pass
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    pass
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+Frame: TypeAlias = (
+    Hello | Join | Joined | Denied | RedirectTo | Transform | ViewerFrame | Ack | Resync
+    | StateOp | ChatMessage | Heartbeat | Leave
+    | SeatClaim | SeatAck | SeatNack | SeatRelease | Handover
+)  # fmt: skip
+
+# --- field checks (each raises FrameInvalid naming the field) --------------------------------
+
+
+def _s(v: object, what: str, high: int = MAX_ID) -> str:
+    if not isinstance(v, str) or not 1 <= len(v.encode("utf-8", "surrogatepass")) <= high:
+        raise FrameInvalid(f"{what} must be a string of 1..{high} bytes")
+    return v
+
+
+def _opt_s(v: object, what: str) -> str | None:
+    return None if v is None else _s(v, what)
+
+
+def _b(v: object, what: str, high: int) -> bytes:
+    if not isinstance(v, bytes) or len(v) > high:
+        raise FrameInvalid(f"{what} must be at most {high} bytes of binary")
+    return v
+
+
+def _i(v: object, what: str, low: int = 0, high: int = _INT_MAX) -> int:
+    if type(v) is not int or not low <= v <= high:
+        raise FrameInvalid(f"{what} must be an integer in {low}..{high}")
+    return v
+
+
+def _f(v: object, what: str) -> float:
+    if type(v) not in (int, float) or not math.isfinite(v):  # type: ignore[arg-type]
+        raise FrameInvalid(f"{what} must be a finite number")
+    return float(v)  # type: ignore[arg-type]
+
+
+def _list(v: object, what: str, high: int = MAX_LIST) -> list[Any]:
+    if not isinstance(v, list) or len(v) > high:
+        raise FrameInvalid(f"{what} must be a list of at most {high} items")
+    return v
+
+
+def _vec(v: object, what: str, n: int) -> tuple[float, ...]:
+    items = _list(v, what, n)
+    if len(items) != n:
+        raise FrameInvalid(f"{what} must be {n} numbers")
+    return tuple(_f(c, f"{what}[{i}]") for i, c in enumerate(items))
+
+
+def _json(v: object, what: str, depth: int = 4) -> JsonValue:
+    """A JSON value as msgpack carries it: bounded depth, finite numbers, string keys."""
+    if v is None or isinstance(v, bool | str):
+        return v
+    if type(v) is int:
+        return _i(v, what, -_INT_MAX, _INT_MAX)
+    if type(v) is float:
+        return _f(v, what)
+    if depth > 0 and isinstance(v, list):
+        return [_json(x, what, depth - 1) for x in _list(v, what)]
+    if depth > 0 and isinstance(v, dict) and len(v) <= MAX_LIST:
+        return {_s(k, f"{what} key"): _json(x, what, depth - 1) for k, x in v.items()}
+    raise FrameInvalid(f"{what} must be plain JSON nested at most 4 levels")
+
+
+def _transform(v: object) -> Transform:
+    f = _list(v, "transform", 3)
+    if len(f) != 3:
+        raise FrameInvalid("transform must be [position, rotation, anim]")
+    pos, rot = _vec(f[0], "position", 3), _vec(f[1], "rotation", 4)
+    return Transform(pos, rot, _s(f[2], "anim", 32))  # type: ignore[arg-type]
+
+
+def _enc_transform(t: Transform) -> list[object]:
+    return [list(t.position), list(t.rotation), t.anim]
+
+
+def _key(v: object) -> ClaimKey:
+    f = _list(v, "claim key", 3)
+    if len(f) != 3:
+        raise FrameInvalid("claim key must be [time_ms, node, seq]")
+    return ClaimKey(_i(f[0], "time_ms"), _s(f[1], "node"), _i(f[2], "seq"))
+
+
+def _op(f: list[Any]) -> StateOp:
+    try:
+        kind = OpKind(_s(f[1], "kind", 16))
+    except ValueError:
+        raise FrameInvalid(f"unknown op kind {f[1]!r}") from None
+    hlc = Hlc(_i(f[5], "wall_ms"), _i(f[6], "counter", 0, (1 << 32) - 1), _s(f[7], "actor"))
+    return StateOp(_s(f[0], "object_id"), kind, _s(f[2], "prop"), _json(f[3], "value"),
+                   _opt_s(f[4], "trigger"), hlc, _s(f[8], "author"),
+                   _b(f[9], "signature", 128))  # fmt: skip
+
+
+def _frame(f: list[Any]) -> ViewerFrame:
+    changed_in = f[2]
+    if not isinstance(changed_in, dict) or len(changed_in) > 100:
+        raise FrameInvalid("changed must be a map of at most 100 visitors")
+    changed = {
+        _s(k, "visitor"): None if t is None else _transform(t) for k, t in changed_in.items()
+    }
+    info_in = f[4]
+    if not isinstance(info_in, dict) or len(info_in) > 100:
+        raise FrameInvalid("info must be a map of at most 100 visitors")
+    info = {_s(k, "visitor"): _json(x, "info", 3) for k, x in info_in.items()}
+    if not all(isinstance(x, dict) for x in info.values()):
+        raise FrameInvalid("info entries must be maps")
+    base = None if f[1] is None else _i(f[1], "base")
+    removed = tuple(_s(x, "visitor") for x in _list(f[3], "removed", 100))
+    return ViewerFrame(_i(f[0], "seq"), base, changed, removed, info)  # type: ignore[arg-type]
+
+
+_DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
+    1: (3, lambda f: Hello(_s(f[0], "proof", 4096), _b(f[1], "proof_signature", 8192),
+                           _b(f[2], "session_key", 64))),
+    2: (1, lambda f: Join(_s(f[0], "world_id"))),
+    3: (4, lambda f: Joined(_s(f[0], "world_id"), _s(f[1], "instance_id"), _s(f[2], "node"),
+                            _i(f[3], "seat", 0, 99))),
+    4: (1, lambda f: Denied(_s(f[0], "reason", 512))),
+    5: (3, lambda f: RedirectTo(_s(f[0], "node"),
+                                tuple(_s(a, "address", 512) for a in _list(f[1], "addresses", 8)),
+                                _opt_s(f[2], "instance_id"))),
+    10: (1, lambda f: _transform(f[0])),
+    11: (5, _frame),
+    12: (1, lambda f: Ack(_i(f[0], "seq"))),
+    13: (0, lambda f: Resync()),
+    20: (10, _op),
+    30: (5, lambda f: ChatMessage(_s(f[0], "instance"), _s(f[1], "author"),
+                                  _s(f[2], "text", MAX_TEXT), _i(f[3], "sent_ms"),
+                                  _b(f[4], "signature", 128))),
+    40: (0, lambda f: Heartbeat()),
+    41: (0, lambda f: Leave()),
+    50: (4, lambda f: SeatClaim(_s(f[0], "instance"), _i(f[1], "slot", 0, 99), _key(f[2]),
+                                _s(f[3], "visitor"))),
+    51: (5, lambda f: SeatAck(_s(f[0], "instance"), _i(f[1], "slot", 0, 99), _key(f[2]),
+                              _s(f[3], "sender"),
+                              tuple(_s(m, "member") for m in _list(f[4], "members", 100)))),
+    52: (4, lambda f: SeatNack(_s(f[0], "instance"), _i(f[1], "slot", 0, 99), _key(f[2]),
+                               _s(f[3], "sender"))),
+    53: (3, lambda f: SeatRelease(_s(f[0], "instance"), _i(f[1], "slot", 0, 99), _key(f[2]))),
+    54: (4, lambda f: Handover(_s(f[0], "instance"), _s(f[1], "sender"), _opt_s(f[2], "successor"),
+                               tuple(_handed(h) for h in _list(f[3], "seats", 100)))),
+}  # fmt: skip
+
+
+def _handed(v: object) -> HandedSeat:
+    f = _list(v, "seat", 3)
+    if len(f) != 3:
+        raise FrameInvalid("handed seat must be [slot, key, visitor]")
+    return HandedSeat(_i(f[0], "slot", 0, 99), _key(f[1]), _s(f[2], "visitor"))
+
+
+_CODES: dict[type, int] = {
+    Hello: 1, Join: 2, Joined: 3, Denied: 4, RedirectTo: 5, Transform: 10, ViewerFrame: 11,
+    Ack: 12, Resync: 13, StateOp: 20, ChatMessage: 30, Heartbeat: 40, Leave: 41,
+    SeatClaim: 50, SeatAck: 51, SeatNack: 52, SeatRelease: 53, Handover: 54,
+}  # fmt: skip
+
+
+def _fields(frame: Frame) -> list[object]:
+    if isinstance(frame, Transform):
+        return [_enc_transform(frame)]
+    if isinstance(frame, ViewerFrame):
+        changed = {k: None if t is None else _enc_transform(t) for k, t in frame.changed.items()}
+        return [frame.seq, frame.base, changed, list(frame.removed), dict(frame.info)]
+    if isinstance(frame, StateOp):
+        h = frame.hlc
+        return [frame.object_id, str(frame.kind), frame.prop, frame.value, frame.trigger,
+                h.wall_ms, h.counter, h.actor, frame.author, frame.signature]  # fmt: skip
+    if isinstance(frame, RedirectTo):
+        return [frame.node, list(frame.addresses), frame.instance_id]
+    if isinstance(frame, SeatAck):
+        return [frame.instance, frame.slot, astuple(frame.key), frame.sender, list(frame.members)]
+    if isinstance(frame, SeatClaim | SeatNack | SeatRelease):
+        values = [getattr(frame, n) for n in frame.__dataclass_fields__]
+        return [astuple(v) if isinstance(v, ClaimKey) else v for v in values]
+    if isinstance(frame, Handover):
+        seats = [[h.slot, astuple(h.key), h.visitor] for h in frame.seats]
+        return [frame.instance, frame.sender, frame.successor, seats]
+    return list(astuple(frame))
+
+
+def encode(frame: Frame) -> bytes:
+    packed: bytes = msgpack.packb([_CODES[type(frame)], *_fields(frame)], use_bin_type=True)
+    return packed
+
+
+def decode(data: bytes, max_frame: int = MAX_FRAME) -> Frame:
+    """The frame in `data`; raises `FrameInvalid` (and nothing else) when it is not one."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise FrameInvalid("frame must be bytes")
+    if len(data) > max_frame:
+        raise FrameInvalid(f"frame is {len(data)} bytes, over the {max_frame}-byte limit")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_str_len=max_frame,
+            max_bin_len=max_frame,
+            max_array_len=max_frame,
+            max_map_len=max_frame,
+            max_ext_len=0,  # no ext types at all: nothing here uses them
+        )
+    except Exception as exc:  # msgpack raises many unrelated types: translate them all here
+        raise FrameInvalid(f"frame is not one msgpack value: {type(exc).__name__}") from None
+    if not isinstance(obj, list) or not obj or type(obj[0]) is not int:
+        raise FrameInvalid("frame must be an array starting with its type code")
+    code, fields = obj[0], obj[1:]
+    if code not in _DECODERS:
+        raise FrameInvalid(f"unknown frame type {code}")
+    arity, build = _DECODERS[code]
+    if len(fields) != arity:
+        raise FrameInvalid(f"frame type {code} has {arity} fields, not {len(fields)}")
+    return build(fields)
