@@ -43,23 +43,22 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from fluxnode.core.errors import RemoteError
+from fluxnode.core.errors import WorldManifestInvalid, WorldPackageInvalid
 from fluxnode.core.unixfs import Block, Link
 from fluxnode.core.world import (
     DEFAULT_LIMITS,
     MANIFEST_NAME,
+    PackageProblem,
     WorldLimits,
     WorldManifest,
-    WorldManifestInvalid,
     check_relative_path,
     format_excess,
     parse_manifest,
-    summarize,
 )
 from fluxnode.storage.importer import (
     EntryChanged,
@@ -93,31 +92,6 @@ BlockSink = Callable[[list[Block]], None]
 class PackageFile:
     path: str  # relative POSIX path inside the package
     size: int
-
-
-@dataclass(frozen=True)
-class PackageProblem:
-    """One problem: `file` is package-relative (``.`` is the package folder itself); `json_path`
-    is set when the problem is inside world.json's content (``objects[3].scale.x``)."""
-
-    file: str
-    message: str
-    json_path: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.json_path}" if self.json_path else self.file
-        return f"{where}: {self.message}"
-
-
-class WorldPackageInvalid(RemoteError):
-    """The folder is not a valid world package; `problems` lists everything found."""
-
-    code = "world_package_invalid"
-
-    def __init__(self, root: Path, problems: Sequence[PackageProblem]) -> None:
-        self.root = root
-        self.problems = list(problems)
-        super().__init__(summarize(f"world package {root} is invalid", self.problems))
 
 
 @dataclass(frozen=True)
