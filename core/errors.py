@@ -161,3 +161,34 @@ class WorldPackageInvalid(RemoteError):
         self.root = root
         self.problems = list(problems)
         super().__init__(summarize(f"world package {root} is invalid", self.problems))
+
+
+# -- sign-in (fluxnode.core.siwe) -----------------------------------------------------------------
+
+
+class SiweError(RemoteError):
+    """A sign-in message, its signature or its nonce is unacceptable.
+
+    `reason` names the failed rule (e.g. "bad_address", "wrong_domain", "expired",
+    "nonce_reused", "wrong_signer"); `code` is always "siwe_invalid". Malformed input answers
+    400, a well-formed sign-in that is refused answers 401.
+    """
+
+    code = "siwe_invalid"
+
+    def __init__(self, reason: str, message: str, *, http_status: int = 400) -> None:
+        self.reason = reason
+        self.message = message
+        self.http_status = http_status
+        super().__init__(f"{reason}: {message}")
+
+    @classmethod
+    def refused(cls, reason: str, message: str) -> SiweError:
+        """A well-formed sign-in that is refused (401), as opposed to malformed input (400)."""
+        return cls(reason, message, http_status=401)
+
+
+class SiweUsageError(LocalError):
+    """We called the SIWE code wrongly (naive datetime, negative skew, bad settings)."""
+
+    code = "siwe_usage"
