@@ -179,23 +179,38 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _open_top(path: Path) -> int:
+    """Open the PATH an add was given, following a top-level link (the user named it).
+
+    Stat first: opening a device can have effects of its own, so only folders and regular files
+    are opened; `fstat` then confirms the opened entry is still that kind.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {_reason(exc)}") from exc
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise BadRequest(f"{path} is not a regular file or directory")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {_reason(exc)}") from exc
+    if stat.S_IFMT(os.fstat(fd).st_mode) != stat.S_IFMT(st.st_mode):
+        os.close(fd)
+        raise BadRequest(f"{path} changed while being read")
+    return fd
+
+
 def import_path(
     path: Path, sink: BlockSink, cid_version: int = 0, progress: Progress | None = None
 ) -> ImportResult:
     counter = _Counter(sink, progress)
+    fd = _open_top(path)
     try:
-        # Follows a top-level link (the user named it); O_NONBLOCK so a FIFO does not hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {_reason(exc)}") from exc
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
             link, _ = _directory(fd, str(path), counter, cid_version, 0)
-        elif stat.S_ISREG(st.st_mode):
-            link = _file(fd, str(path), counter, cid_version)
         else:
-            raise BadRequest(f"{path} is not a regular file or directory")
+            link = _file(fd, str(path), counter, cid_version)
     finally:
         os.close(fd)
     return ImportResult(link, counter.bytes, counter.blocks)
@@ -286,14 +301,12 @@ def tree_size(path: Path) -> int:
     import reports them).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+        fd = _open_top(path)
+    except BadRequest:
         return 0
     try:
         st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode):
-            return st.st_size
-        return _folder_size(fd, 0) if stat.S_ISDIR(st.st_mode) else 0
+        return st.st_size if stat.S_ISREG(st.st_mode) else _folder_size(fd, 0)
     finally:
         os.close(fd)
 
