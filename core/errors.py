@@ -17,7 +17,9 @@ what kind of thing failed (`record_invalid`), the reason which rule (`expired`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 _REGISTRY: dict[str, type[FluxError]] = {}
@@ -383,3 +385,87 @@ class SeatUnavailable(SessionError):
 
     code = "seat_unavailable"
     http_status = 409
+
+
+def summarize(head: str, problems: Sequence[object], shown: int = 50) -> str:
+    """``head (N errors):`` then one indented line per problem, at most `shown` of them."""
+    lines = [f"{head} ({len(problems)} error{'s' if len(problems) != 1 else ''}):"]
+    lines += [f"  {p}" for p in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    return "\n".join(lines)
+
+
+# -- world packages (fluxnode.core.world, fluxnode.storage.worldpkg) -----------------------------
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    """One problem: `path` is a JSON path (``objects[3].scale.x``; ``$`` is the whole document)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PackageProblem:
+    """One problem of a package folder: `file` is package-relative (``.`` is the folder itself);
+    `json_path` is set when the problem is inside world.json's content (``objects[3].scale.x``).
+    """
+
+    file: str
+    message: str
+    json_path: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.json_path}" if self.json_path else self.file
+        return f"{where}: {self.message}"
+
+
+class WorldManifestInvalid(RemoteError):
+    """world.json broke the model or a limit; `errors` lists every problem found."""
+
+    code = "world_invalid"
+
+    def __init__(self, errors: Sequence[ManifestError]) -> None:
+        self.errors = list(errors)
+        super().__init__(summarize("world.json is invalid", self.errors))
+
+
+class WorldPackageInvalid(RemoteError):
+    """The folder is not a valid world package; `problems` lists everything found."""
+
+    code = "world_package_invalid"
+
+    def __init__(self, root: PurePath, problems: Sequence[PackageProblem]) -> None:
+        self.root = root
+        self.problems = list(problems)
+        super().__init__(summarize(f"world package {root} is invalid", self.problems))
+
+
+# -- sign-in (fluxnode.core.siwe) -----------------------------------------------------------------
+
+
+class SiweError(ReasonError, RemoteError):
+    """A sign-in message, its signature or its nonce is unacceptable.
+
+    `reason` names the failed rule (e.g. "bad_address", "wrong_domain", "expired",
+    "nonce_reused", "wrong_signer"); `code` is always "siwe_invalid". Malformed input answers
+    400, a well-formed sign-in that is refused answers 401.
+    """
+
+    code = "siwe_invalid"
+
+    @classmethod
+    def refused(cls, reason: str, message: str) -> SiweError:
+        """A well-formed sign-in that is refused (401), as opposed to malformed input (400)."""
+        return cls(reason, message, http_status=401)
+
+
+class SiweUsageError(LocalError):
+    """We called the SIWE code wrongly (naive datetime, negative skew, bad settings)."""
+
+    code = "siwe_usage"

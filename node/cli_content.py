@@ -340,22 +340,29 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
     from fluxnode.core.world import WorldLimits
-    from fluxnode.storage.worldpkg import scan_package
+    from fluxnode.storage.worldpkg import WorldPackage, open_package, scan_package
 
-    package = scan_package(Path(args.dir), WorldLimits(**cfg.world_limits))
-    summary = {
-        "name": package.manifest.name,
-        "files": len(package.files),
-        "bytes": package.total_size,
-        "objects": len(package.manifest.objects),
-    }
+    limits = WorldLimits(**cfg.world_limits)
+
+    def summary(package: WorldPackage) -> dict[str, Any]:
+        return {
+            "name": package.manifest.name,
+            "files": len(package.files),
+            "bytes": package.total_size,
+            "objects": len(package.manifest.objects),
+        }
+
     if args.world_cmd == "validate":
-        print(json.dumps({"valid": True, **summary}))
+        print(json.dumps({"valid": True, **summary(scan_package(Path(args.dir), limits))}))
         return 0
-    result = _repo(cfg).add(
-        package.root, cid_version=args.cid_version, name=f"world:{package.manifest.name}"
-    )
-    print(json.dumps({**summary, "cid": str(result.cid)}), file=sys.stderr)
+    # One pass: the files checked are the files stored (a file swapped after a separate check
+    # would be packed unchecked); an invalid package is rolled back by `add`.
+    with open_package(Path(args.dir), limits) as pack:
+        name = f"world:{pack.manifest.name}"
+        result = _repo(cfg).add(pack.importer(args.cid_version), name=name)
+        assert pack.packed is not None  # set by the successful pack inside `add`
+        package = pack.packed
+    print(json.dumps({**summary(package), "cid": str(result.cid)}), file=sys.stderr)
     print(result.cid)
     return 0
 
@@ -367,33 +374,37 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
     from fluxnode.chain.records import sign_record
     from fluxnode.core.world import WorldLimits
     from fluxnode.node.admin import admin_request
-    from fluxnode.storage.worldpkg import scan_package
+    from fluxnode.storage.worldpkg import open_package
 
     account = load_private_key(
         Path(args.key_file) if args.key_file else None, env_var="FLUX_OWNER_KEY"
     )
-    package = scan_package(Path(args.dir), WorldLimits(**cfg.world_limits))
-    world_id = (
-        f"land:{args.land}" if args.land is not None else f"{account.address.lower()}/{args.slug}"
-    )
-    visibility = args.visibility or package.manifest.settings.visibility.value
-    now = int(time.time())
-    seq = args.seq or now
-
-    def sign(cid: Any) -> Any:
-        return sign_record(
-            world_id=world_id,
-            cid=cid,
-            seq=seq,
-            visibility=visibility,
-            issued_at=now,
-            account=account,
-            access=args.allow,
+    pack = open_package(Path(args.dir), WorldLimits(**cfg.world_limits))
+    with pack:
+        world_id = (
+            f"land:{args.land}"
+            if args.land is not None
+            else f"{account.address.lower()}/{args.slug}"
         )
+        visibility = args.visibility or pack.manifest.settings.visibility.value
+        now = int(time.time())
+        seq = args.seq or now
 
-    # Sign a probe before storing anything: a bad id, slug or access list changes nothing.
-    sign("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
-    result = _repo(cfg).add(package.root, cid_version=args.cid_version, name=f"world:{world_id}")
+        def sign(cid: Any) -> Any:
+            return sign_record(
+                world_id=world_id,
+                cid=cid,
+                seq=seq,
+                visibility=visibility,
+                issued_at=now,
+                account=account,
+                access=args.allow,
+            )
+
+        # Sign a probe before storing anything: a bad id, slug or access list changes nothing.
+        sign("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
+        # Checked while it is stored (one pass, like `world pack`); an invalid one is rolled back.
+        result = _repo(cfg).add(pack.importer(args.cid_version), name=f"world:{world_id}")
     record = sign(result.cid)
     answer = asyncio.run(
         admin_request(cfg.data_dir, "POST", "/v0/publish", {"record": record.to_wire().decode()})

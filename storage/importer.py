@@ -5,15 +5,23 @@ Folder rules, as `ipfs add -r` with Kubo's defaults:
 - symlinks inside the tree are stored as UnixFS symlink nodes, never followed; a symlink given
   as the top-level PATH is followed (the shell already resolved what the user meant);
 - other special files (sockets, FIFOs, devices) are refused;
-- directories become UnixFS directories, HAMT-sharded past the importer's size threshold.
+- directories become UnixFS directories, HAMT-sharded past the importer's size threshold;
+- folders nest at most `MAX_DEPTH` levels; names must be valid UTF-8.
+
+Each entry is read once, through file descriptors: a folder is opened (without following links)
+relative to its parent's descriptor and listed from its own, a file is opened without following
+links and checked with `fstat`, so a file or folder swapped for a link (or a FIFO) between the
+listing and the read is refused instead of followed. `tree_size` applies the same rules to
+estimate what an add will store.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,71 +110,229 @@ def _stream(stream: BinaryIO, counter: _Counter, cid_version: int) -> Link:
     return root
 
 
-def import_path(
-    path: Path, sink: BlockSink, cid_version: int = 0, progress: Progress | None = None
-) -> ImportResult:
-    counter = _Counter(sink, progress)
-    target = path.resolve()  # top-level symlink: follow, as the user named it
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO swapped in after the listing must not hang; regular files ignore it.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class EntryChanged(OSError):
+    """An entry is no longer what its listing said (e.g. a file replaced by a link)."""
+
+
+def open_entry(dir_fd: int, name: str, st: os.stat_result) -> int:
+    """Open `name` under `dir_fd` without following links, as the kind `st` (its lstat) says.
+
+    Raises `EntryChanged` when what was opened is not of that kind, `OSError` when it cannot be
+    opened at all. The caller closes the descriptor.
+    """
+    want_dir = stat.S_ISDIR(st.st_mode)
     try:
-        st = target.stat()
+        fd = os.open(name, _DIR_FLAGS if want_dir else _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
-    if stat.S_ISDIR(st.st_mode):
-        link, _ = _directory(target, counter, cid_version, 0)
-    elif stat.S_ISREG(st.st_mode):
-        link = _file(target, counter, cid_version)
-    else:
-        raise BadRequest(f"{path} is not a regular file or directory")
-    return ImportResult(link, counter.bytes, counter.blocks)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise EntryChanged(exc.errno, "changed while being read") from None
+        raise
+    got = os.fstat(fd).st_mode
+    if stat.S_IFMT(got) != stat.S_IFMT(st.st_mode):
+        os.close(fd)
+        raise EntryChanged(errno.EINVAL, "changed while being read")
+    return fd
 
 
-def _file(path: Path, counter: _Counter, cid_version: int) -> Link:
-    try:
-        with path.open("rb", buffering=0) as fh:
-            return _stream(fh, counter, cid_version)
-    except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
+def read_link(dir_fd: int, name: str) -> bytes:
+    return os.readlink(os.fsencode(name), dir_fd=dir_fd)
 
 
-def _directory(path: Path, counter: _Counter, cid_version: int, depth: int) -> tuple[Link, bool]:
-    """Import a folder; returns its link and whether it had any entries."""
-    if depth > MAX_DEPTH:
-        raise BadRequest(f"{path}: directories nested deeper than {MAX_DEPTH}")
-    entries: list[tuple[str, Link]] = []
-    nonempty_subdirs: set[str] = set()
-    try:
-        listing = sorted(os.scandir(path), key=lambda e: e.name)
-    except OSError as exc:
-        raise BadRequest(f"cannot list {path}: {exc.strerror}") from exc
-    for entry in listing:
-        if entry.name.startswith("."):
-            continue
-        child = Path(entry.path)
-        try:
-            entry.name.encode()
-        except UnicodeEncodeError:
-            raise BadRequest(f"{child!r}: file name is not valid UTF-8") from None
-        if entry.is_symlink():
-            block, link = symlink_node(os.readlink(child), cid_version)
-            counter.emit([block])
-        elif entry.is_dir(follow_symlinks=False):
-            link, nonempty = _directory(child, counter, cid_version, depth + 1)
-            if nonempty:
-                nonempty_subdirs.add(entry.name)
-        elif entry.is_file(follow_symlinks=False):
-            link = _file(child, counter, cid_version)
-        else:
-            raise BadRequest(f"{child} is a special file (socket, FIFO or device)")
-        entries.append((entry.name, link))
+def list_folder(fd: int) -> list[str]:
+    """The entry names of the open folder `fd`, sorted."""
+    with os.scandir(fd) as it:
+        return sorted(entry.name for entry in it)
+
+
+def lstat_entry(dir_fd: int, name: str) -> os.stat_result:
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def directory_link(
+    entries: list[tuple[str, Link]],
+    nonempty_subdirs: set[str],
+    cid_version: int,
+    emit: Callable[[list[Block]], None],
+    where: str,
+) -> Link:
+    """Build one folder's UnixFS node(s) from its children's links; emit them, return its link."""
     # The reference importer counts a non-empty sub-folder as nothing toward the shard
     # threshold (see core/hamt.should_shard); Kubo counts it. We match the reference we test.
     if should_shard(entries, cid_version, subdirectories=nonempty_subdirs):
         try:
             blocks, link = hamt_directory(entries, cid_version)
         except ValueError as exc:  # e.g. names crafted to collide in all 128 hash bits
-            raise BadRequest(f"{path}: cannot shard this folder: {exc}") from exc
-        counter.emit(blocks)
-        return link, bool(entries)
+            raise BadRequest(f"{where}: cannot shard this folder: {exc}") from exc
+        emit(blocks)
+        return link
     block, link = directory_node(entries, cid_version)
-    counter.emit([block])
+    emit([block])
+    return link
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _open_top(path: Path) -> int:
+    """Open the PATH an add was given, following a top-level link (the user named it).
+
+    Stat first: opening a device can have effects of its own, so only folders and regular files
+    are opened; `fstat` then confirms the opened entry is still that kind.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {_reason(exc)}") from exc
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise BadRequest(f"{path} is not a regular file or directory")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {_reason(exc)}") from exc
+    if stat.S_IFMT(os.fstat(fd).st_mode) != stat.S_IFMT(st.st_mode):
+        os.close(fd)
+        raise BadRequest(f"{path} changed while being read")
+    return fd
+
+
+def import_path(
+    path: Path, sink: BlockSink, cid_version: int = 0, progress: Progress | None = None
+) -> ImportResult:
+    counter = _Counter(sink, progress)
+    fd = _open_top(path)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            link, _ = _directory(fd, str(path), counter, cid_version, 0)
+        else:
+            link = _file(fd, str(path), counter, cid_version)
+    finally:
+        os.close(fd)
+    return ImportResult(link, counter.bytes, counter.blocks)
+
+
+def _file(fd: int, shown: str, counter: _Counter, cid_version: int) -> Link:
+    try:
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
+            return _stream(fh, counter, cid_version)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {shown}: {_reason(exc)}") from exc
+
+
+def _shown(path: str) -> str:
+    """A path safe to print (undecodable bytes escaped)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _visible(names: Iterable[str]) -> list[str]:
+    return [name for name in names if not name.startswith(".")]
+
+
+def _directory(
+    fd: int, shown: str, counter: _Counter, cid_version: int, depth: int
+) -> tuple[Link, bool]:
+    """Import the open folder `fd`; returns its link and whether it had any entries."""
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"{shown}: folders nested deeper than {MAX_DEPTH} levels")
+    try:
+        listing = _visible(list_folder(fd))
+    except OSError as exc:
+        raise BadRequest(f"cannot list {shown}: {_reason(exc)}") from exc
+    entries: list[tuple[str, Link]] = []
+    nonempty_subdirs: set[str] = set()
+    for name in listing:
+        child = _shown(f"{shown}/{name}")
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            raise BadRequest(f"{child}: file name is not valid UTF-8") from None
+        try:
+            st = lstat_entry(fd, name)
+        except OSError as exc:
+            raise BadRequest(f"cannot read {child}: {_reason(exc)}") from exc
+        if stat.S_ISLNK(st.st_mode):
+            link = _symlink(fd, name, child, counter, cid_version)
+        elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+            try:
+                child_fd = open_entry(fd, name, st)
+            except OSError as exc:
+                raise BadRequest(f"cannot read {child}: {_reason(exc)}") from exc
+            try:
+                if stat.S_ISDIR(st.st_mode):
+                    link, nonempty = _directory(child_fd, child, counter, cid_version, depth + 1)
+                    if nonempty:
+                        nonempty_subdirs.add(name)
+                else:
+                    link = _file(child_fd, child, counter, cid_version)
+            finally:
+                os.close(child_fd)
+        else:
+            raise BadRequest(f"{child} is a special file (socket, FIFO or device)")
+        entries.append((name, link))
+    link = directory_link(entries, nonempty_subdirs, cid_version, counter.emit, shown)
     return link, bool(entries)
+
+
+def _symlink(fd: int, name: str, shown: str, counter: _Counter, cid_version: int) -> Link:
+    try:
+        raw = read_link(fd, name)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {shown}: {_reason(exc)}") from exc
+    try:
+        target = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"{shown}: link target is not valid UTF-8") from None
+    block, link = symlink_node(target, cid_version)
+    counter.emit([block])
+    return link
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the files an `import_path(path)` would read, by the same rules (hidden entries
+    skipped, links not followed but a top-level one), from one listing of each folder.
+
+    An estimate for an up-front quota check: files may grow before they are read, so the
+    store's own quota check on every write stays the limit. Unreadable entries count 0 (the
+    import reports them).
+    """
+    try:
+        fd = _open_top(path)
+    except BadRequest:
+        return 0
+    try:
+        st = os.fstat(fd)
+        return st.st_size if stat.S_ISREG(st.st_mode) else _folder_size(fd, 0)
+    finally:
+        os.close(fd)
+
+
+def _folder_size(fd: int, depth: int) -> int:
+    if depth > MAX_DEPTH:
+        return 0
+    try:
+        listing = _visible(list_folder(fd))
+    except OSError:
+        return 0
+    total = 0
+    for name in listing:
+        try:
+            st = lstat_entry(fd, name)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+        elif stat.S_ISDIR(st.st_mode):
+            try:
+                child = open_entry(fd, name, st)
+            except OSError:
+                continue
+            try:
+                total += _folder_size(child, depth + 1)
+            finally:
+                os.close(child)
+    return total

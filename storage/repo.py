@@ -6,8 +6,6 @@ data dir: files and SQLite WAL are safe across processes) and by the running nod
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,12 @@ from fluxnode.storage.blockstore import BlockStore, StoreStats
 from fluxnode.storage.carfile import CarImport, export_car, import_car
 from fluxnode.storage.dag import walk
 from fluxnode.storage.exporter import Exporter
-from fluxnode.storage.importer import ImportResult, import_path, import_stream
+from fluxnode.storage.importer import ImportResult, import_path, import_stream, tree_size
 from fluxnode.storage.pins import GcResult, Pin, PinStore
+
+#: An import that is more than a file or folder (a world package): called with the sink that
+#: stores (and on failure rolls back) every block it emits.
+Importer = Callable[[Callable[[list[Block]], None]], ImportResult]
 
 BLOCKS_DIR = "blocks"
 PINS_DB = "pins.db"
@@ -84,7 +86,7 @@ class Repo:
     # -- add -----------------------------------------------------------------------------------
     def add(
         self,
-        source: Path | BinaryIO,
+        source: Path | BinaryIO | Importer,
         *,
         cid_version: int = 0,
         only_hash: bool = False,
@@ -92,7 +94,7 @@ class Repo:
         name: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
-        """Import a file, folder or stream. With `only_hash` nothing is written at all.
+        """Import a file, folder, stream or `Importer`. With `only_hash` nothing is written.
 
         Denied content (the root or any block, see core/denylist.py) raises ContentDenied and
         leaves the store as it was: a denied block is never written, and what was written
@@ -103,7 +105,7 @@ class Repo:
             return AddResult(result.root.cid, result.bytes_read, result.blocks, False)
         if isinstance(source, Path):
             # Known size: refuse up front rather than part-way through.
-            self.blocks.reserve(_tree_size(source))
+            self.blocks.reserve(tree_size(source))
         added: list[Cid] = []
         dag: set[bytes] = set()
 
@@ -213,26 +215,13 @@ def _discard(blocks: list[Block]) -> None:
 
 
 def _import(
-    source: Path | BinaryIO,
+    source: Path | BinaryIO | Importer,
     sink: Callable[[list[Block]], None],
     cid_version: int,
     progress: Callable[[int], None] | None,
 ) -> ImportResult:
+    if callable(source):
+        return source(sink)
     if isinstance(source, Path):
         return import_path(source, sink, cid_version, progress)
     return import_stream(source, sink, cid_version, progress)
-
-
-def _tree_size(path: Path) -> int:
-    """Bytes of the regular files under `path` (what an add will store, give or take headers)."""
-    if not path.is_dir():
-        try:
-            return path.stat().st_size
-        except OSError:
-            return 0  # the importer reports the real error
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total

@@ -1,109 +1,52 @@
-"""The validator behind `fluxnode.core.world.parse_manifest` (sans-IO, stdlib only; private).
-
-Two parts: the JSON parsing guards `parse_manifest` hands to `json.loads` (duplicate keys,
-non-finite and oversized numbers, a depth check on the raw bytes) and `_Checker`, which walks the
-parsed document, collects every `ManifestError` and builds the `WorldManifest`. The model, its
-limits and the rules it enforces are described in `fluxnode.core.world`.
-"""
+"""The world.json validator: `parse_manifest` and the `_Checker` that walks the parsed document,
+collects every `ManifestError` and builds the `WorldManifest` (sans-IO, stdlib only)."""
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import json
-import math
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
-from fluxnode.core.world import (
-    _ASSET_PROPERTIES,
-    _CONTROL,
-    _SURROGATE,
+from fluxnode.core.errors import ManifestError, WorldManifestInvalid
+from fluxnode.core.world.jsonguard import (
+    _BadNumber,
+    _constant,
+    _Dict,
+    _float,
+    _int,
+    _pairs,
+    _too_deep,
+)
+from fluxnode.core.world.limits import (
     ACTION_MAX_CHARS,
+    DEFAULT_LIMITS,
     DESCRIPTION_MAX_CHARS,
     ID_MAX_CHARS,
-    INT_MAX_DIGITS,
     MAX_PLAYERS,
     NAME_MAX_CHARS,
-    ORIGIN,
     SCHEMA_REF_MAX_CHARS,
     TAG_MAX_CHARS,
     TAGS_MAX,
+    WorldLimits,
+    format_excess,
+)
+from fluxnode.core.world.model import (
+    ASSET_PROPERTIES,
+    ORIGIN,
     UNIT_SCALE,
     Interactions,
     JsonValue,
-    ManifestError,
     Permissions,
     Vec3,
     Visibility,
-    WorldLimits,
     WorldManifest,
     WorldObject,
     WorldSettings,
-    check_relative_path,
-    format_excess,
-    is_skybox_path,
 )
-
-# --- parsing ---------------------------------------------------------------------------------
-
-
-class _Dict(dict[str, object]):
-    """A parsed JSON object that remembers keys seen more than once."""
-
-    duplicates: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _BadNumber:
-    """Stands in for a number JSON must not carry, so the error can name its path."""
-
-    message: str
-
-
-def _pairs(pairs: list[tuple[str, object]]) -> _Dict:
-    obj = _Dict(pairs)
-    if len(obj) != len(pairs):
-        counts = Counter(k for k, _ in pairs)
-        obj.duplicates = tuple(k for k, n in counts.items() if n > 1)
-    return obj
-
-
-def _float(text: str) -> float | _BadNumber:
-    value = float(text)
-    return value if math.isfinite(value) else _BadNumber("number is out of range")
-
-
-def _int(text: str) -> int | _BadNumber:
-    if len(text.lstrip("-")) > INT_MAX_DIGITS:
-        return _BadNumber(f"integer has more than {INT_MAX_DIGITS} digits")
-    return int(text)
-
-
-def _constant(name: str) -> _BadNumber:
-    return _BadNumber(f"{name} is not allowed (JSON numbers must be finite)")
-
-
-_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def _too_deep(data: bytes, limit: int) -> bool:
-    """Whether brackets outside strings nest deeper than `limit`, without parsing (linear).
-
-    Exact for valid JSON: escaped backslashes pair up left to right, then a remaining ``\\"`` is
-    an escaped quote, so the quotes left delimit the strings.
-    """
-    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(unescaped.split(b'"')[0::2]).translate(None, _NOT_BRACKETS)
-    depth = 0
-    for c in outside:
-        depth += 1 if c in b"[{" else -1
-        if depth > limit:
-            return True
-    return False
-
+from fluxnode.core.world.paths import CONTROL, SURROGATE, check_relative_path, is_skybox_path
 
 # --- validation ------------------------------------------------------------------------------
 
@@ -185,7 +128,7 @@ class _Checker:
         if isinstance(v, _BadNumber):
             self.error(path, v.message)
             self.reported.add(path)
-        elif isinstance(v, str) and _SURROGATE.search(v):
+        elif isinstance(v, str) and SURROGATE.search(v):
             self.error(path, "string holds an unpaired UTF-16 surrogate escape")
             self.reported.add(path)
         elif isinstance(v, list):
@@ -195,7 +138,7 @@ class _Checker:
             for k in v.duplicates:
                 self.error(_key(path, k), "duplicate key")
             for k, x in v.items():
-                if _SURROGATE.search(k):
+                if SURROGATE.search(k):
                     self.error(_key(path, k), "key holds an unpaired UTF-16 surrogate escape")
                     self.reported.add(_key(path, k))
                 self.scan(x, _key(path, k))
@@ -233,7 +176,7 @@ class _Checker:
             self.error(path, "must not be empty")
         elif len(v) > max_chars:
             self.error(path, f"must be at most {max_chars} characters (got {len(v)})")
-        elif _CONTROL.search(v):
+        elif CONTROL.search(v):
             self.error(path, "must not contain control characters")
         elif pattern is not None and not pattern.fullmatch(v):
             self.error(path, f"must be {what}")
@@ -442,7 +385,7 @@ class _Checker:
         if "properties" in d:
             properties = self.free_object(d["properties"], f"{path}.properties")
             if isinstance(d["properties"], dict):
-                for key in _ASSET_PROPERTIES:
+                for key in ASSET_PROPERTIES:
                     if key in d["properties"]:
                         self.asset(d["properties"][key], f"{path}.properties.{key}")
         interactions = Interactions()
@@ -479,3 +422,47 @@ class _Checker:
             what = "an address: 0x and 40 hex digits"
             owner = self.string(d["owner"], f"{path}.owner", 42, pattern=_ADDRESS, what=what)
         return Permissions(**flags, owner=owner)
+
+
+# --- the entry point ---
+
+
+def _fail(message: str) -> WorldManifestInvalid:
+    return WorldManifestInvalid([ManifestError("$", message)])
+
+
+def parse_manifest(data: bytes, limits: WorldLimits = DEFAULT_LIMITS) -> WorldManifest:
+    """Validate world.json bytes and build the model; raise `WorldManifestInvalid` listing every
+    problem found. Pure: no I/O, no state."""
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError(f"parse_manifest wants bytes, not {type(data).__name__}")
+    if len(data) > limits.max_manifest_bytes:
+        raise _fail(f"manifest is {format_excess(len(data), limits.max_manifest_bytes)} limit")
+    if data.startswith(codecs.BOM_UTF8):
+        raise _fail("starts with a byte order mark; save it as UTF-8 without BOM")
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(f"is not valid UTF-8 (bad byte at offset {exc.start})") from None
+    if _too_deep(data, limits.max_json_depth):
+        raise _fail(f"JSON is nested deeper than {limits.max_json_depth} levels")
+    try:
+        doc = json.loads(
+            text,
+            object_pairs_hook=_pairs,
+            parse_float=_float,
+            parse_int=_int,
+            parse_constant=_constant,
+        )
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            f"is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+        ) from None
+    except RecursionError:  # unreachable after _too_deep; kept as a guard
+        raise _fail("JSON is nested too deeply") from None
+    checker = _Checker(limits)
+    checker.scan(doc, "$")
+    manifest = checker.manifest(doc)
+    if checker.errors:
+        raise WorldManifestInvalid(checker.errors)
+    return manifest
