@@ -10,12 +10,14 @@ import argparse
 import asyncio
 import json
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from fluxnode.core.content import Kind
-from fluxnode.core.errors import BadRequest
+from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.paths import parse_content_path
 from fluxnode.node.config import Config
 
@@ -302,7 +304,39 @@ def cmd_repo(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if not res.corrupted and not res.missing_in_pins else 1
 
 
+def _refuse_non_regular(out: Path) -> None:
+    """An existing output must be a regular file: replacing a device node, a FIFO, a symlink
+    or a folder with our file is never what was meant."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(
+            "--output", f"{out} exists and is not a regular file; refusing to replace it"
+        )
+
+
+def _export_car_file(repo: Any, cid: Any, out: Path) -> None:
+    _refuse_non_regular(out)
+    # A fresh, unguessable temp name next to the target (never follows a planted symlink).
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
+    tmp = Path(tmp_name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would create it
+        with os.fdopen(fd, "wb") as fh:
+            repo.export_car(cid, fh)
+        _refuse_non_regular(out)  # swapped while we wrote?
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
+    if args.car_cmd == "export" and args.output != "-":
+        _refuse_non_regular(Path(args.output))  # before any work
     repo = _repo(cfg)
     if args.car_cmd == "export":
         cid = _cid(args.cid)
@@ -310,13 +344,7 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
             repo.export_car(cid, sys.stdout.buffer)
             return 0
         out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.partial")
-        try:
-            with tmp.open("wb") as fh:
-                repo.export_car(cid, fh)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _export_car_file(repo, cid, out)
         print(out)
         return 0
     if args.file == "-":

@@ -76,32 +76,38 @@ def iter_blocks(stream: BinaryIO) -> Iterator[tuple[Cid, bytes]]:
         yield cid, data
 
 
-def import_car(
-    stream: BinaryIO, store: BlockStore, check: Callable[[Cid], None] | None = None
-) -> CarImport:
-    """Store every block of a CAR. All-or-nothing: on any error the new blocks are removed.
+class CarHasNoRoots(InvalidCar):
+    code = "car_has_no_roots"
 
-    `check` (e.g. the denylist) sees every root and every block before it is written and may
-    raise to refuse the import."""
+
+def import_car(
+    stream: BinaryIO,
+    store: BlockStore,
+    check: Callable[[Cid], None] | None = None,
+    *,
+    added: list[Cid],
+    require_roots: bool = False,
+) -> CarImport:
+    """Store every block of a CAR, appending each block this import wrote to `added`.
+
+    On an error the caller undoes the import from `added` (under the store's exclusive lock:
+    another writer may rely on those blocks, see `PinStore.discard_unpinned`). `check` (e.g.
+    the denylist) sees every root and every block before it is written and may raise to refuse
+    the import. `require_roots` refuses a CAR naming no root before anything is stored."""
     header = read_header(stream)
+    if require_roots and not header.roots:
+        raise CarHasNoRoots("the CAR names no root, so there is nothing to pin; nothing imported")
     if check is not None:
         for root in header.roots:
             check(root)
-    added: list[Cid] = []
     count = nbytes = 0
-    try:
-        for cid, data in iter_blocks(stream):
-            if check is not None:
-                check(cid)
-            count += 1
-            nbytes += len(data)
-            if store.put(cid, data, verified=True):
-                added.append(cid)
-    except BaseException:
-        for cid in added:
-            store.delete(cid)
-        store.flush()
-        raise
+    for cid, data in iter_blocks(stream):
+        if check is not None:
+            check(cid)
+        count += 1
+        nbytes += len(data)
+        if store.put(cid, data, verified=True):
+            added.append(cid)
     return CarImport(header.roots, count, tuple(added), nbytes)
 
 
