@@ -102,7 +102,10 @@ def test_the_same_block_put_by_two_threads_is_written_and_counted_once(
 
 def test_many_threads_putting_and_reading_keep_one_consistent_size(tmp_path: Path) -> None:
     repo = Repo(tmp_path / "d", quota_bytes=1 << 30)
-    per_thread = [[f"block {i % 120} of {t % 3}".encode() * 50 for i in range(150)] for t in range(8)]
+    # threads 0, 3, 6 (and 1, 4, 7 ...) write the same blocks: they race on each one
+    per_thread = [
+        [f"block {i % 120} of {t % 3}".encode() * 50 for i in range(150)] for t in range(8)
+    ]
     results = run_all([lambda bs=bs: [repo.blocks.put(raw(b), b) for b in bs] for bs in per_thread])
     distinct = {b for bs in per_thread for b in bs}
     assert sum(r.count(True) for r in results) == len(distinct)
