@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -223,11 +225,11 @@ def _write_entry(repo: Any, cid: Any, kind: Kind, out: Path, depth: int = 0) -> 
     if depth > 64:
         raise BadRequest("directory tree deeper than 64 levels")
     if kind is Kind.FILE:
-        tmp = out.with_name(f".{out.name}.partial")
-        with tmp.open("wb") as fh:
-            for chunk in repo.exporter.read(cid):
-                fh.write(chunk)
-        os.replace(tmp, out)
+        with _partial(out) as (fd, tmp):
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in repo.exporter.read(cid):
+                    fh.write(chunk)
+            os.replace(tmp, out)
     elif kind is Kind.SYMLINK:
         os.symlink(repo.exporter.read_link(cid), out)
     else:
@@ -317,21 +319,28 @@ def _refuse_non_regular(out: Path) -> None:
         )
 
 
-def _export_car_file(repo: Any, cid: Any, out: Path) -> None:
-    _refuse_non_regular(out)
-    # A fresh, unguessable temp name next to the target (never follows a planted symlink).
+@contextlib.contextmanager
+def _partial(out: Path) -> Iterator[tuple[int, Path]]:
+    """A fresh temp file next to `out` (an unguessable name, created exclusively, so a planted
+    symlink is never followed); removed unless the caller renamed it into place."""
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
     tmp = Path(tmp_name)
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would create it
+        yield fd, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_car_file(repo: Any, cid: Any, out: Path) -> None:
+    _refuse_non_regular(out)
+    with _partial(out) as (fd, tmp):
         with os.fdopen(fd, "wb") as fh:
             repo.export_car(cid, fh)
         _refuse_non_regular(out)  # swapped while we wrote?
         os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cmd_car(args: argparse.Namespace, cfg: Config) -> int:

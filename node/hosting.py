@@ -36,6 +36,7 @@ from fluxnode.core.replication import (
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
 from fluxnode.storage.blockstore import WriteLock
+from fluxnode.storage.pins import RECURSIVE
 from fluxnode.storage.repo import Repo
 
 log = logging.getLogger("fluxnode.node.hosting")
@@ -211,9 +212,7 @@ class Hosting:
             if action.kind is ActionKind.PIN:
                 await self._pin(action.cid, action.world_id, now)
             else:
-                await asyncio.to_thread(self.repo.pins.remove, Cid.parse(action.cid))
-                self.stats.released += 1
-                log.info("released %s (%s): %s", action.world_id, action.cid, action.reason)
+                await self._release(action.cid, action.world_id, action.reason)
         await self._challenge_one(now)
 
     async def _look_up_wanted_worlds(self) -> None:
@@ -255,9 +254,20 @@ class Hosting:
             log.info("DHT provide of %s failed: %s", cid_text, exc)
 
     def _commit_pin(self, cid: Cid, world_id: str) -> None:
+        existing = self.repo.pins.get(cid, RECURSIVE)
+        if existing is not None and not (existing.name or "").startswith(WORLD_PIN_PREFIX):
+            # The operator pins it already: naming it a world pin would let a later release
+            # remove the operator's pin.
+            return
         # The walk verifies every fetched block; the pin flushes them (force: the p2p side
         # wrote them) before it commits.
         self.repo.pins.add(cid, recursive=True, name=f"{WORLD_PIN_PREFIX}{world_id}")
+
+    async def _release(self, cid_text: str, world_id: str, reason: str) -> None:
+        # Only the recursive world pin: a direct pin of the same root is the operator's.
+        await asyncio.to_thread(self.repo.pins.remove, Cid.parse(cid_text), RECURSIVE)
+        self.stats.released += 1
+        log.info("released %s (%s): %s", world_id, cid_text, reason)
 
     async def provide_all(self) -> None:
         for cid in self._pinned_worlds():

@@ -174,12 +174,19 @@ class PinStore:
                 raise
         return pins
 
-    def remove(self, cid: Cid) -> int:
+    def remove(self, cid: Cid, mode: str | None = None) -> int:
+        """Unpin `cid` (every mode, or only `mode`); returns how many pins went."""
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
-            n = db.execute("DELETE FROM pins WHERE mh = ?", (cid.multihash,)).rowcount
-            db.execute("DELETE FROM pin_blocks WHERE pin_mh = ?", (cid.multihash,))
+            if mode is None:
+                n = db.execute("DELETE FROM pins WHERE mh = ?", (cid.multihash,)).rowcount
+            else:
+                n = db.execute(
+                    "DELETE FROM pins WHERE mh = ? AND mode = ?", (cid.multihash, mode)
+                ).rowcount
+            if mode in (None, RECURSIVE):
+                db.execute("DELETE FROM pin_blocks WHERE pin_mh = ?", (cid.multihash,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -194,6 +201,17 @@ class PinStore:
             args = (mode,)
         rows = self._conn().execute(query + " ORDER BY created, cid", args).fetchall()
         return [Pin(*row) for row in rows]
+
+    def get(self, cid: Cid, mode: str) -> Pin | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT cid, mode, name, created FROM pins WHERE mh = ? AND mode = ?",
+                (cid.multihash, mode),
+            )
+            .fetchone()
+        )
+        return None if row is None else Pin(*row)
 
     def is_pinned(self, cid: Cid) -> bool:
         row = self._conn().execute("SELECT 1 FROM pins WHERE mh = ? LIMIT 1", (cid.multihash,))

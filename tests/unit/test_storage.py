@@ -328,3 +328,17 @@ def test_cli_car_import_with_no_roots_fails_and_stores_nothing(
     assert run_flux(monkeypatch, "car", "import", "--data-dir", str(d), str(car)) == 1
     assert "no root" in capsys.readouterr().err
     assert Repo(d).stat().blocks == 0
+
+
+def test_get_never_writes_through_a_planted_partial_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "node"
+    cid = add_bytes(Repo(d), b"fetched bytes")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "got.bin"
+    (tmp_path / ".got.bin.partial").symlink_to(victim)
+    assert run_flux(monkeypatch, "get", "--data-dir", str(d), str(cid), "-o", str(out)) == 0
+    assert victim.read_bytes() == b"precious"
+    assert out.read_bytes() == b"fetched bytes" and not out.is_symlink()

@@ -252,3 +252,35 @@ def test_hosting_fetch_holds_off_gc_until_the_pin_commits(tmp_path: Path) -> Non
     gc.finish()
     assert hosting.stats.pinned == 1 and hosting.stats.fetch_failures == 0
     assert_pinned_and_whole(d, cid, data)
+
+
+def test_hosting_neither_renames_nor_releases_the_operators_pins(tmp_path: Path) -> None:
+    import asyncio
+
+    from fluxnode.core.replication import HostingPolicy
+    from fluxnode.node.hosting import Hosting
+
+    class Bridge:
+        async def call(self, op: str, arg: Any) -> Any:
+            return None  # every block is here already
+
+    repo = Repo(tmp_path / "node")
+    mine = repo.add(io.BytesIO(payload(1000, 1)), name="mine").cid  # type: ignore[arg-type]
+    other = repo.add(io.BytesIO(payload(1000, 2)), pin=False).cid  # type: ignore[arg-type]
+    repo.pins.add(other, recursive=False, name="op")
+    hosting = Hosting(
+        me="me",
+        bridge=Bridge(),  # type: ignore[arg-type]
+        repo=repo,
+        worlds=None,  # type: ignore[arg-type]
+        policy=HostingPolicy(),
+    )
+
+    async def scenario() -> None:
+        await hosting._pin(str(mine), "0xabc/mine", 0.0)
+        await hosting._pin(str(other), "0xabc/other", 0.0)
+        await hosting._release(str(other), "0xabc/other", "superseded")
+
+    asyncio.run(scenario())
+    pins = sorted((p.cid, p.mode, p.name) for p in repo.pins.list())
+    assert pins == sorted([(str(mine), "recursive", "mine"), (str(other), "direct", "op")])
