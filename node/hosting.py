@@ -35,7 +35,7 @@ from fluxnode.core.replication import (
 )
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
-from fluxnode.storage.blockstore import WriteLock
+from fluxnode.storage.fsutil import WriteLock
 from fluxnode.storage.pins import RECURSIVE
 from fluxnode.storage.repo import Repo
 

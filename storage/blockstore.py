@@ -31,22 +31,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import errno
-import fcntl
 import os
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fluxnode.core.cid import RAW, Cid, InvalidCid
 from fluxnode.core.dagpb import MAX_BLOCK_SIZE
 from fluxnode.core.errors import LocalError, NotFound, RemoteError
+from fluxnode.storage.fsutil import WriteLock, fsync_dir, is_stale_tmp, syncfs
 
 
 class BlockCorrupted(LocalError):
@@ -75,9 +72,6 @@ class BlockHashMismatch(RemoteError):
 #: Files written but not yet flushed that one handle remembers; past this a put flushes itself, so
 #: a writer that never flushes (the p2p side fetching blocks) cannot grow the list without bound.
 MAX_DIRTY_FILES = 1024
-#: A temp file older than this is stale even if its writer's pid is alive (pid reuse, or another
-#: pid namespace): writing one block takes milliseconds.
-STALE_TMP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -98,96 +92,6 @@ class StoreStats:
 
 def key_for(cid: Cid) -> str:
     return base64.b32encode(cid.multihash).decode().rstrip("=")
-
-
-_libc: Any = None
-
-
-def _syncfs(path: Path) -> bool:
-    """syncfs(2) on the file system holding `path`; False where the call is unavailable."""
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return False
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if not hasattr(_libc, "syncfs"):
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
-    finally:
-        os.close(fd)
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
-def _is_stale_tmp(name: str, mtime: float, now: float) -> bool:
-    """A temp file nobody will rename any more: its writer is dead, or it is too old."""
-    if now - mtime > STALE_TMP_S:
-        return True
-    pid_text, sep, _ = name.partition("-")
-    if not sep or not pid_text.isdigit():
-        return False  # not named by us (or an older version's name): only age decides
-    pid = int(pid_text)
-    if pid <= 0 or pid == os.getpid():
-        return False
-    return not _pid_alive(pid)
-
-
-class WriteLock:
-    """The store's shared (writers) or exclusive (deleters) lock, an flock on `.gc.lock`.
-
-    Usable as a context manager, or acquired in one thread and released in another (a hosting
-    fetch holds it across awaits). Each instance has its own open file, so a thread holding a
-    shared lock can take another shared one; it must release its shared locks before asking
-    for the exclusive one (flock would wait for itself)."""
-
-    def __init__(self, path: Path, *, exclusive: bool) -> None:
-        self._path = path
-        self._exclusive = exclusive
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        if self._fd is not None:
-            raise RuntimeError("write lock acquired twice")
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if self._exclusive else fcntl.LOCK_SH)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def __enter__(self) -> WriteLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 class BlockStore:
@@ -357,7 +261,7 @@ class BlockStore:
                 self._flushes += 1
 
     def _sync(self, dirs: set[Path], files: list[Path]) -> None:
-        if _syncfs(self.root):
+        if syncfs(self.root):
             return
         if not dirs:
             os.sync()
@@ -371,8 +275,8 @@ class BlockStore:
                     os.close(fd)
         for d in sorted(dirs):
             with contextlib.suppress(FileNotFoundError):  # an emptied shard GC removed
-                _fsync_dir(d)
-        _fsync_dir(self.root)
+                fsync_dir(d)
+        fsync_dir(self.root)
 
     def delete(self, cid: Cid) -> int:
         """Remove a block; returns the bytes freed (0 if absent). Callers hold the exclusive
@@ -457,12 +361,12 @@ class BlockStore:
             return StoreStatistics(len(self._dirty_files), len(self._dirty_dirs), self._flushes)
 
     def clean_tmp(self, now: float | None = None) -> int:
-        """Remove temp files no live writer will rename any more (see `_is_stale_tmp`)."""
+        """Remove temp files no live writer will rename any more (see `fsutil.is_stale_tmp`)."""
         now = time.time() if now is None else now
         removed = 0
         for entry in os.scandir(self._tmp):
             try:
-                if not _is_stale_tmp(entry.name, entry.stat().st_mtime, now):
+                if not is_stale_tmp(entry.name, entry.stat().st_mtime, now):
                     continue
                 os.unlink(entry.path)
             except FileNotFoundError:
