@@ -76,10 +76,6 @@ def iter_blocks(stream: BinaryIO) -> Iterator[tuple[Cid, bytes]]:
         yield cid, data
 
 
-class CarHasNoRoots(InvalidCar):
-    code = "car_has_no_roots"
-
-
 def import_car(
     stream: BinaryIO,
     store: BlockStore,
@@ -96,7 +92,7 @@ def import_car(
     the import. `require_roots` refuses a CAR naming no root before anything is stored."""
     header = read_header(stream)
     if require_roots and not header.roots:
-        raise CarHasNoRoots("the CAR names no root, so there is nothing to pin; nothing imported")
+        raise InvalidCar("the CAR names no root, so there is nothing to pin; nothing imported")
     if check is not None:
         for root in header.roots:
             check(root)

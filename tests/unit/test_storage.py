@@ -21,7 +21,6 @@ from fluxnode.storage.blockstore import (
     BlockTooLarge,
     QuotaExceeded,
 )
-from fluxnode.storage.carfile import CarHasNoRoots
 from fluxnode.storage.dag import DagIncomplete
 from fluxnode.storage.exporter import NotAFile, PathNotFound
 from fluxnode.storage.repo import Repo
@@ -212,7 +211,7 @@ def test_garbage_and_truncated_cars_are_rejected_cleanly(repo: Repo, car: bytes)
 def test_a_car_with_no_roots_is_refused_when_pinning_and_stores_nothing(repo: Repo) -> None:
     good = Cid.hash_block(b"good", 1, RAW)
     car = encode_header([]) + encode_section(good, b"good")
-    with pytest.raises(CarHasNoRoots, match="no root"):
+    with pytest.raises(InvalidCar, match="no root"):
         repo.import_car(io.BytesIO(car))
     assert repo.stat().blocks == 0
     # asked for unpinned blocks explicitly: that is what it gets
