@@ -289,6 +289,13 @@ class NotAFile(RemoteError):
     code = "not_a_file"
 
 
+class RangeNotSatisfiable(RemoteError):
+    """A valid Range that selects nothing of the file (RFC 9110 §15.5.17)."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
+
+
 class QuotaExceeded(LocalError):
     code = "quota_exceeded"
     http_status = 507

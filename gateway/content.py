@@ -17,9 +17,9 @@ from aiohttp import web
 
 from fluxnode.core.cid import Cid
 from fluxnode.core.content import ContentApi, Kind
-from fluxnode.core.errors import BadRequest, NotFound
+from fluxnode.core.errors import BadRequest, NotFound, RangeNotSatisfiable
 from fluxnode.core.paths import split_segments
-from fluxnode.gateway.ranges import Unsatisfiable, parse_range
+from fluxnode.gateway.ranges import parse_range
 from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
 from fluxnode.gateway.streaming import in_thread as _in_thread
 from fluxnode.gateway.streaming import stream
@@ -167,7 +167,7 @@ async def _file_response(
     ):
         try:
             wanted = parse_range(rng, size)
-        except Unsatisfiable:
+        except RangeNotSatisfiable:
             return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
         if wanted is not None:
             start, end, status = wanted.start, wanted.end, 206

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from fluxnode.core.errors import RangeNotSatisfiable
+
 #: Larger than any file size: stands for a number with more than MAX_DIGITS significant digits.
 HUGE = 10**18
 MAX_DIGITS = 18
@@ -38,10 +40,6 @@ class ByteRange:
     end: int
 
 
-class Unsatisfiable(Exception):
-    """The range is valid but selects nothing of the file: answer 416."""
-
-
 def _number(digits: str) -> int:
     significant = digits.lstrip("0")
     if len(significant) > MAX_DIGITS:
@@ -51,7 +49,7 @@ def _number(digits: str) -> int:
 
 def parse_range(value: str, size: int) -> ByteRange | None:
     """The range to send for a `Range: value` on a file of `size` bytes, or None to send it
-    all. Raises Unsatisfiable for a valid range that selects nothing."""
+    all. Raises RangeNotSatisfiable for a valid range that selects nothing."""
     unit, eq, range_set = value.partition("=")
     if not eq or unit.lower() != "bytes":
         return None
@@ -68,14 +66,14 @@ def parse_range(value: str, size: int) -> ByteRange | None:
         if last and _number(last) < start:
             return None  # invalid: last-pos before first-pos
         if start >= size:
-            raise Unsatisfiable
+            raise RangeNotSatisfiable
         end = min(size, _number(last) + 1) if last else size
         return ByteRange(start, end)
     if not last:
         return None  # "bytes=-": neither a position nor a suffix length
     suffix = _number(last)
     if suffix == 0:
-        raise Unsatisfiable
+        raise RangeNotSatisfiable
     if size == 0:
         return None  # nothing to select; the empty file is sent whole
     return ByteRange(max(0, size - suffix), size)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import stat
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from fluxnode.core.content import Kind
-from fluxnode.core.errors import BadRequest
+from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.paths import parse_content_path
 from fluxnode.node.config import Config
 
@@ -221,11 +225,11 @@ def _write_entry(repo: Any, cid: Any, kind: Kind, out: Path, depth: int = 0) -> 
     if depth > 64:
         raise BadRequest("directory tree deeper than 64 levels")
     if kind is Kind.FILE:
-        tmp = out.with_name(f".{out.name}.partial")
-        with tmp.open("wb") as fh:
-            for chunk in repo.exporter.read(cid):
-                fh.write(chunk)
-        os.replace(tmp, out)
+        with _partial(out) as (fd, tmp):
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in repo.exporter.read(cid):
+                    fh.write(chunk)
+            os.replace(tmp, out)
     elif kind is Kind.SYMLINK:
         os.symlink(repo.exporter.read_link(cid), out)
     else:
@@ -302,7 +306,46 @@ def cmd_repo(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if not res.corrupted and not res.missing_in_pins else 1
 
 
+def _refuse_non_regular(out: Path) -> None:
+    """An existing output must be a regular file: replacing a device node, a FIFO, a symlink
+    or a folder with our file is never what was meant."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(
+            "--output", f"{out} exists and is not a regular file; refusing to replace it"
+        )
+
+
+@contextlib.contextmanager
+def _partial(out: Path) -> Iterator[tuple[int, Path]]:
+    """A fresh temp file next to `out` (an unguessable name, created exclusively, so a planted
+    symlink is never followed); removed unless the caller renamed it into place."""
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
+    tmp = Path(tmp_name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would create it
+        yield fd, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_car_file(repo: Any, cid: Any, out: Path) -> None:
+    _refuse_non_regular(out)
+    with _partial(out) as (fd, tmp):
+        with os.fdopen(fd, "wb") as fh:
+            repo.export_car(cid, fh)
+        _refuse_non_regular(out)  # swapped while we wrote?
+        os.replace(tmp, out)
+
+
 def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
+    if args.car_cmd == "export" and args.output != "-":
+        _refuse_non_regular(Path(args.output))  # before any work
     repo = _repo(cfg)
     if args.car_cmd == "export":
         cid = _cid(args.cid)
@@ -310,13 +353,7 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
             repo.export_car(cid, sys.stdout.buffer)
             return 0
         out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.partial")
-        try:
-            with tmp.open("wb") as fh:
-                repo.export_car(cid, fh)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _export_car_file(repo, cid, out)
         print(out)
         return 0
     if args.file == "-":

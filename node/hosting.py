@@ -37,6 +37,8 @@ from fluxnode.core.replication import (
 from fluxnode.node.loops import Loops
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
+from fluxnode.storage.fsutil import WriteLock
+from fluxnode.storage.pins import RECURSIVE
 from fluxnode.storage.repo import Repo
 
 log = logging.getLogger("fluxnode.node.hosting")
@@ -174,6 +176,7 @@ class Hosting:
     async def tick(self) -> None:
         now = self._clock()
         pinned = await asyncio.to_thread(self._pinned_worlds)
+        free = await asyncio.to_thread(self._free)  # the first call scans the store
         await self.bridge.call(
             "publish",
             (
@@ -182,7 +185,7 @@ class Hosting:
                     HostingRecord(
                         self.me,
                         frozenset(pinned),
-                        self._free(),
+                        free,
                         now,
                         auto=self.policy.mode is Policy.AUTO,
                         doubts=self.table.my_doubts(),
@@ -195,15 +198,13 @@ class Hosting:
             WorldInfo(r.world_id, str(r.cid), r.owner.lower()) for r in self.worlds.book.records()
         ]
         actions = self.planner.plan(
-            now=now, directory=directory, table=self.table, pinned=pinned, free_bytes=self._free()
+            now=now, directory=directory, table=self.table, pinned=pinned, free_bytes=free
         )
         for action in actions:
             if action.kind is ActionKind.PIN:
                 await self._pin(action.cid, action.world_id, now)
             else:
-                self.repo.pins.remove(Cid.parse(action.cid))
-                self.stats.released += 1
-                log.info("released %s (%s): %s", action.world_id, action.cid, action.reason)
+                await self._release(action.cid, action.world_id, action.reason)
         await self._challenge_one(now)
 
     async def _look_up_wanted_worlds(self) -> None:
@@ -222,6 +223,11 @@ class Hosting:
 
     async def _pin(self, cid_text: str, world_id: str, now: float) -> None:
         holders = sorted(self.table.holders(cid_text, now))
+        # The store's shared write lock from the first fetched block until the pin commits: a
+        # GC in between (`flux-node gc` in another process) would delete the fetched blocks,
+        # which nothing pins yet.
+        lock = self.repo.blocks.write_lock()
+        await _acquire(lock)
         try:
             await self.bridge.call("fetch_world", (cid_text, holders))
             cid = Cid.parse(cid_text)
@@ -230,6 +236,8 @@ class Hosting:
             self.stats.fetch_failures += 1
             log.warning("could not host %s (%s): %s", world_id, cid_text, exc)
             return
+        finally:
+            lock.release()
         self.stats.pinned += 1
         log.info("hosting %s (%s)", world_id, cid_text)
         try:
@@ -238,9 +246,20 @@ class Hosting:
             log.info("DHT provide of %s failed: %s", cid_text, exc)
 
     def _commit_pin(self, cid: Cid, world_id: str) -> None:
-        # Blocks came in through the p2p side's own store handle: make them all durable first.
-        self.repo.blocks.flush(force=True)
+        existing = self.repo.pins.get(cid, RECURSIVE)
+        if existing is not None and not (existing.name or "").startswith(WORLD_PIN_PREFIX):
+            # The operator pins it already: naming it a world pin would let a later release
+            # remove the operator's pin.
+            return
+        # The walk verifies every fetched block; the pin flushes them (force: the p2p side
+        # wrote them) before it commits.
         self.repo.pins.add(cid, recursive=True, name=f"{WORLD_PIN_PREFIX}{world_id}")
+
+    async def _release(self, cid_text: str, world_id: str, reason: str) -> None:
+        # Only the recursive world pin: a direct pin of the same root is the operator's.
+        await asyncio.to_thread(self.repo.pins.remove, Cid.parse(cid_text), RECURSIVE)
+        self.stats.released += 1
+        log.info("released %s (%s): %s", world_id, cid_text, reason)
 
     async def provide_all(self) -> None:
         for cid in self._pinned_worlds():
@@ -262,3 +281,19 @@ class Hosting:
             self.table.challenge_failed(peer, cid, now)
             self.stats.challenges_failed += 1
             log.warning("peer %s failed the retrieval challenge for %s: claim dropped", peer, cid)
+
+
+async def _acquire(lock: WriteLock) -> None:
+    """Take a store lock from a worker thread (flock blocks); if we are cancelled meanwhile,
+    the thread still gets it: release it then, or it would block GC for good."""
+    fut = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
+    try:
+        await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        fut.add_done_callback(lambda f: _release_if_taken(f, lock))
+        raise
+
+
+def _release_if_taken(fut: asyncio.Future[None], lock: WriteLock) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        lock.release()

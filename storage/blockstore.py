@@ -13,23 +13,32 @@ one flush instead of an fsync per 256 KiB block (measured: 0.34x -> see bench/be
 After a power loss an unpinned block may be damaged: every read checks the digest, a corrupted
 block raises `BlockCorrupted` and is never served, and `gc` removes unpinned blocks.
 
-Concurrency: readers need no lock. Writers (add, import) hold a shared lock and GC an exclusive
-one on `blocks/.gc.lock`, so GC never deletes a block that an in-flight add is about to pin.
+Concurrency across processes: readers need no lock. Writers (add, import, a hosting fetch) hold
+a shared lock on `blocks/.gc.lock` from their first write until their pin commits; whoever
+deletes blocks (GC, and a failed writer undoing its writes) holds it exclusively. So no block
+is deleted while another writer may still pin it: it found the block present and relies on it.
+
+Concurrency within a process: one handle serves every thread (the asyncio loop, its worker
+threads, the p2p thread). The tracked size, the quota check and the dirty-file list live under
+one lock; a block is linked into place (`link(2)`: exactly one writer of the same block wins,
+so the size is counted once); the dirty list is bounded (a full list flushes).
+
+Temp files are named `<pid>-<random>` in `blocks/.tmp`, so a stale one (its writer is dead, or
+it is older than any write takes) can be removed on open without touching a live writer's.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
-import fcntl
+import errno
 import os
-import sys
-import tempfile
-from collections.abc import Iterator
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fluxnode.core.cid import RAW, Cid, InvalidCid
 from fluxnode.core.dagpb import MAX_BLOCK_SIZE
@@ -38,6 +47,20 @@ from fluxnode.core.errors import BlockHashMismatch as BlockHashMismatch
 from fluxnode.core.errors import BlockNotFound as BlockNotFound
 from fluxnode.core.errors import BlockTooLarge as BlockTooLarge
 from fluxnode.core.errors import QuotaExceeded as QuotaExceeded
+from fluxnode.storage.fsutil import WriteLock, fsync_dir, is_stale_tmp, syncfs
+
+#: Files written but not yet flushed that one handle remembers; past this a put flushes itself, so
+#: a writer that never flushes (the p2p side fetching blocks) cannot grow the list without bound.
+MAX_DIRTY_FILES = 1024
+
+
+@dataclass(frozen=True)
+class StoreStatistics:
+    """Bounded state of one handle, for tests and `status`."""
+
+    dirty_files: int
+    dirty_dirs: int
+    flushes: int
 
 
 @dataclass(frozen=True)
@@ -51,47 +74,26 @@ def key_for(cid: Cid) -> str:
     return base64.b32encode(cid.multihash).decode().rstrip("=")
 
 
-_libc: Any = None
-
-
-def _syncfs(path: Path) -> bool:
-    """syncfs(2) on the file system holding `path`; False where the call is unavailable."""
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return False
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if not hasattr(_libc, "syncfs"):
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
-    finally:
-        os.close(fd)
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BlockStore:
     def __init__(self, root: Path, *, quota_bytes: int | None = None) -> None:
         self.root = root
         self.quota_bytes = quota_bytes
         self._tmp = root / ".tmp"
+        # Guards everything below: several threads share one handle.
+        self._lock = threading.Lock()
+        # One flush at a time, so a flush returns only once every write before it is durable
+        # (a second flusher waits for the first instead of returning on an emptied list).
+        self._flush_lock = threading.Lock()
         self._dirty_dirs: set[Path] = set()
         self._dirty_files: list[Path] = []
-        self._shards: set[Path] = set()
+        self._flushes = 0
         self._size: int | None = None  # computed lazily by a scan, then tracked
+        self._changes = 0  # net bytes written by this handle, to correct a scan that ran meanwhile
         root.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(exist_ok=True)
+        if self.clean_tmp():
+            # An interrupted writer may also have left the shard folder it had just made.
+            self.remove_empty_shards()
 
     # -- paths ---------------------------------------------------------------------------------
     def path_for(self, cid: Cid) -> Path:
@@ -110,7 +112,8 @@ class BlockStore:
         except FileNotFoundError:
             raise BlockNotFound(f"block {cid} is not in the store") from None
         if not cid.verify(data):
-            raise BlockCorrupted(f"block {cid} is corrupted on disk ({path}); not served")
+            # No path in the message: it may answer a client. Operators run `repo verify`.
+            raise BlockCorrupted(f"block {cid} is corrupted on disk; not served")
         return data
 
     def size_of(self, cid: Cid) -> int | None:
@@ -121,7 +124,8 @@ class BlockStore:
 
     # -- writes --------------------------------------------------------------------------------
     def put(self, cid: Cid, data: bytes, *, verified: bool = False) -> bool:
-        """Store a block; returns True if it was new. `verified` skips re-hashing our own blocks."""
+        """Store a block; returns True if this call wrote it (False: it was already stored).
+        `verified` skips re-hashing our own blocks."""
         if len(data) > MAX_BLOCK_SIZE:
             raise BlockTooLarge(f"block {cid} is {len(data)} bytes (max {MAX_BLOCK_SIZE})")
         if not verified and not cid.verify(data):
@@ -129,83 +133,176 @@ class BlockStore:
         path = self.path_for(cid)
         if path.exists():
             return False
-        self.reserve(len(data))
-        if path.parent not in self._shards:
-            path.parent.mkdir(exist_ok=True)
-            self._shards.add(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        self._claim(len(data))
+        try:
+            new = self._write(path, data)
+        except BaseException:
+            self._account(-len(data))
+            raise
+        if not new:
+            self._account(-len(data))
+            return False
+        with self._lock:
+            self._dirty_dirs.add(path.parent)
+            self._dirty_files.append(path)
+            full = len(self._dirty_files) >= MAX_DIRTY_FILES
+        if full:
+            self.flush()
+        return True
+
+    def _claim(self, nbytes: int) -> None:
+        """Count `nbytes` as used, failing with QuotaExceeded first if they do not fit; the
+        check and the count are one step, so threads writing at once cannot pass it together."""
+        if self.quota_bytes is not None:
+            self.total_size()  # the first scan, outside the lock
+        with self._lock:
+            if (
+                self.quota_bytes is not None
+                and self._size is not None
+                and self._size + nbytes > self.quota_bytes
+            ):
+                raise QuotaExceeded(
+                    f"storing {nbytes} more bytes would exceed the quota of "
+                    f"{self.quota_bytes} bytes ({self._size} used)"
+                )
+            self._changes += nbytes
+            if self._size is not None:
+                self._size += nbytes
+
+    def _account(self, nbytes: int) -> None:
+        with self._lock:
+            self._changes += nbytes
+            if self._size is not None:
+                self._size += nbytes
+
+    def _write(self, path: Path, data: bytes) -> bool:
+        tmp = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
+            return self._link(tmp, path)
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
-        self._dirty_dirs.add(path.parent)
-        self._dirty_files.append(path)
-        if self._size is not None:
-            self._size += len(data)
-        return True
+
+    def _link(self, tmp: Path, path: Path) -> bool:
+        """Put `tmp` in place as `path` unless a block is already there; True if we did."""
+        for attempt in (1, 2):
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                # No shard folder yet, or GC removed an emptied one since: make it and retry.
+                if attempt == 2:
+                    raise
+                path.parent.mkdir(exist_ok=True)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+                # A file system without hard links: rename (the same block twice is harmless).
+                os.replace(tmp, path)
+                return True
+        raise AssertionError("unreachable")
 
     def reserve(self, nbytes: int) -> None:
         """Fail with QuotaExceeded, before writing, if `nbytes` more would pass the quota."""
         if self.quota_bytes is None:
             return
-        if self.total_size() + nbytes > self.quota_bytes:
+        used = self.total_size()
+        if used + nbytes > self.quota_bytes:
             raise QuotaExceeded(
                 f"storing {nbytes} more bytes would exceed the quota of {self.quota_bytes} bytes "
-                f"({self.total_size()} used)"
+                f"({used} used)"
             )
 
     def flush(self, *, force: bool = False) -> None:
-        """Make every block written (or deleted) so far durable. Run before recording a pin.
+        """Make every block written (or deleted) through this handle durable. Run before
+        recording a pin.
 
-        `force` syncs even if this handle wrote nothing (another handle on the same directory,
-        e.g. the p2p side's, may have)."""
-        if not self._dirty_dirs and not force:
+        `force` also syncs what this handle did not write (another process, or a block found
+        already present), at the cost of one syncfs (or sync) even when nothing is dirty."""
+        with self._flush_lock:
+            with self._lock:
+                dirs, files = self._dirty_dirs, self._dirty_files
+                self._dirty_dirs, self._dirty_files = set(), []
+            if not dirs and not force:
+                return
+            try:
+                self._sync(dirs, files)
+            except BaseException:
+                with self._lock:  # not durable: keep them for the next flush
+                    self._dirty_dirs |= dirs
+                    self._dirty_files[:0] = files
+                raise
+            with self._lock:
+                self._flushes += 1
+
+    def _sync(self, dirs: set[Path], files: list[Path]) -> None:
+        if syncfs(self.root):
             return
-        if force and _syncfs(self.root):
-            self._dirty_dirs.clear()
-            self._dirty_files.clear()
-            return
-        if not self._dirty_dirs:
+        if not dirs:
             os.sync()
             return
-        if not _syncfs(self.root):
-            for path in self._dirty_files:
-                with contextlib.suppress(FileNotFoundError):
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-            for d in sorted(self._dirty_dirs):
-                _fsync_dir(d)
-            _fsync_dir(self.root)
-        self._dirty_dirs.clear()
-        self._dirty_files.clear()
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for d in sorted(dirs):
+            with contextlib.suppress(FileNotFoundError):  # an emptied shard GC removed
+                fsync_dir(d)
+        fsync_dir(self.root)
 
     def delete(self, cid: Cid) -> int:
-        """Remove a block; returns the bytes freed (0 if absent)."""
+        """Remove a block; returns the bytes freed (0 if absent). Callers hold the exclusive
+        write lock (GC, or `PinStore.discard_unpinned`) so no writer relies on it."""
         path = self.path_for(cid)
         try:
             size = path.stat().st_size
             path.unlink()
         except FileNotFoundError:
             return 0
-        self._dirty_dirs.add(path.parent)
-        if self._size is not None:
-            self._size -= size
+        with self._lock:
+            self._dirty_dirs.add(path.parent)
+        self._account(-size)
         return size
+
+    def remove_empty_shards(self, shards: Iterable[Path] | None = None) -> int:
+        """Remove empty shard folders (all, or those given). Safe against writers: `put`
+        re-creates a shard that vanished under it."""
+        removed = 0
+        candidates = shards if shards is not None else self._shard_dirs()
+        for shard in candidates:
+            try:
+                shard.rmdir()
+            except OSError:
+                continue  # not empty, or already gone
+            removed += 1
+            with self._lock:
+                self._dirty_dirs.add(self.root)
+        return removed
+
+    def _shard_dirs(self) -> list[Path]:
+        return [
+            Path(e.path)
+            for e in os.scandir(self.root)
+            if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+        ]
 
     # -- enumeration ---------------------------------------------------------------------------
     def iter_cids(self) -> Iterator[Cid]:
         """Every stored block as a CIDv1 raw (the store knows multihashes, not codecs)."""
-        for shard in sorted(self.root.iterdir()):
-            if not shard.is_dir() or shard.name.startswith("."):
-                continue
-            for entry in os.scandir(shard):
+        for shard in sorted(self._shard_dirs()):
+            try:
+                entries = list(os.scandir(shard))
+            except FileNotFoundError:
+                continue  # removed empty meanwhile
+            for entry in entries:
                 name = entry.name
                 if not name.endswith(".data"):
                     continue
@@ -216,37 +313,48 @@ class BlockStore:
                     continue  # not ours: ignore rather than delete
 
     def total_size(self) -> int:
-        if self._size is None:
-            self._size = self.stats().bytes
-        return self._size
+        with self._lock:
+            if self._size is not None:
+                return self._size
+        return self.stats().bytes
 
     def stats(self) -> StoreStats:
+        """Count blocks and bytes on disk (also refreshes the tracked size: other processes
+        write to the same directory)."""
+        with self._lock:
+            changes_before = self._changes
         count = total = 0
-        for shard in self.root.iterdir():
-            if not shard.is_dir() or shard.name.startswith("."):
-                continue
-            for entry in os.scandir(shard):
-                if entry.name.endswith(".data"):
-                    count += 1
-                    total += entry.stat().st_size
-        self._size = total
+        for shard in self._shard_dirs():
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(shard):
+                    if entry.name.endswith(".data"):
+                        with contextlib.suppress(FileNotFoundError):
+                            total += entry.stat().st_size
+                            count += 1
+        with self._lock:
+            # Writes during the scan may be counted twice: an overestimate keeps the quota safe.
+            self._size = total + (self._changes - changes_before)
         return StoreStats(count, total, self.quota_bytes)
 
-    def clean_tmp(self) -> int:
-        """Remove temp files left by writers that were killed mid-write."""
+    def statistics(self) -> StoreStatistics:
+        with self._lock:
+            return StoreStatistics(len(self._dirty_files), len(self._dirty_dirs), self._flushes)
+
+    def clean_tmp(self, now: float | None = None) -> int:
+        """Remove temp files no live writer will rename any more (see `fsutil.is_stale_tmp`)."""
+        now = time.time() if now is None else now
         removed = 0
         for entry in os.scandir(self._tmp):
-            with contextlib.suppress(FileNotFoundError):
+            try:
+                if not is_stale_tmp(entry.name, entry.stat().st_mtime, now):
+                    continue
                 os.unlink(entry.path)
-                removed += 1
+            except FileNotFoundError:
+                continue
+            removed += 1
         return removed
 
     # -- locking -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def write_lock(self, exclusive: bool = False) -> Iterator[None]:
-        fd = os.open(self.root / ".gc.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
+    def write_lock(self, exclusive: bool = False) -> WriteLock:
+        """Shared for writers (held until their pin commits), exclusive for deleters."""
+        return WriteLock(self.root / ".gc.lock", exclusive=exclusive)

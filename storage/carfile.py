@@ -77,31 +77,33 @@ def iter_blocks(stream: BinaryIO) -> Iterator[tuple[Cid, bytes]]:
 
 
 def import_car(
-    stream: BinaryIO, store: BlockStore, check: Callable[[Cid], None] | None = None
+    stream: BinaryIO,
+    store: BlockStore,
+    check: Callable[[Cid], None] | None = None,
+    *,
+    added: list[Cid],
+    require_roots: bool = False,
 ) -> CarImport:
-    """Store every block of a CAR. All-or-nothing: on any error the new blocks are removed.
+    """Store every block of a CAR, appending each block this import wrote to `added`.
 
-    `check` (e.g. the denylist) sees every root and every block before it is written and may
-    raise to refuse the import."""
+    On an error the caller undoes the import from `added` (under the store's exclusive lock:
+    another writer may rely on those blocks, see `PinStore.discard_unpinned`). `check` (e.g.
+    the denylist) sees every root and every block before it is written and may raise to refuse
+    the import. `require_roots` refuses a CAR naming no root before anything is stored."""
     header = read_header(stream)
+    if require_roots and not header.roots:
+        raise InvalidCar("the CAR names no root, so there is nothing to pin; nothing imported")
     if check is not None:
         for root in header.roots:
             check(root)
-    added: list[Cid] = []
     count = nbytes = 0
-    try:
-        for cid, data in iter_blocks(stream):
-            if check is not None:
-                check(cid)
-            count += 1
-            nbytes += len(data)
-            if store.put(cid, data, verified=True):
-                added.append(cid)
-    except BaseException:
-        for cid in added:
-            store.delete(cid)
-        store.flush()
-        raise
+    for cid, data in iter_blocks(stream):
+        if check is not None:
+            check(cid)
+        count += 1
+        nbytes += len(data)
+        if store.put(cid, data, verified=True):
+            added.append(cid)
     return CarImport(header.roots, count, tuple(added), nbytes)
 
 

@@ -4,14 +4,24 @@ A recursive pin is recorded only after the whole DAG has been walked (every bloc
 verified) and the block store's directory entries fsync'd, so no pin ever points at a missing
 block, whatever moment a crash hits. GC keeps every block reachable from a recursive pin and every
 directly pinned block, and removes the rest under the store's exclusive lock.
+
+Writers hold the store's shared lock from their first write until their pin commits (`add`
+takes it too, so a pin's walk and its commit are never split by a GC). A writer that fails
+undoes its writes with `discard_unpinned`: under the exclusive lock — so every other writer
+that found those blocks already present has committed its pin or given up — it deletes only
+what no pin references.
+
+One handle serves every thread: each thread gets its own SQLite connection, opened once (with
+its PRAGMAs) and reused.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +62,11 @@ class Pin:
 
 
 @dataclass(frozen=True)
+class PinStoreStatistics:
+    connections_opened: int
+
+
+@dataclass(frozen=True)
 class GcResult:
     blocks_removed: int
     bytes_freed: int
@@ -62,15 +77,46 @@ class PinStore:
     def __init__(self, path: Path, store: BlockStore) -> None:
         self.path = path
         self.store = store
+        self._local = threading.local()
+        self._opened_lock = threading.Lock()
+        self._opened = 0
         with self._db() as db:
             db.executescript(SCHEMA)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+    def _conn(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            # Per thread: sqlite3 connections must not be shared between threads. A thread's
+            # connection closes when the thread ends (its thread-local slot is dropped).
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            yield db
+            self._local.db = db
+            with self._opened_lock:
+                self._opened += 1
+        return db
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        yield self._conn()
+
+    def close(self) -> None:
+        """Close the calling thread's connection (others close with their threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            db.close()
+
+    def statistics(self) -> PinStoreStatistics:
+        with self._opened_lock:
+            return PinStoreStatistics(self._opened)
+
+    def _dag_blocks(self, cid: Cid, recursive: bool) -> set[bytes]:
+        """Verify what pinning `cid` needs is stored; the blocks a recursive pin keeps."""
+        if recursive:
+            return reachable(self.store, cid)  # raises DagIncomplete / BlockCorrupted
+        self.store.get(cid)  # raises BlockNotFound / BlockCorrupted
+        return set()
 
     def add(
         self,
@@ -81,44 +127,71 @@ class PinStore:
         known_blocks: set[bytes] | None = None,
     ) -> Pin:
         """Pin `cid`. `known_blocks` (multihashes) lets an importer that has just stored the
-        whole DAG skip re-reading it; everyone else gets a full, verifying walk."""
+        whole DAG (and flushed it) skip re-reading it; everyone else gets a full, verifying
+        walk and a forced flush (the blocks may have been written by anyone)."""
+        return self.add_many([cid], recursive=recursive, name=name, known_blocks=known_blocks)[0]
+
+    def add_many(
+        self,
+        cids: Sequence[Cid],
+        *,
+        recursive: bool = True,
+        name: str | None = None,
+        known_blocks: set[bytes] | None = None,
+    ) -> list[Pin]:
+        """Pin every one of `cids` in one transaction: all or none."""
         if name is not None and len(name) > MAX_PIN_NAME:
             raise BadRequest(f"pin name longer than {MAX_PIN_NAME} characters")
-        if recursive and known_blocks is not None:
-            blocks = known_blocks
-        elif recursive:
-            blocks = reachable(self.store, cid)  # raises DagIncomplete / BlockCorrupted
-        else:
-            self.store.get(cid)  # raises BlockNotFound / BlockCorrupted
-            blocks = set()
-        self.store.flush()
         mode = RECURSIVE if recursive else DIRECT
-        pin = Pin(str(cid), mode, name, time.time())
-        with self._db() as db:
+        # Shared lock from the walk to the commit: a GC between them would delete blocks the
+        # walk found, and the pin would point at missing blocks.
+        with self.store.write_lock():
+            entries: list[tuple[Cid, set[bytes]]] = []
+            for cid in cids:
+                if recursive and known_blocks is not None:
+                    entries.append((cid, known_blocks))
+                else:
+                    entries.append((cid, self._dag_blocks(cid, recursive)))
+            self.store.flush(force=known_blocks is None)
+            now = time.time()
+            pins = [Pin(str(cid), mode, name, now) for cid, _ in entries]
+            db = self._conn()
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "INSERT INTO pins (mh, cid, mode, name, created) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (mh, mode) DO UPDATE SET name = COALESCE(excluded.name, name)",
-                    (cid.multihash, pin.cid, mode, name, pin.created),
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO pin_blocks (pin_mh, block_mh) VALUES (?, ?)",
-                    ((cid.multihash, mh) for mh in blocks),
-                )
+                for (cid, blocks), pin in zip(entries, pins, strict=True):
+                    db.execute(
+                        "INSERT INTO pins (mh, cid, mode, name, created) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (mh, mode) DO UPDATE SET name = COALESCE(excluded.name, name)",
+                        (cid.multihash, pin.cid, mode, name, pin.created),
+                    )
+                    db.executemany(
+                        "INSERT OR IGNORE INTO pin_blocks (pin_mh, block_mh) VALUES (?, ?)",
+                        ((cid.multihash, mh) for mh in blocks),
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return pin
+        return pins
 
-    def remove(self, cid: Cid) -> int:
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            n = db.execute("DELETE FROM pins WHERE mh = ?", (cid.multihash,)).rowcount
-            db.execute("DELETE FROM pin_blocks WHERE pin_mh = ?", (cid.multihash,))
+    def remove(self, cid: Cid, mode: str | None = None) -> int:
+        """Unpin `cid` (every mode, or only `mode`); returns how many pins went."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if mode is None:
+                n = db.execute("DELETE FROM pins WHERE mh = ?", (cid.multihash,)).rowcount
+            else:
+                n = db.execute(
+                    "DELETE FROM pins WHERE mh = ? AND mode = ?", (cid.multihash, mode)
+                ).rowcount
+            if mode in (None, RECURSIVE):
+                db.execute("DELETE FROM pin_blocks WHERE pin_mh = ?", (cid.multihash,))
             db.execute("COMMIT")
-            return int(n)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(n)
 
     def list(self, mode: str | None = None) -> list[Pin]:
         query = "SELECT cid, mode, name, created FROM pins"
@@ -126,31 +199,65 @@ class PinStore:
         if mode is not None:
             query += " WHERE mode = ?"
             args = (mode,)
-        with self._db() as db:
-            rows = db.execute(query + " ORDER BY created, cid", args).fetchall()
+        rows = self._conn().execute(query + " ORDER BY created, cid", args).fetchall()
         return [Pin(*row) for row in rows]
 
+    def get(self, cid: Cid, mode: str) -> Pin | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT cid, mode, name, created FROM pins WHERE mh = ? AND mode = ?",
+                (cid.multihash, mode),
+            )
+            .fetchone()
+        )
+        return None if row is None else Pin(*row)
+
     def is_pinned(self, cid: Cid) -> bool:
-        with self._db() as db:
-            row = db.execute("SELECT 1 FROM pins WHERE mh = ? LIMIT 1", (cid.multihash,))
-            return row.fetchone() is not None
+        row = self._conn().execute("SELECT 1 FROM pins WHERE mh = ? LIMIT 1", (cid.multihash,))
+        return row.fetchone() is not None
 
     def is_servable(self, cid: Cid) -> bool:
         """True if `cid` is pinned itself or is a block of a recursively pinned DAG."""
-        with self._db() as db:
-            row = db.execute(
-                "SELECT 1 FROM pins WHERE mh = ? UNION ALL "
-                "SELECT 1 FROM pin_blocks WHERE block_mh = ? LIMIT 1",
-                (cid.multihash, cid.multihash),
-            )
-            return row.fetchone() is not None
+        row = self._conn().execute(
+            "SELECT 1 FROM pins WHERE mh = ? UNION ALL "
+            "SELECT 1 FROM pin_blocks WHERE block_mh = ? LIMIT 1",
+            (cid.multihash, cid.multihash),
+        )
+        return row.fetchone() is not None
 
     def kept_blocks(self) -> set[bytes]:
-        with self._db() as db:
-            rows = db.execute(
+        rows = (
+            self._conn()
+            .execute(
                 "SELECT block_mh FROM pin_blocks UNION SELECT mh FROM pins WHERE mode = 'direct'"
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return {bytes(r[0]) for r in rows}
+
+    def discard_unpinned(self, added: Iterable[Cid]) -> int:
+        """Undo a failed writer: delete the blocks it `added` that no pin references.
+
+        The caller must have released its shared lock: this waits for the exclusive one, i.e.
+        until every writer in flight has committed its pin (or failed), so a block another
+        writer found present and pinned is seen as referenced and kept."""
+        cids = list(added)
+        if not cids:
+            return 0
+        removed = 0
+        with self.store.write_lock(exclusive=True):
+            keep = self.kept_blocks()
+            shards = set()
+            for cid in cids:
+                if cid.multihash in keep:
+                    continue
+                if self.store.delete(cid):
+                    removed += 1
+                    shards.add(self.store.path_for(cid).parent)
+            self.store.remove_empty_shards(shards)
+            self.store.flush()
+        return removed
 
     def gc(self) -> GcResult:
         with self.store.write_lock(exclusive=True):
@@ -163,5 +270,6 @@ class PinStore:
                 freed += self.store.delete(cid)
                 removed += 1
             self.store.clean_tmp()
+            self.store.remove_empty_shards()
             self.store.flush()
         return GcResult(removed, freed, kept)

@@ -1,12 +1,16 @@
 """The content repository of one data dir: block store + pins, and the operations on them.
 
 Used both by the CLI (`flux-node add/cat/pin/gc/car ...`, whether or not a node runs on the same
-data dir: files and SQLite WAL are safe across processes) and by the running node's gateway.
+data dir: files, flock and SQLite WAL are safe across processes) and by the running node, which
+opens ONE Repo and uses it from every thread (asyncio loop, worker threads, the p2p thread):
+`block_for_peer`, `put_fetched` and `is_servable` are what peers' block requests are answered
+with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -14,12 +18,14 @@ from typing import BinaryIO
 from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
 from fluxnode.core.unixfs import Block
-from fluxnode.storage.blockstore import BlockStore, StoreStats
+from fluxnode.storage.blockstore import BlockCorrupted, BlockNotFound, BlockStore, StoreStats
 from fluxnode.storage.carfile import CarImport, export_car, import_car
 from fluxnode.storage.dag import walk
 from fluxnode.storage.exporter import Exporter
 from fluxnode.storage.importer import ImportResult, import_path, import_stream, tree_size
 from fluxnode.storage.pins import GcResult, Pin, PinStore
+
+log = logging.getLogger("fluxnode.storage.repo")
 
 #: An import that is more than a file or folder (a world package): called with the sink that
 #: stores (and on failure rolls back) every block it emits.
@@ -51,22 +57,27 @@ class DenyingPinStore(PinStore):
         super().__init__(path, store)
         self.denylist = denylist
 
-    def add(
+    def add_many(
         self,
-        cid: Cid,
+        cids: Sequence[Cid],
         *,
         recursive: bool = True,
         name: str | None = None,
         known_blocks: set[bytes] | None = None,
-    ) -> Pin:
-        self.denylist.check(cid)
-        if recursive and known_blocks is None and self.denylist:
-            # The same verifying walk PinStore.add would do, checking each block on the way.
-            known_blocks = set()
-            for block_cid, _ in walk(self.store, cid):
-                self.denylist.check(block_cid)
-                known_blocks.add(block_cid.multihash)
-        return super().add(cid, recursive=recursive, name=name, known_blocks=known_blocks)
+    ) -> list[Pin]:
+        for cid in cids:
+            self.denylist.check(cid)
+        return super().add_many(cids, recursive=recursive, name=name, known_blocks=known_blocks)
+
+    def _dag_blocks(self, cid: Cid, recursive: bool) -> set[bytes]:
+        if not recursive or not self.denylist:
+            return super()._dag_blocks(cid, recursive)
+        # The same verifying walk PinStore does, checking each block on the way.
+        blocks = set()
+        for block_cid, _ in walk(self.store, cid):
+            self.denylist.check(block_cid)
+            blocks.add(block_cid.multihash)
+        return blocks
 
 
 class Repo:
@@ -108,6 +119,7 @@ class Repo:
             self.blocks.reserve(tree_size(source))
         added: list[Cid] = []
         dag: set[bytes] = set()
+        found: list[bool] = [False]  # some block was already stored (maybe not yet durable)
 
         denylist = self.denylist
 
@@ -118,24 +130,25 @@ class Repo:
                 dag.add(block.cid.multihash)
                 if self.blocks.put(block.cid, block.data, verified=True):
                     added.append(block.cid)
+                else:
+                    found[0] = True
 
-        with self.blocks.write_lock():
-            try:
+        try:
+            with self.blocks.write_lock():
                 result = _import(source, store, cid_version, progress)
                 # The root went through `store` too; checked again as the one that matters.
                 self.denylist.check(result.root.cid)
+                # Blocks found present may come from a writer that has not flushed yet.
+                self.blocks.flush(force=found[0])
                 if pin:
                     # Every block of the DAG just went through `store`: no need to re-read it.
                     self.pins.add(result.root.cid, recursive=True, name=name, known_blocks=dag)
-                else:
-                    self.blocks.flush()
-            except BaseException:
-                # Leave the store as it was: remove what this add wrote (blocks that existed
-                # before were never in `added`).
-                for cid in added:
-                    self.blocks.delete(cid)
-                self.blocks.flush()
-                raise
+        except BaseException:
+            # Leave the store as it was: remove what this add wrote (blocks that existed before
+            # were never in `added`), after releasing the shared lock, and only blocks no pin
+            # references: another writer may have found them present and pinned them.
+            self.pins.discard_unpinned(added)
+            raise
         return AddResult(result.root.cid, result.bytes_read, result.blocks, pin)
 
     # -- read ----------------------------------------------------------------------------------
@@ -150,6 +163,36 @@ class Repo:
             self.denylist.check(block_cid)
         return self.exporter.read(entry.cid, offset, length)
 
+    # -- block access for peers (any thread) ---------------------------------------------------
+    def is_servable(self, cid: Cid) -> bool:
+        """May this block be given to a peer: not denied, and pinned or inside a pinned DAG."""
+        return not self.denylist.is_denied(cid) and self.pins.is_servable(cid)
+
+    def block_for_peer(self, cid: Cid) -> bytes | None:
+        """The block's bytes if it is servable and stored intact, else None. A corrupted block
+        is logged and never served."""
+        if not self.is_servable(cid):
+            return None
+        try:
+            return self.blocks.get(cid)
+        except BlockNotFound:
+            return None
+        except BlockCorrupted:
+            log.warning(
+                "block %s is corrupted on disk (%s); not served, run `repo verify`",
+                cid,
+                self.blocks.path_for(cid),
+            )
+            return None
+
+    def put_fetched(self, cid: Cid, data: bytes) -> bool:
+        """Store a block fetched from a peer; True if it was new, False if already stored.
+
+        Raises ContentDenied (the operator refuses it), BlockHashMismatch (the bytes do not
+        hash to `cid`), BlockTooLarge or QuotaExceeded; nothing is written then."""
+        self.denylist.check(cid)
+        return self.blocks.put(cid, data)
+
     # -- pins and gc ---------------------------------------------------------------------------
     def gc(self) -> GcResult:
         return self.pins.gc()
@@ -159,8 +202,6 @@ class Repo:
 
     def verify(self) -> VerifyResult:
         """Re-hash every block; check every pinned DAG is complete."""
-        from fluxnode.storage.blockstore import BlockCorrupted, BlockNotFound
-
         corrupted: list[str] = []
         count = 0
         for cid in self.blocks.iter_cids():
@@ -184,25 +225,27 @@ class Repo:
 
     # -- CAR -----------------------------------------------------------------------------------
     def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> CarImport:
-        """Import a CAR and pin its roots; all-or-nothing (a root whose DAG is incomplete, or
-        a denied root or block, undoes the import; a denied block is never written)."""
-        with self.blocks.write_lock():
-            result = import_car(stream, self.blocks, self.denylist.check if self.denylist else None)
-            if pin_roots:
-                pinned: list[Cid] = []
-                try:
-                    for root in result.roots:
-                        self.pins.add(root, recursive=True)
-                        pinned.append(root)
-                except BaseException:
-                    for root in pinned:
-                        self.pins.remove(root)
-                    for cid in result.added:
-                        self.blocks.delete(cid)
+        """Import a CAR and pin its roots; all-or-nothing (a root whose DAG is incomplete, a
+        denied root or block, or a CAR with no root to pin undoes the import; a denied block is
+        never written)."""
+        added: list[Cid] = []
+        try:
+            with self.blocks.write_lock():
+                result = import_car(
+                    stream,
+                    self.blocks,
+                    self.denylist.check if self.denylist else None,
+                    added=added,
+                    require_roots=pin_roots,
+                )
+                if pin_roots:
+                    # One transaction: a root that cannot be pinned leaves every pin as it was.
+                    self.pins.add_many(list(result.roots), recursive=True)
+                else:
                     self.blocks.flush()
-                    raise
-            else:
-                self.blocks.flush()
+        except BaseException:
+            self.pins.discard_unpinned(added)
+            raise
         return result
 
     def export_car(self, root: Cid, out: BinaryIO) -> int:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fluxnode.core.errors import RangeNotSatisfiable
 from fluxnode.gateway import GatewayLimits, make_gateway_app
-from fluxnode.gateway.ranges import HUGE, ByteRange, Unsatisfiable, parse_range
+from fluxnode.gateway.ranges import HUGE, ByteRange, parse_range
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
 from tests.unit.gateway_helpers import FakeNode, get, raw_request, serve, wait_for_record
@@ -70,7 +71,7 @@ def test_parse_range(header: str, expected: ByteRange | None) -> None:
 
 @pytest.mark.parametrize("header", ["bytes=100-", "bytes=" + "9" * 5000 + "-", "bytes=-0"])
 def test_unsatisfiable_ranges(header: str) -> None:
-    with pytest.raises(Unsatisfiable):
+    with pytest.raises(RangeNotSatisfiable):
         parse_range(header, 100)
     assert HUGE > 2**59  # larger than any file a node holds
 

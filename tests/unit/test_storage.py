@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import os
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from fluxnode.storage.blockstore import (
     BlockCorrupted,
     BlockHashMismatch,
     BlockNotFound,
+    BlockTooLarge,
     QuotaExceeded,
 )
 from fluxnode.storage.dag import DagIncomplete
@@ -105,7 +109,7 @@ def test_put_rejects_wrong_hash_and_oversized_blocks(repo: Repo) -> None:
         repo.blocks.put(cid, b"evil")
     assert not repo.blocks.has(cid)
     big = b"\0" * (2 * 1024 * 1024 + 1)
-    with pytest.raises(Exception, match="max"):
+    with pytest.raises(BlockTooLarge, match="max"):
         repo.blocks.put(Cid.hash_block(big, 1, RAW), big)
 
 
@@ -202,3 +206,138 @@ def test_garbage_and_truncated_cars_are_rejected_cleanly(repo: Repo, car: bytes)
     with pytest.raises((InvalidCar, BlockHashMismatch)):
         repo.import_car(io.BytesIO(car))
     assert repo.stat().blocks == 0
+
+
+def test_a_car_with_no_roots_is_refused_when_pinning_and_stores_nothing(repo: Repo) -> None:
+    good = Cid.hash_block(b"good", 1, RAW)
+    car = encode_header([]) + encode_section(good, b"good")
+    with pytest.raises(InvalidCar, match="no root"):
+        repo.import_car(io.BytesIO(car))
+    assert repo.stat().blocks == 0
+    # asked for unpinned blocks explicitly: that is what it gets
+    assert repo.import_car(io.BytesIO(car), pin_roots=False).blocks == 1
+
+
+def test_a_failed_car_import_leaves_earlier_pins_of_its_roots_alone(repo: Repo) -> None:
+    good = Cid.hash_block(b"good", 1, RAW)
+    repo.import_car(io.BytesIO(encode_header([good]) + encode_section(good, b"good")))
+    repo.pins.add(good, recursive=False, name="mine")
+    missing = Cid.parse("QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o")
+    car = encode_header([good, missing]) + encode_section(good, b"good")
+    with pytest.raises(DagIncomplete):
+        repo.import_car(io.BytesIO(car))
+    assert sorted((p.mode, p.name) for p in repo.pins.list()) == [
+        ("direct", "mine"),
+        ("recursive", None),
+    ]
+    assert repo.blocks.has(good)
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temp_files_and_empty_shards_are_cleaned_on_open_live_ones_kept(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "d"
+    Repo(d)
+    tmp = d / "blocks" / ".tmp"
+    hour_ago = time.time() - 2 * 3600
+    (tmp / f"{dead_pid()}-0123abcd").write_bytes(b"killed writer")
+    (tmp / f"{os.getpid()}-live").write_bytes(b"a writer of this process")
+    (tmp / "1-other").write_bytes(b"a live process's writer")
+    (tmp / "tmpold").write_bytes(b"an older version's name")
+    os.utime(tmp / "tmpold", (hour_ago, hour_ago))
+    (tmp / "tmpnew").write_bytes(b"an older version's name, just written")
+    (d / "blocks" / "XY").mkdir()  # the shard an interrupted writer had just made
+    Repo(d)
+    assert sorted(p.name for p in tmp.iterdir()) == sorted(
+        [f"{os.getpid()}-live", "1-other", "tmpnew"]
+    )
+    assert not (d / "blocks" / "XY").exists()
+    # GC cleans the same way: never the temp file a live writer is about to rename
+    Repo(d).gc()
+    assert (tmp / f"{os.getpid()}-live").exists()
+
+
+def test_blocks_are_written_through_pid_named_temp_files(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "d")
+    seen: list[str] = []
+    real = os.link
+
+    def link(src: object, dst: object, **kw: object) -> None:
+        seen.append(Path(str(src)).name)
+        real(src, dst, **kw)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "link", link)
+        add_bytes(repo, b"x")
+    assert seen and all(name.startswith(f"{os.getpid()}-") for name in seen)
+    assert list((tmp_path / "d" / "blocks" / ".tmp").iterdir()) == []
+
+
+def run_flux(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
+    from fluxnode.node import cli
+
+    for key in list(os.environ):
+        if key.startswith("FLUX_"):
+            monkeypatch.delenv(key)
+    return cli.main(list(argv))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_car_export_refuses_to_replace_a_non_regular_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    d = tmp_path / "node"
+    cid = add_bytes(Repo(d), b"hello")
+    target = tmp_path / "out.car"
+    if kind == "fifo":
+        os.mkfifo(target)  # stands in for a device node such as /dev/full
+    elif kind == "symlink":
+        (tmp_path / "elsewhere").write_bytes(b"keep")
+        target.symlink_to(tmp_path / "elsewhere")
+    else:
+        target.mkdir()
+    before = os.lstat(target)
+    code = run_flux(monkeypatch, "car", "export", "--data-dir", str(d), str(cid), "-o", str(target))
+    assert code == 2
+    assert "not a regular file" in capsys.readouterr().err
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+    # a regular file is replaced as before
+    regular = tmp_path / "regular.car"
+    regular.write_bytes(b"old")
+    export = ["car", "export", "--data-dir", str(d), str(cid), "-o", str(regular)]
+    assert run_flux(monkeypatch, *export) == 0
+    assert regular.read_bytes() != b"old"
+
+
+def test_cli_car_import_with_no_roots_fails_and_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "node"
+    good = Cid.hash_block(b"good", 1, RAW)
+    car = tmp_path / "noroots.car"
+    car.write_bytes(encode_header([]) + encode_section(good, b"good"))
+    assert run_flux(monkeypatch, "car", "import", "--data-dir", str(d), str(car)) == 1
+    assert "no root" in capsys.readouterr().err
+    assert Repo(d).stat().blocks == 0
+
+
+def test_get_never_writes_through_a_planted_partial_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "node"
+    cid = add_bytes(Repo(d), b"fetched bytes")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "got.bin"
+    (tmp_path / ".got.bin.partial").symlink_to(victim)
+    assert run_flux(monkeypatch, "get", "--data-dir", str(d), str(cid), "-o", str(out)) == 0
+    assert victim.read_bytes() == b"precious"
+    assert out.read_bytes() == b"fetched bytes" and not out.is_symlink()
