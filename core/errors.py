@@ -98,3 +98,10 @@ class BadRequest(RemoteError):
     """A client request is malformed or out of bounds."""
 
     code = "bad_request"
+
+
+class StateStoreError(LocalError):
+    """State the node keeps across restarts (world records, hosting claims, sign-in nonces)
+    cannot be read or written."""
+
+    code = "state_store_error"

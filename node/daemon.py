@@ -39,6 +39,7 @@ from fluxnode.node.worlds import (
     dht_select,
     dht_validate,
 )
+from fluxnode.node.worldstore import WORLDS_DB, WorldStore
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
 from fluxnode.p2p.bitswap import BlockAccess
 from fluxnode.p2p.gossip import GossipSettings
@@ -64,7 +65,11 @@ class Node:
         self.gateway_url: str | None = None
         self.chain = chain
         oracle = chain.oracle if chain is not None else None
-        self.worlds = WorldDirectory(oracle=oracle, own_peer_id=info.peer_id)
+        self.worlds = WorldDirectory(
+            oracle=oracle,
+            own_peer_id=info.peer_id,
+            store=WorldStore(cfg.data_dir / WORLDS_DB),
+        )
         self.hosting: Hosting | None = None
 
     async def respond(self, op: str, arg: Any) -> Any:
@@ -171,6 +176,7 @@ async def run_node(cfg: Config) -> int:
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []
     pending: list[Node] = []
+    stores: list[WorldStore] = []
 
     async def respond(op: str, arg: Any) -> Any:
         if not pending:  # asked before we are up: fail closed
@@ -182,6 +188,11 @@ async def run_node(cfg: Config) -> int:
     try:
         info = await bridge.start()
         node = Node(cfg, bridge, info, chain)
+        if node.worlds.store is not None:
+            stores.append(node.worlds.store)
+        # Before any record is validated (the responder fails closed until `pending` is set):
+        # a restart must know every world it had, or it would accept an older seq of one.
+        await node.worlds.load()
         hosting_service = Hosting(
             me=info.peer_id,
             bridge=bridge,
@@ -257,6 +268,8 @@ async def run_node(cfg: Config) -> int:
             log.error("p2p thread did not stop within %.1f s", SHUTDOWN_GRACE_S)
         if chain is not None:
             await chain.aclose()
+        for store in stores:
+            await store.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
