@@ -73,6 +73,12 @@ def dht_select(key: str, values: list[bytes]) -> int:
     return best
 
 
+def _reason_word(verdict: Verdict) -> str:
+    """The key a refusal is counted under: a stable word, never free text (a CONFLICT's reason
+    names the seq, which would give the `rejections` map one key per seq)."""
+    return verdict.reason if verdict.outcome is Outcome.REJECT else verdict.outcome.value
+
+
 @dataclass
 class DirectoryStats:
     accepted: int = 0
@@ -105,7 +111,8 @@ class WorldDirectory:
     ) -> None:
         self.oracle = oracle
         self.own_peer_id = own_peer_id
-        self.book = book or RecordBook()
+        # `book or ...` would drop an empty book: RecordBook has a length, so it is falsy then.
+        self.book = book if book is not None else RecordBook()
         self.store = store
         self._clock = clock
         self.stats = DirectoryStats()
@@ -181,7 +188,7 @@ class WorldDirectory:
         if verdict.outcome in (Outcome.STALE, Outcome.DUPLICATE):
             self.stats.stale += 1
             return False
-        self._reject(verdict.reason, forwarder)
+        self._reject(_reason_word(verdict), forwarder)
         return False
 
     async def publish_local(self, data: bytes) -> WorldRecord:
@@ -197,7 +204,7 @@ class WorldDirectory:
             if verdict.outcome in (Outcome.STALE, Outcome.DUPLICATE):
                 self.stats.stale += 1
             else:
-                self._reject(verdict.reason, "the admin endpoint")
+                self._reject(_reason_word(verdict), "the admin endpoint")
             raise BadRequest(f"record not accepted: {verdict.outcome.value} ({verdict.reason})")
         await self._keep(record, verdict)
         self.stats.accepted += 1
