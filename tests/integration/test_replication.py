@@ -8,24 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 
 from tests.conftest import NodeFactory, run_cli
+from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, write_owner_key
 
 pytestmark = pytest.mark.slow
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "hello-world"
 
 
 def configure(d: Path, text: str) -> None:
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.toml").write_text(text)
-
-
-def status(d: Path) -> dict:
-    out = run_cli("status", "--data-dir", str(d))
-    assert out.returncode == 0, out.stderr
-    return dict(json.loads(out.stdout))
 
 
 def pinned_worlds(d: Path) -> set[str]:
@@ -35,15 +27,6 @@ def pinned_worlds(d: Path) -> set[str]:
         for line in out.stdout.splitlines()
         if (json.loads(line).get("name") or "").startswith("world:")
     }
-
-
-def wait(predicate, what: str, timeout: float = 60.0) -> float:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_world_reaches_r_holders_survives_its_publisher_and_liars_are_caught(
@@ -60,25 +43,12 @@ def test_world_reaches_r_holders_survives_its_publisher_and_liars_are_caught(
     c.wait_ready()
     time.sleep(2)
 
-    owner = Account.create()
     key = tmp_path / "owner.key"
-    key.write_text(owner.key.hex())
-    key.chmod(0o600)
-    out = run_cli(
-        "publish",
-        "--data-dir",
-        str(a.data_dir),
-        str(EXAMPLE),
-        "--slug",
-        "hello",
-        "--key-file",
-        str(key),
-    )
-    assert out.returncode == 0, out.stderr
-    world = json.loads(out.stdout)
+    write_owner_key(key)
+    world = publish(a.data_dir, EXAMPLE_WORLD, key)
     cid, world_id = world["cid"], world["world_id"]
 
-    took = wait(
+    took = wait_for(
         lambda: cid in pinned_worlds(b.data_dir) and cid in pinned_worlds(c.data_dir),
         "B and C to host the world",
     )
@@ -93,9 +63,9 @@ def test_world_reaches_r_holders_survives_its_publisher_and_liars_are_caught(
     d.wait_ready()
     # D joined after the publication, so gossip never brought it the record: it finds it in
     # the DHT (stored there by A at publication), verifies it, and fetches the world.
-    wait(lambda: cid in pinned_worlds(d.data_dir), "D to fetch the world from B or C")
+    wait_for(lambda: cid in pinned_worlds(d.data_dir), "D to fetch the world from B or C")
     got = run_cli("cat", "--data-dir", str(d.data_dir), f"{cid}/world.json")
-    assert got.stdout == (EXAMPLE / "world.json").read_text()
+    assert got.stdout == (EXAMPLE_WORLD / "world.json").read_text()
 
     # D loses its blocks but still claims the world: B or C challenge it and drop the claim.
     for block in (d.data_dir / "blocks").rglob("*.data"):
@@ -108,6 +78,6 @@ def test_world_reaches_r_holders_survives_its_publisher_and_liars_are_caught(
                 return True
         return False
 
-    wait(d_caught, "a challenge to catch D's false claim")
+    wait_for(d_caught, "a challenge to catch D's false claim")
     for node in (b, c, d):
         node.terminate()
