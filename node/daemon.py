@@ -31,6 +31,7 @@ from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
+from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.worlds import (
     DHT_NAMESPACE,
     WORLDS_TOPIC,
@@ -176,7 +177,7 @@ async def run_node(cfg: Config) -> int:
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []
     pending: list[Node] = []
-    stores: list[WorldStore] = []
+    stores: list[WorldStore | HostingStore] = []
 
     async def respond(op: str, arg: Any) -> Any:
         if not pending:  # asked before we are up: fail closed
@@ -206,8 +207,12 @@ async def run_node(cfg: Config) -> int:
                 grace_s=cfg.hosting_grace_s,
             ),
             interval_s=cfg.hosting_interval_s,
+            store=HostingStore(cfg.data_dir / HOSTING_DB),
         )
         node.hosting = hosting_service
+        if hosting_service.store is not None:
+            stores.append(hosting_service.store)
+        await hosting_service.load_state()
         pending.append(node)
 
         admin_runner = web.AppRunner(make_admin_app(node), access_log=None)

@@ -14,7 +14,6 @@ Every `interval` seconds the node
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -23,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxnode.core.cid import Cid
-from fluxnode.core.errors import FluxError, RemoteError
+from fluxnode.core.errors import FluxError, StateStoreError
 from fluxnode.core.replication import (
-    MAX_CLAIMS_PER_RECORD,
     ActionKind,
+    ClaimState,
     HostingPolicy,
     HostingRecord,
     HostingTable,
@@ -34,6 +33,8 @@ from fluxnode.core.replication import (
     Policy,
     WorldInfo,
 )
+from fluxnode.node.hosting_store import HostingStore
+from fluxnode.node.hosting_wire import HostingRecordInvalid, decode_hosting, encode_hosting
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
 from fluxnode.storage.repo import Repo
@@ -41,106 +42,8 @@ from fluxnode.storage.repo import Repo
 log = logging.getLogger("fluxnode.node.hosting")
 
 HOSTING_TOPIC = "/flux/1/hosting"
-MAX_HOSTING_BYTES = 48 * 1024
 WORLD_PIN_PREFIX = "world:"
 UNLIMITED_FREE = 1 << 40
-
-
-class HostingRecordInvalid(RemoteError):
-    code = "hosting_record_invalid"
-
-
-def encode_hosting(record: HostingRecord) -> bytes:
-    body = {
-        "v": 1,
-        "peer": record.peer_id,
-        "cids": sorted(record.cids),
-        "free": record.free_bytes,
-        "at": round(record.issued_at, 3),
-        "auto": record.auto,
-        "doubts": sorted([p, c] for p, c in record.doubts),
-    }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-
-
-_HOSTING_KEYS = frozenset({"v", "peer", "cids", "free", "at", "auto", "doubts"})
-#: A libp2p peer id in text is 46-59 characters; anything far longer is not one.
-MAX_PEER_ID_CHARS = 128
-MAX_FREE_BYTES = 2**63 - 1
-#: 9999-12-31T23:59:59Z. Also refuses NaN and infinities (every comparison with NaN is false).
-MAX_ISSUED_AT = 253_402_300_799.0
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    body = dict(pairs)
-    if len(body) != len(pairs):
-        raise HostingRecordInvalid("duplicate key")
-    return body
-
-
-def _no_constant(name: str) -> Any:
-    raise HostingRecordInvalid(f"{name} is not a number")
-
-
-def _peer_field(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_PEER_ID_CHARS:
-        raise HostingRecordInvalid(f"{what} must be a peer id (1..{MAX_PEER_ID_CHARS} chars)")
-    return value
-
-
-def _cid_field(value: Any) -> str:
-    if not isinstance(value, str):
-        raise HostingRecordInvalid("cids must be strings")
-    try:
-        return str(Cid.parse(value))
-    except RemoteError as exc:
-        raise HostingRecordInvalid(str(exc)) from None
-
-
-def decode_hosting(data: bytes) -> HostingRecord:
-    """Parse a gossiped hosting record strictly; HostingRecordInvalid and nothing else for any
-    input: exact keys, exact types (a bool is not a number), finite bounded numbers, CIDs in
-    canonical text, bounded lists."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise HostingRecordInvalid(f"hosting record must be bytes, not {type(data).__name__}")
-    if len(data) > MAX_HOSTING_BYTES:
-        raise HostingRecordInvalid("hosting record too large")
-    try:
-        body = json.loads(bytes(data), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except HostingRecordInvalid:
-        raise
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise HostingRecordInvalid(f"not JSON: {type(exc).__name__}") from None
-    if not isinstance(body, dict) or set(body) != _HOSTING_KEYS:
-        raise HostingRecordInvalid("unexpected fields")
-    if type(body["v"]) is not int or body["v"] != 1:
-        raise HostingRecordInvalid("bad version")
-    peer = _peer_field(body["peer"], "peer")
-    free, at = body["free"], body["at"]
-    if type(free) is not int or not 0 <= free <= MAX_FREE_BYTES:
-        raise HostingRecordInvalid(f"free must be an integer in 0 .. {MAX_FREE_BYTES}")
-    if type(at) not in (int, float) or not 0 <= at <= MAX_ISSUED_AT:
-        raise HostingRecordInvalid("at must be unix seconds (a finite number)")
-    if not isinstance(body["auto"], bool):
-        raise HostingRecordInvalid("bad auto")
-    cids, doubts = body["cids"], body["doubts"]
-    if not isinstance(cids, list) or len(cids) > MAX_CLAIMS_PER_RECORD:
-        raise HostingRecordInvalid(f"cids must be a list of at most {MAX_CLAIMS_PER_RECORD}")
-    if not isinstance(doubts, list) or len(doubts) > MAX_CLAIMS_PER_RECORD:
-        raise HostingRecordInvalid(f"doubts must be a list of at most {MAX_CLAIMS_PER_RECORD}")
-    if not all(isinstance(d, list) and len(d) == 2 for d in doubts):
-        raise HostingRecordInvalid("bad doubts: each is [peer id, cid]")
-    try:
-        return HostingRecord(
-            peer,
-            frozenset(_cid_field(c) for c in cids),
-            free,
-            float(at),
-            body["auto"],
-            frozenset((_peer_field(p, "a doubt's peer"), _cid_field(c)) for p, c in doubts),
-        )
-    except FluxError as exc:
-        raise HostingRecordInvalid(str(exc)) from None
 
 
 @dataclass
@@ -150,6 +53,10 @@ class HostingStats:
     fetch_failures: int = 0
     challenges_passed: int = 0
     challenges_failed: int = 0
+    #: Claim states read back from `hosting.db` at start; rounds whose state could not be
+    #: stored (retried the next round).
+    claims_loaded: int = 0
+    store_failures: int = 0
 
 
 class Hosting:
@@ -164,6 +71,7 @@ class Hosting:
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        store: HostingStore | None = None,
     ) -> None:
         self.me = me
         self.bridge = bridge
@@ -176,6 +84,38 @@ class Hosting:
         self.stats = HostingStats()
         self._clock = clock
         self._rng = rng or random.Random()
+        self.store = store
+        #: Changes taken from the table but not yet stored (a failed write is retried).
+        self._unsaved: dict[str, ClaimState] = {}
+        self._unsaved_removed: set[str] = set()
+
+    # -- state kept across restarts ------------------------------------------------------------
+    async def load_state(self) -> int:
+        """Restore the claims and challenge marks stored by the previous run."""
+        if self.store is None:
+            return 0
+        self.stats.claims_loaded = self.table.restore(await self.store.load())
+        return self.stats.claims_loaded
+
+    async def save_state(self) -> None:
+        """Store what changed in the table since the last call (once per round)."""
+        if self.store is None:
+            return
+        changed, removed = self.table.take_changes()
+        for state in changed:
+            self._unsaved[state.record.peer_id] = state
+            self._unsaved_removed.discard(state.record.peer_id)
+        for peer in removed:
+            self._unsaved.pop(peer, None)
+            self._unsaved_removed.add(peer)
+        try:
+            await self.store.save(list(self._unsaved.values()), sorted(self._unsaved_removed))
+        except StateStoreError as exc:
+            self.stats.store_failures += 1
+            log.error("hosting claims not stored (retrying next round): %s", exc)
+            return
+        self._unsaved.clear()
+        self._unsaved_removed.clear()
 
     # -- gossip ------------------------------------------------------------------------------
     def validate(self, data: bytes, author: str) -> bool:
@@ -251,6 +191,7 @@ class Hosting:
                 self.stats.released += 1
                 log.info("released %s (%s): %s", action.world_id, action.cid, action.reason)
         await self._challenge_one(now)
+        await self.save_state()
 
     async def _look_up_wanted_worlds(self) -> None:
         """Worlds our policy names but no record of which reached us by gossip (we joined

@@ -6,18 +6,29 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fluxnode.core.replication import MAX_CLAIMS_PER_RECORD, HostingRecord
-from fluxnode.node.hosting import (
+from fluxnode.core.errors import StateStoreError
+from fluxnode.core.replication import (
+    MAX_CLAIMS_PER_RECORD,
+    ClaimState,
+    HostingPolicy,
+    HostingRecord,
+)
+from fluxnode.node.hosting import Hosting
+from fluxnode.node.hosting_store import HostingStore
+from fluxnode.node.hosting_wire import (
     MAX_HOSTING_BYTES,
     MAX_PEER_ID_CHARS,
     HostingRecordInvalid,
+    decode_claim_state,
     decode_hosting,
+    encode_claim_state,
     encode_hosting,
 )
 
@@ -185,3 +196,115 @@ def test_any_json_object_is_either_a_record_or_refused_cleanly(fields: dict[str,
 def test_any_bytes_are_either_a_record_or_refused_cleanly(data: bytes) -> None:
     with contextlib.suppress(HostingRecordInvalid):
         decode_hosting(data)
+
+
+# -- claims and challenge marks across a restart -----------------------------------------------
+
+
+def test_claim_state_round_trips_and_damaged_states_are_refused() -> None:
+    record = HostingRecord(PEER, frozenset({CID_V0}), 5, 100.0, True)
+    state = ClaimState(record, ((CID_V0, 120.0),), frozenset({CID_V1}))
+    assert decode_claim_state(encode_claim_state(state)) == state
+    for damaged in (
+        b"{}",
+        b"[" * 5000,
+        encode_claim_state(state).replace(b"120.0", b"NaN"),
+        encode_claim_state(state).replace(b'"passed":[', b'"passed":[1,'),
+        encode_claim_state(state).replace(b'\\"free\\":5', b'\\"free\\":true'),
+    ):
+        with pytest.raises(HostingRecordInvalid):
+            decode_claim_state(damaged)
+
+
+def claim(peer: str, at: float) -> bytes:
+    return encode_hosting(HostingRecord(peer, frozenset({CID_V0}), 0, at))
+
+
+def hosting(path: Path, now: float = 1000.0) -> Hosting:
+    return Hosting(
+        me="me",
+        bridge=None,  # type: ignore[arg-type]
+        repo=None,  # type: ignore[arg-type]
+        worlds=None,  # type: ignore[arg-type]
+        policy=HostingPolicy(),
+        clock=lambda: now,
+        store=HostingStore(path),
+    )
+
+
+async def test_a_failed_challenge_is_remembered_across_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "hosting.db"
+    first = hosting(db)
+    assert first.validate(
+        encode_hosting(HostingRecord("liar", frozenset({CID_V0}), 0, 990.0)), "liar"
+    )
+    assert first.validate(
+        encode_hosting(HostingRecord("honest", frozenset({CID_V0}), 0, 990.0)), "honest"
+    )
+    first.table.challenge_failed("liar", CID_V0, 995.0)
+    first.table.challenge_passed("honest", CID_V0)
+    await first.save_state()
+    assert first.store is not None
+    await first.store.aclose()
+
+    again = hosting(db)
+    assert await again.load_state() == 2
+    assert again.stats.claims_loaded == 2
+    # the liar does not count as a holder again just because we restarted, and we still
+    # pass the doubt on in our own hosting record
+    assert again.table.holders(CID_V0, 1000.0) == {"honest"}
+    assert again.table.my_doubts() == {("liar", CID_V0)}
+    assert again.table.failures() == {"liar": [CID_V0]}
+    # an older record of a restored peer is still refused
+    assert not again.validate(claim("liar", 980.0), "liar")
+    assert again.store is not None
+    await again.store.aclose()
+
+
+async def test_a_damaged_stored_claim_is_dropped_and_the_rest_load(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "hosting.db"
+    first = hosting(db)
+    for peer in ("p1", "p2"):
+        first.validate(encode_hosting(HostingRecord(peer, frozenset({CID_V0}), 0, 990.0)), peer)
+    await first.save_state()
+    assert first.store is not None
+    await first.store.aclose()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE claims SET state = ? WHERE peer = 'p1'", (b"garbage",))
+        conn.execute(
+            "INSERT INTO claims VALUES ('p3', ?)",
+            (conn.execute("SELECT state FROM claims WHERE peer = 'p2'").fetchone()[0],),
+        )  # under another name
+    again = hosting(db)
+    assert await again.load_state() == 1
+    assert again.table.holders(CID_V0, 1000.0) == {"p2"}
+    assert again.store is not None
+    await again.store.aclose()
+    with sqlite3.connect(db) as conn:
+        assert [p for (p,) in conn.execute("SELECT peer FROM claims ORDER BY peer")] == ["p2"]
+
+
+class FailingStore(HostingStore):
+    async def save(self, changed: list[ClaimState], removed: list[str]) -> None:
+        raise StateStoreError("disk full")
+
+
+async def test_changes_that_could_not_be_stored_are_retried(tmp_path: Path) -> None:
+    db = tmp_path / "hosting.db"
+    h = hosting(db)
+    real = h.store
+    h.store = FailingStore(db)
+    h.validate(encode_hosting(HostingRecord("p1", frozenset({CID_V0}), 0, 990.0)), "p1")
+    await h.save_state()
+    assert h.stats.store_failures == 1
+    await h.store.aclose()
+    h.store = real
+    await h.save_state()  # nothing changed since, but the failed round's change is stored now
+    assert real is not None
+    await real.aclose()
+    again = hosting(db)
+    assert await again.load_state() == 1
+    assert again.store is not None
+    await again.store.aclose()

@@ -175,3 +175,41 @@ def test_doubts_are_checked_first_not_trusted() -> None:
     assert len(picks) > 1
     table.challenge_failed("liar", "c3", 120)
     assert table.my_doubts() == frozenset({("liar", "c3")})
+
+
+def test_table_reports_its_changes_and_restores_its_state() -> None:
+    table = HostingTable(ttl_s=60)
+    table.offer(HostingRecord("liar", frozenset({"c"}), 0, 100.0))
+    table.offer(HostingRecord("honest", frozenset({"c"}), 0, 100.0))
+    table.challenge_failed("liar", "c", 110.0)
+    changed, removed = table.take_changes()
+    assert [s.record.peer_id for s in changed] == ["honest", "liar"]
+    assert removed == []
+    assert table.take_changes() == ([], [])  # nothing new since
+    table.challenge_passed("honest", "c")
+    assert [s.passed for s in table.take_changes()[0]] == [frozenset({"c"})]
+
+    again = HostingTable(ttl_s=60)
+    assert again.restore(table.states()) == 2
+    assert again.holders("c", 120.0) == {"honest"}
+    assert again.my_doubts() == {("liar", "c")}
+    assert again.take_changes() == ([], [])  # restored state is already stored
+    # a newer record heard before the restore wins over the stored one
+    fresh = HostingTable(ttl_s=60)
+    fresh.offer(HostingRecord("liar", frozenset(), 0, 200.0))
+    assert fresh.restore(table.states()) == 1
+    assert fresh.holders("c", 210.0) == set()
+
+
+def test_a_peer_evicted_from_a_full_table_is_reported_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fluxnode.core.replication as replication
+
+    monkeypatch.setattr(replication, "MAX_PEERS", 2)
+    table = HostingTable()
+    for i, peer in enumerate(("old", "mid", "new")):
+        table.offer(HostingRecord(peer, frozenset(), 0, float(i)))
+    changed, removed = table.take_changes()
+    assert [s.record.peer_id for s in changed] == ["mid", "new"]
+    assert removed == ["old"]
