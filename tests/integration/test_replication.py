@@ -48,16 +48,24 @@ def test_world_reaches_r_holders_survives_its_publisher_and_liars_are_caught(
     world = publish(a.data_dir, EXAMPLE_WORLD, key)
     cid, world_id = world["cid"], world["world_id"]
 
+    # The publisher's own pin counts toward R, so while it is up one auto node is enough (and
+    # which one depends on the ranking of the random peer ids against the CID).
     took = wait_for(
-        lambda: cid in pinned_worlds(b.data_dir) and cid in pinned_worlds(c.data_dir),
-        "B and C to host the world",
+        lambda: cid in pinned_worlds(b.data_dir) | pinned_worlds(c.data_dir),
+        "B or C to host the world",
     )
-    print(f"publish to 2 replicas: {took:.1f} s")
+    print(f"publish to a second replica: {took:.1f} s")
+    # the publisher leaves: once its claim expires, both auto nodes hold the world
+    a.terminate()
+    wait_for(
+        lambda: cid in pinned_worlds(b.data_dir) and cid in pinned_worlds(c.data_dir),
+        "B and C to host the world after its publisher left",
+        timeout=90.0,
+    )
     for d in (b.data_dir, c.data_dir):
         assert json.loads(run_cli("repo", "verify", "--data-dir", str(d)).stdout)["corrupted"] == []
 
-    # the publisher leaves; a new node that wants the world gets it from B or C
-    a.terminate()
+    # a new node that wants the world gets it from B or C
     configure(tmp_path / "d", f'[hosting]\nworlds = ["{world_id}"]\ninterval = 0.5\n')
     d = nodes.start("d", "--bootstrap", b_addr)
     d.wait_ready()
