@@ -69,7 +69,8 @@ def test_a_well_formed_record_decodes() -> None:
         (b"\xff\xfe", "not JSON"),
         (b"{", "not JSON"),
         (b"[" * 30_000 + b"]" * 30_000, "too large"),
-        (b"[" * 20_000 + b"]" * 20_000, "not JSON"),  # RecursionError inside json
+        # RecursionError inside json, or (under a higher recursion limit) a list, not a record
+        (b"[" * 20_000 + b"]" * 20_000, "not JSON|unexpected fields"),
         (b" " * (MAX_HOSTING_BYTES + 1), "too large"),
         (raw([1, 2]), "unexpected fields"),
         (raw({**body(), "extra": 1}), "unexpected fields"),
