@@ -24,7 +24,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eth_account import Account
 from eth_account.messages import defunct_hash_message, encode_defunct
@@ -47,6 +47,7 @@ __all__ = [
     "EIP1271_MAGIC",
     "MAX_SIGNATURE_BYTES",
     "Is1271",
+    "Nonces",
     "SiweVerifier",
     "VerifierStats",
     "eip191_hash",
@@ -66,6 +67,17 @@ MAX_SIGNATURE_BYTES = 16 * 1024
 Is1271 = Callable[[str, bytes, bytes], Awaitable[bool]]
 
 _HEX_SIGNATURE = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+
+
+class Nonces(Protocol):
+    """What `SiweVerifier` needs of a nonce store: `NonceBook` (memory) or
+    `fluxnode.chain.nonce_store.SqliteNonceBook` (kept across restarts)."""
+
+    def issue(self, now: datetime) -> str: ...
+
+    def consume(self, nonce: str, now: datetime) -> None: ...
+
+    def statistics(self) -> NonceStats: ...
 
 
 def _refused(reason: str, message: str) -> SiweError:
@@ -233,7 +245,7 @@ class SiweVerifier:
         uri_prefix: str | None = None,
         scheme: str | None = None,
         skew: timedelta = timedelta(seconds=60),
-        nonces: NonceBook | None = None,
+        nonces: Nonces | None = None,
         is_valid_1271: Is1271 | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -244,7 +256,7 @@ class SiweVerifier:
         self.uri_prefix = uri_prefix
         self.scheme = scheme
         self.skew = skew
-        self.nonces = nonces if nonces is not None else NonceBook()
+        self.nonces: Nonces = nonces if nonces is not None else NonceBook()
         self._is_valid_1271 = is_valid_1271
         self._clock = clock
         self._verified = 0

@@ -296,6 +296,13 @@ class RangeNotSatisfiable(RemoteError):
     http_status = 416
 
 
+class StateStoreError(LocalError):
+    """State the node keeps across restarts (world records, hosting claims, sign-in nonces)
+    cannot be read or written."""
+
+    code = "state_store_error"
+
+
 class QuotaExceeded(LocalError):
     code = "quota_exceeded"
     http_status = 507

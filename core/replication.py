@@ -109,12 +109,31 @@ class _Claim:
     passed: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class ClaimState:
+    """What the table knows of one peer, as plain data: what a restart must not forget (a
+    peer that failed our challenge must not count as a holder again because we restarted)."""
+
+    record: HostingRecord
+    failed: tuple[tuple[str, float], ...] = ()
+    passed: frozenset[str] = frozenset()
+
+
 class HostingTable:
-    """The claims heard from peers (latest record per peer), with expiry and challenge marks."""
+    """The claims heard from peers (latest record per peer), with expiry and challenge marks.
+
+    Changes since the last `take_changes()` are tracked so the edge can store only those;
+    `restore` puts stored state back at start."""
 
     def __init__(self, ttl_s: float = 90.0) -> None:
         self.ttl_s = ttl_s
         self._claims: dict[str, _Claim] = {}
+        self._changed: set[str] = set()
+        self._removed: set[str] = set()
+
+    def _touch(self, peer_id: str) -> None:
+        self._changed.add(peer_id)
+        self._removed.discard(peer_id)
 
     def offer(self, record: HostingRecord) -> bool:
         current = self._claims.get(record.peer_id)
@@ -123,10 +142,46 @@ class HostingTable:
         if current is None and len(self._claims) >= MAX_PEERS:
             oldest = min(self._claims, key=lambda p: self._claims[p].record.issued_at)
             del self._claims[oldest]
+            self._changed.discard(oldest)
+            self._removed.add(oldest)
         failed = current.failed if current else {}
         passed = current.passed if current else set()
         self._claims[record.peer_id] = _Claim(record, failed, passed)
+        self._touch(record.peer_id)
         return True
+
+    def restore(self, states: Iterable[ClaimState]) -> int:
+        """Put stored claims back (at most MAX_PEERS; a newer record already heard wins).
+        Returns how many were restored."""
+        restored = 0
+        for state in states:
+            current = self._claims.get(state.record.peer_id)
+            if current is not None and current.record.issued_at >= state.record.issued_at:
+                continue
+            if current is None and len(self._claims) >= MAX_PEERS:
+                break
+            self._claims[state.record.peer_id] = _Claim(
+                state.record, dict(state.failed), set(state.passed)
+            )
+            restored += 1
+        return restored
+
+    def take_changes(self) -> tuple[list[ClaimState], list[str]]:
+        """(states of the peers changed, ids of the peers dropped) since the last call."""
+        changed = [self._state(p) for p in sorted(self._changed) if p in self._claims]
+        removed = sorted(self._removed)
+        self._changed.clear()
+        self._removed.clear()
+        return changed, removed
+
+    def _state(self, peer_id: str) -> ClaimState:
+        claim = self._claims[peer_id]
+        return ClaimState(
+            claim.record, tuple(sorted(claim.failed.items())), frozenset(claim.passed)
+        )
+
+    def states(self) -> list[ClaimState]:
+        return [self._state(p) for p in sorted(self._claims)]
 
     def live(self, now: float) -> list[HostingRecord]:
         return [c.record for c in self._claims.values() if now - c.record.issued_at <= self.ttl_s]
@@ -146,12 +201,14 @@ class HostingTable:
         if claim is not None:
             claim.failed[cid] = now
             claim.passed.discard(cid)
+            self._touch(peer_id)
 
     def challenge_passed(self, peer_id: str, cid: str) -> None:
         claim = self._claims.get(peer_id)
         if claim is not None:
             claim.failed.pop(cid, None)
             claim.passed.add(cid)
+            self._touch(peer_id)
 
     def failures(self) -> dict[str, list[str]]:
         return {p: sorted(c.failed) for p, c in self._claims.items() if c.failed}

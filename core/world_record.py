@@ -389,6 +389,11 @@ class Outcome(enum.Enum):
 class Verdict:
     outcome: Outcome
     reason: str = ""
+    #: On ACCEPT: the record of the same world it replaced, if any.
+    previous: WorldRecord | None = None
+    #: On ACCEPT: another world's record evicted to make room, if any. A caller that mirrors
+    #: the book in storage deletes it there too, so the stored set stays as bounded as the book.
+    evicted: WorldRecord | None = None
 
     @property
     def accepted(self) -> bool:
@@ -483,16 +488,40 @@ class RecordBook:
                     return Verdict(Outcome.DUPLICATE)
                 self._stats.conflict += 1
                 return Verdict(Outcome.CONFLICT, f"another record with seq {record.seq}")
-        elif len(self._records) >= self.max_worlds:
+        evicted = None
+        if current is None and len(self._records) >= self.max_worlds:
             oldest = self._oldest()
             if oldest is not None and record.issued_at <= oldest.issued_at:
                 return self._reject("book_full")
-            self._evict_oldest()
-        self._records[key] = record
-        heapq.heappush(self._heap, (record.issued_at, key, record.seq))
-        self._compact()
+            evicted = self._evict_oldest()
+        self._put(record)
         self._stats.accepted += 1
-        return Verdict(Outcome.ACCEPT)
+        return Verdict(Outcome.ACCEPT, previous=current, evicted=evicted)
+
+    def withdraw(self, verdict: Verdict, record: WorldRecord) -> bool:
+        """Undo the ACCEPT `verdict` gave `record` (its storage failed): the record it replaced
+        and the one it evicted come back. Does nothing, and returns False, if `record` is no
+        longer the stored one (a later offer superseded it)."""
+        if not verdict.accepted or self._records.get(record.world_id) is not record:
+            return False
+        del self._records[record.world_id]
+        if verdict.previous is not None:
+            self._put(verdict.previous)
+        evicted = verdict.evicted
+        if (
+            evicted is not None
+            and evicted.world_id not in self._records
+            and len(self._records) < self.max_worlds
+        ):
+            self._put(evicted)
+            self._stats.evicted -= 1
+        self._stats.accepted -= 1
+        return True
+
+    def _put(self, record: WorldRecord) -> None:
+        self._records[record.world_id] = record
+        heapq.heappush(self._heap, (record.issued_at, record.world_id, record.seq))
+        self._compact()
 
     def prune(self, now: int) -> int:
         """Drop records older than `max_age`; returns how many."""
@@ -512,12 +541,13 @@ class RecordBook:
             heapq.heappop(self._heap)  # superseded or removed
         return None
 
-    def _evict_oldest(self) -> None:
+    def _evict_oldest(self) -> WorldRecord | None:
         oldest = self._oldest()
         if oldest is not None:
             del self._records[oldest.world_id]
             heapq.heappop(self._heap)
             self._stats.evicted += 1
+        return oldest
 
     def _compact(self) -> None:
         """Keep the lazy heap from growing without bound under many updates to few worlds."""

@@ -31,6 +31,7 @@ from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
+from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.loops import Loops
 from fluxnode.node.worlds import (
     DHT_NAMESPACE,
@@ -40,6 +41,7 @@ from fluxnode.node.worlds import (
     dht_select,
     dht_validate,
 )
+from fluxnode.node.worldstore import WORLDS_DB, WorldStore
 from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
 from fluxnode.p2p.bitswap import BlockAccess
 from fluxnode.p2p.gossip import GossipSettings
@@ -65,7 +67,11 @@ class Node:
         self.gateway_url: str | None = None
         self.chain = chain
         oracle = chain.oracle if chain is not None else None
-        self.worlds = WorldDirectory(oracle=oracle, own_peer_id=info.peer_id)
+        self.worlds = WorldDirectory(
+            oracle=oracle,
+            own_peer_id=info.peer_id,
+            store=WorldStore(cfg.data_dir / WORLDS_DB),
+        )
         self.hosting: Hosting | None = None
         self.loops = Loops()
 
@@ -174,6 +180,7 @@ async def run_node(cfg: Config) -> int:
     bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
     runners: list[web.AppRunner] = []
     pending: list[Node] = []
+    stores: list[WorldStore | HostingStore] = []
 
     async def respond(op: str, arg: Any) -> Any:
         if not pending:  # asked before we are up: fail closed
@@ -185,6 +192,11 @@ async def run_node(cfg: Config) -> int:
     try:
         info = await bridge.start()
         node = Node(cfg, bridge, info, chain)
+        if node.worlds.store is not None:
+            stores.append(node.worlds.store)
+        # Before any record is validated (the responder fails closed until `pending` is set):
+        # a restart must know every world it had, or it would accept an older seq of one.
+        await node.worlds.load()
         hosting_service = Hosting(
             me=info.peer_id,
             bridge=bridge,
@@ -198,8 +210,12 @@ async def run_node(cfg: Config) -> int:
                 grace_s=cfg.hosting_grace_s,
             ),
             interval_s=cfg.hosting_interval_s,
+            store=HostingStore(cfg.data_dir / HOSTING_DB),
         )
         node.hosting = hosting_service
+        if hosting_service.store is not None:
+            stores.append(hosting_service.store)
+        await hosting_service.load_state()
         pending.append(node)
 
         admin_runner = web.AppRunner(make_admin_app(node), access_log=None)
@@ -262,6 +278,8 @@ async def run_node(cfg: Config) -> int:
             log.error("p2p thread did not stop within %.1f s", SHUTDOWN_GRACE_S)
         if chain is not None:
             await chain.aclose()
+        for store in stores:
+            await store.aclose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

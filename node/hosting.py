@@ -14,7 +14,6 @@ Every `interval` seconds the node
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -23,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxnode.core.cid import Cid
-from fluxnode.core.errors import FluxError, RemoteError
-from fluxnode.core.errors import HostingRecordInvalid as HostingRecordInvalid  # re-exported
+from fluxnode.core.errors import FluxError, StateStoreError
 from fluxnode.core.replication import (
     ActionKind,
+    ClaimState,
     HostingPolicy,
     HostingRecord,
     HostingTable,
@@ -34,6 +33,8 @@ from fluxnode.core.replication import (
     Policy,
     WorldInfo,
 )
+from fluxnode.node.hosting_store import HostingStore
+from fluxnode.node.hosting_wire import HostingRecordInvalid, decode_hosting, encode_hosting
 from fluxnode.node.loops import Loops
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import TrioBridge
@@ -44,65 +45,8 @@ from fluxnode.storage.repo import Repo
 log = logging.getLogger("fluxnode.node.hosting")
 
 HOSTING_TOPIC = "/flux/1/hosting"
-MAX_HOSTING_BYTES = 48 * 1024
 WORLD_PIN_PREFIX = "world:"
 UNLIMITED_FREE = 1 << 40
-
-
-def encode_hosting(record: HostingRecord) -> bytes:
-    body = {
-        "v": 1,
-        "peer": record.peer_id,
-        "cids": sorted(record.cids),
-        "free": record.free_bytes,
-        "at": round(record.issued_at, 3),
-        "auto": record.auto,
-        "doubts": sorted([p, c] for p, c in record.doubts),
-    }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-
-
-def decode_hosting(data: bytes) -> HostingRecord:
-    if len(data) > MAX_HOSTING_BYTES:
-        raise HostingRecordInvalid("hosting record too large")
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HostingRecordInvalid(f"not JSON: {exc}") from None
-    keys = {"v", "peer", "cids", "free", "at", "auto", "doubts"}
-    if not isinstance(body, dict) or set(body) != keys:
-        raise HostingRecordInvalid("unexpected fields")
-    if body["v"] != 1 or not isinstance(body["peer"], str) or not isinstance(body["cids"], list):
-        raise HostingRecordInvalid("bad version, peer or cids")
-    free, at = body["free"], body["at"]
-    if not isinstance(free, int) or isinstance(free, bool) or not isinstance(at, int | float):
-        raise HostingRecordInvalid("bad free or at")
-    if not isinstance(body["auto"], bool):
-        raise HostingRecordInvalid("bad auto")
-    doubts = body["doubts"]
-    if not isinstance(doubts, list) or not all(
-        isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in doubts
-    ):
-        raise HostingRecordInvalid("bad doubts")
-    cids = []
-    for text in body["cids"]:
-        if not isinstance(text, str):
-            raise HostingRecordInvalid("cids must be strings")
-        try:
-            cids.append(str(Cid.parse(text)))
-        except RemoteError as exc:
-            raise HostingRecordInvalid(str(exc)) from None
-    try:
-        return HostingRecord(
-            body["peer"],
-            frozenset(cids),
-            free,
-            float(at),
-            body["auto"],
-            frozenset((p, c) for p, c in doubts),
-        )
-    except FluxError as exc:
-        raise HostingRecordInvalid(str(exc)) from None
 
 
 @dataclass
@@ -112,6 +56,10 @@ class HostingStats:
     fetch_failures: int = 0
     challenges_passed: int = 0
     challenges_failed: int = 0
+    #: Claim states read back from `hosting.db` at start; rounds whose state could not be
+    #: stored (retried the next round).
+    claims_loaded: int = 0
+    store_failures: int = 0
 
 
 class Hosting:
@@ -126,6 +74,7 @@ class Hosting:
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        store: HostingStore | None = None,
     ) -> None:
         self.me = me
         self.bridge = bridge
@@ -138,6 +87,38 @@ class Hosting:
         self.stats = HostingStats()
         self._clock = clock
         self._rng = rng or random.Random()
+        self.store = store
+        #: Changes taken from the table but not yet stored (a failed write is retried).
+        self._unsaved: dict[str, ClaimState] = {}
+        self._unsaved_removed: set[str] = set()
+
+    # -- state kept across restarts ------------------------------------------------------------
+    async def load_state(self) -> int:
+        """Restore the claims and challenge marks stored by the previous run."""
+        if self.store is None:
+            return 0
+        self.stats.claims_loaded = self.table.restore(await self.store.load())
+        return self.stats.claims_loaded
+
+    async def save_state(self) -> None:
+        """Store what changed in the table since the last call (once per round)."""
+        if self.store is None:
+            return
+        changed, removed = self.table.take_changes()
+        for state in changed:
+            self._unsaved[state.record.peer_id] = state
+            self._unsaved_removed.discard(state.record.peer_id)
+        for peer in removed:
+            self._unsaved.pop(peer, None)
+            self._unsaved_removed.add(peer)
+        try:
+            await self.store.save(list(self._unsaved.values()), sorted(self._unsaved_removed))
+        except StateStoreError as exc:
+            self.stats.store_failures += 1
+            log.error("hosting claims not stored (retrying next round): %s", exc)
+            return
+        self._unsaved.clear()
+        self._unsaved_removed.clear()
 
     # -- gossip ------------------------------------------------------------------------------
     def validate(self, data: bytes, author: str) -> bool:
@@ -206,6 +187,7 @@ class Hosting:
             else:
                 await self._release(action.cid, action.world_id, action.reason)
         await self._challenge_one(now)
+        await self.save_state()
 
     async def _look_up_wanted_worlds(self) -> None:
         """Worlds our policy names but no record of which reached us by gossip (we joined

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fluxnode.core.errors import BadRequest
+from fluxnode.core.errors import BadRequest, StateStoreError
 from fluxnode.core.world_record import (
     Outcome,
     RecordBook,
     RecordInvalid,
+    Verdict,
     WorldRecord,
     check_freshness,
     check_owner_matches_id,
@@ -28,6 +29,7 @@ from fluxnode.core.world_record import (
 
 if TYPE_CHECKING:
     from fluxnode.chain.oracle import Oracle
+    from fluxnode.node.worldstore import WorldStore
 
 # chain.records pulls in eth-account (~0.3 s of imports): loaded on the first record instead of
 # at start-up, so a node is ready sooner.
@@ -71,14 +73,33 @@ def dht_select(key: str, values: list[bytes]) -> int:
     return best
 
 
+def _reason_word(verdict: Verdict) -> str:
+    """The key a refusal is counted under: a stable word, never free text (a CONFLICT's reason
+    names the seq, which would give the `rejections` map one key per seq)."""
+    return verdict.reason if verdict.outcome is Outcome.REJECT else verdict.outcome.value
+
+
 @dataclass
 class DirectoryStats:
     accepted: int = 0
     rejected: int = 0
     stale: int = 0
+    #: Records read back from the world store at start, and those dropped there because they
+    #: no longer pass (expired, or no longer parse).
+    loaded: int = 0
+    dropped_on_load: int = 0
+    #: Accepted records that could not be stored: refused (not relayed, not acknowledged).
+    store_failures: int = 0
 
 
 class WorldDirectory:
+    """The best record per world, checked before it is kept, relayed or acknowledged.
+
+    With a `store`, every accepted record is written to disk before `offer` lets it be relayed
+    and before `publish_local` returns; `load` brings the stored records back at start, so a
+    restart neither forgets worlds nor accepts an older seq of one (a rollback).
+    """
+
     def __init__(
         self,
         *,
@@ -86,13 +107,45 @@ class WorldDirectory:
         own_peer_id: str,
         clock: Callable[[], float] = time.time,
         book: RecordBook | None = None,
+        store: WorldStore | None = None,
     ) -> None:
         self.oracle = oracle
         self.own_peer_id = own_peer_id
-        self.book = book or RecordBook()
+        # `book or ...` would drop an empty book: RecordBook has a length, so it is falsy then.
+        self.book = book if book is not None else RecordBook()
+        self.store = store
         self._clock = clock
         self.stats = DirectoryStats()
         self.rejections: dict[str, int] = {}
+
+    async def load(self) -> int:
+        """Read the stored records into the book, oldest first (so a full book keeps the
+        newest). Their signatures and ownership were checked when they were accepted; freshness
+        depends on the clock, so it is checked again, and what fails is deleted from the store.
+        Returns how many were loaded."""
+        if self.store is None:
+            return 0
+        now = int(self._clock())
+        drop: list[str] = []
+        for world_id, wire in await self.store.load():
+            try:
+                record = WorldRecord.from_wire(wire)
+            except RecordInvalid:  # written by another version, or damaged on disk
+                self.stats.dropped_on_load += 1
+                drop.append(world_id)
+                continue
+            verdict = self.book.offer(record, now, verified_owner=True)
+            if verdict.accepted:
+                self.stats.loaded += 1
+                if verdict.evicted is not None:
+                    drop.append(verdict.evicted.world_id)
+            elif verdict.outcome is Outcome.REJECT:
+                self.stats.dropped_on_load += 1
+                drop.append(record.world_id)
+        await self.store.delete(drop)
+        if self.stats.loaded:
+            log.info("world directory: %d records loaded", self.stats.loaded)
+        return self.stats.loaded
 
     async def check(self, data: bytes) -> WorldRecord:
         """Parse and verify a record (signature, freshness, ownership); raises RecordInvalid."""
@@ -101,6 +154,17 @@ class WorldDirectory:
         record = WorldRecord.from_wire(data)
         await verify_record(record, oracle=self.oracle, now=int(self._clock()))
         return record
+
+    async def _keep(self, record: WorldRecord, verdict: Verdict) -> None:
+        """Store an accepted record; on failure undo its acceptance and raise."""
+        if self.store is None:
+            return
+        try:
+            await self.store.save(record, evicted=verdict.evicted)
+        except StateStoreError:
+            self.stats.store_failures += 1
+            self.book.withdraw(verdict, record)
+            raise
 
     async def offer(self, data: bytes, *, forwarder: str) -> bool:
         """The gossip validator: True = store and relay, False = drop."""
@@ -111,6 +175,11 @@ class WorldDirectory:
             return False
         verdict = self.book.offer(record, int(self._clock()), verified_owner=True)
         if verdict.accepted:
+            try:
+                await self._keep(record, verdict)
+            except StateStoreError as exc:
+                log.error("world %s not kept: %s", record.world_id, exc)
+                return False
             self.stats.accepted += 1
             log.info("world %s -> %s (seq %d)", record.world_id, record.cid, record.seq)
             return True
@@ -119,15 +188,25 @@ class WorldDirectory:
         if verdict.outcome in (Outcome.STALE, Outcome.DUPLICATE):
             self.stats.stale += 1
             return False
-        self._reject(verdict.reason, forwarder)
+        self._reject(_reason_word(verdict), forwarder)
         return False
 
     async def publish_local(self, data: bytes) -> WorldRecord:
-        """A record handed to this node to publish: it must pass the same checks first."""
-        record = await self.check(data)
+        """A record handed to this node to publish: it must pass the same checks first, and is
+        on disk before this returns. Refusals are counted like those of gossiped records."""
+        try:
+            record = await self.check(data)
+        except RecordInvalid as exc:
+            self._reject(exc.reason, "the admin endpoint")
+            raise
         verdict = self.book.offer(record, int(self._clock()), verified_owner=True)
         if not verdict.accepted:
+            if verdict.outcome in (Outcome.STALE, Outcome.DUPLICATE):
+                self.stats.stale += 1
+            else:
+                self._reject(_reason_word(verdict), "the admin endpoint")
             raise BadRequest(f"record not accepted: {verdict.outcome.value} ({verdict.reason})")
+        await self._keep(record, verdict)
         self.stats.accepted += 1
         return record
 

@@ -7,29 +7,24 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import NodeFactory, run_cli
+from tests.helpers import status, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def status(data_dir: Path) -> dict:
-    out = run_cli("status", "--data-dir", str(data_dir))
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def wait_for_peer(data_dir: Path, peer_id: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        st = status(data_dir)
-        if peer_id in {p["peer_id"] for p in st["peers"]}:
-            return st
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{peer_id} never appeared in {data_dir} status: {st}")
-        time.sleep(0.2)
+def wait_for_peer(data_dir: Path, peer_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    wait_for(
+        lambda: peer_id in {p["peer_id"] for p in status(data_dir)["peers"]},
+        f"{peer_id} to appear in {data_dir} status",
+        timeout=timeout,
+        detail=lambda: status(data_dir),
+    )
+    return status(data_dir)
 
 
 def test_two_processes_bootstrap_ping_and_stop_cleanly(nodes: NodeFactory) -> None:

@@ -1,5 +1,6 @@
 """Publishing a world across three node processes: signed records travel by gossip, validated
-on every hop; forged, replayed and oversized records are refused and go nowhere."""
+on every hop; forged, replayed and oversized records are refused and go nowhere. The world
+directory outlives a restart of the node, so a restart cannot roll a world back."""
 
 from __future__ import annotations
 
@@ -8,36 +9,37 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from eth_account import Account
 
 from fluxnode.chain.records import sign_record
+from fluxnode.core.errors import BadRequest, RemoteError
 from fluxnode.node.admin import admin_request
-from tests.conftest import NodeFactory, run_cli
+from tests.conftest import NodeFactory
+from tests.helpers import (
+    EXAMPLE_WORLD,
+    publish,
+    status,
+    wait_for_world,
+    worlds,
+    write_owner_key,
+)
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "hello-world"
 
-
-def worlds(d: Path) -> list[dict]:
-    out = run_cli("worlds", "--data-dir", str(d))
-    assert out.returncode == 0, out.stderr
-    return list(json.loads(out.stdout)["worlds"])
-
-
-def wait_for(d: Path, cid: str, timeout: float = 20.0) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if any(w["cid"] == cid for w in worlds(d)):
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"{cid} never reached {d}: {worlds(d)}")
-
-
-def post(d: Path, body: dict) -> dict:
+def post(d: Path, body: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(admin_request(d, "POST", "/v0/publish", body))
+
+
+def second_version(tmp_path: Path) -> Path:
+    v2 = tmp_path / "v2"
+    shutil.copytree(EXAMPLE_WORLD, v2)
+    manifest = json.loads((v2 / "world.json").read_text())
+    manifest["description"] = "version two"
+    (v2 / "world.json").write_text(json.dumps(manifest))
+    return v2
 
 
 def test_publish_reaches_every_node_and_forgeries_go_nowhere(
@@ -51,56 +53,25 @@ def test_publish_reaches_every_node_and_forgeries_go_nowhere(
     c.wait_ready()
     time.sleep(3)  # gossip meshes form on heartbeats
 
-    owner = Account.create()
     key = tmp_path / "owner.key"
-    key.write_text(owner.key.hex())
-    key.chmod(0o600)
-    out = run_cli(
-        "publish",
-        "--data-dir",
-        str(a.data_dir),
-        str(EXAMPLE),
-        "--slug",
-        "hello",
-        "--key-file",
-        str(key),
-        "--seq",
-        "1",
-    )
-    assert out.returncode == 0, out.stderr
-    first = json.loads(out.stdout)
+    owner = write_owner_key(key)
+    first = publish(a.data_dir, EXAMPLE_WORLD, key, seq=1)
     assert first["world_id"] == f"{owner.address.lower()}/hello"
     assert any(w["cid"] == first["cid"] for w in worlds(a.data_dir))
     print(
-        f"record propagation: b {wait_for(b.data_dir, first['cid']):.2f} s, "
-        f"c {wait_for(c.data_dir, first['cid']):.2f} s"
+        f"record propagation: b {wait_for_world(b.data_dir, first['cid']):.2f} s, "
+        f"c {wait_for_world(c.data_dir, first['cid']):.2f} s"
     )
 
     # a new version (higher seq) replaces the old one everywhere
-    v2 = tmp_path / "v2"
-    shutil.copytree(EXAMPLE, v2)
-    manifest = json.loads((v2 / "world.json").read_text())
-    manifest["description"] = "version two"
-    (v2 / "world.json").write_text(json.dumps(manifest))
-    out = run_cli(
-        "publish",
-        "--data-dir",
-        str(a.data_dir),
-        str(v2),
-        "--slug",
-        "hello",
-        "--key-file",
-        str(key),
-        "--seq",
-        "2",
-    )
-    second = json.loads(out.stdout)
+    second = publish(a.data_dir, second_version(tmp_path), key, seq=2)
     assert second["cid"] != first["cid"]
-    wait_for(c.data_dir, second["cid"])
-    assert [w["seq"] for w in worlds(c.data_dir)] == [2]
+    for node in (b, c):
+        wait_for_world(node.data_dir, second["cid"])
+        assert [w["seq"] for w in worlds(node.data_dir)] == [2]
 
     now = int(time.time())
-    mallory = Account.create()
+    mallory = write_owner_key(tmp_path / "mallory.key")
     forged = sign_record(
         world_id=f"{owner.address.lower()}/hello",
         cid=first["cid"],
@@ -117,19 +88,61 @@ def test_publish_reaches_every_node_and_forgeries_go_nowhere(
         issued_at=now,
         account=owner,
     )
-    for body, why in [
-        ({"record": forged.to_wire().decode()}, "not_world_owner"),
-        ({"record": replay.to_wire().decode()}, "stale"),
-        ({"record": "x" * 20_000}, "Too Large"),  # refused by the admin endpoint's body limit
-        ({"record": '{"v": 1}'}, "malformed"),
-    ]:
-        with pytest.raises(Exception, match=why):
+    before = status(a.data_dir)["worlds"]
+    refusals: list[tuple[dict[str, str], type[Exception], str]] = [
+        ({"record": forged.to_wire().decode()}, BadRequest, "not_world_owner"),
+        ({"record": replay.to_wire().decode()}, BadRequest, "stale"),
+        ({"record": '{"v": 1}'}, BadRequest, "malformed"),
+        # refused by the admin endpoint's body limit (413) before any record check
+        ({"record": "x" * 20_000}, RemoteError, "Too Large"),
+    ]
+    for body, error, why in refusals:
+        with pytest.raises(error, match=why):
             post(a.data_dir, body)
-    time.sleep(1)
+    # The refusals were counted, so A processed every one of them; a refused record is
+    # neither stored nor gossiped, so nothing can be on its way to B or C.
+    after = status(a.data_dir)["worlds"]
+    assert after["rejections"].get("not_world_owner", 0) == (
+        before["rejections"].get("not_world_owner", 0) + 1
+    )
+    assert after["rejections"].get("malformed", 0) == before["rejections"].get("malformed", 0) + 1
+    assert after["stale"] == before["stale"] + 1
+    assert after["accepted"] == before["accepted"]
     for node in (a, b, c):
-        assert [w["seq"] for w in worlds(node.data_dir)] == [2]
-        assert [w["cid"] for w in worlds(node.data_dir)] == [second["cid"]]
-    status = json.loads(run_cli("status", "--data-dir", str(a.data_dir)).stdout)
-    assert status["worlds"]["known"] == 1
+        assert [(w["seq"], w["cid"]) for w in worlds(node.data_dir)] == [(2, second["cid"])]
+    assert status(a.data_dir)["worlds"]["known"] == 1
     for node in (a, b, c):
         node.terminate()
+
+
+def test_world_directory_survives_a_restart_and_refuses_a_rollback(
+    nodes: NodeFactory, tmp_path: Path
+) -> None:
+    key = tmp_path / "owner.key"
+    owner = write_owner_key(key)
+    a = nodes.start("a")
+    a.wait_ready()
+    publish(a.data_dir, EXAMPLE_WORLD, key, seq=1)
+    second = publish(a.data_dir, second_version(tmp_path), key, seq=2)
+    listed = worlds(a.data_dir)
+    a.terminate()
+    assert a.proc.returncode == 0, a.log()
+
+    a = nodes.start("a")
+    a.wait_ready()
+    assert worlds(a.data_dir) == listed
+    assert [(w["seq"], w["cid"]) for w in listed] == [(2, second["cid"])]
+    assert status(a.data_dir)["worlds"]["loaded"] == 1
+
+    older = sign_record(
+        world_id=second["world_id"],
+        cid=second["cid"],
+        seq=1,
+        visibility="public",
+        issued_at=int(time.time()),
+        account=owner,
+    )
+    with pytest.raises(BadRequest, match="stale"):
+        post(a.data_dir, {"record": older.to_wire().decode()})
+    assert [w["seq"] for w in worlds(a.data_dir)] == [2]
+    a.terminate()

@@ -15,6 +15,7 @@ from fluxnode.core.replication import (
     Planner,
     Policy,
     WorldInfo,
+    rank,
 )
 
 GIB = 1 << 30
@@ -78,12 +79,33 @@ def test_over_replicated_worlds_are_released_down_to_r() -> None:
 
 
 def test_release_waits_for_the_grace_period() -> None:
+    # r = 1 and three holders: the two that rank below the top release, after the grace only.
     peers = ["a", "b", "c"]
     world = WorldInfo("w", "cid", "0xo", 1)
-    pins = simulate(
-        peers, [world], r=1, rounds=3, grace=1000.0, initial={p: {"cid"} for p in peers}
-    )
-    assert holders(pins, "cid") == 3  # nothing released within the grace period
+    held = {p: {"cid"} for p in peers}
+    for rounds, expected in ((100, 3), (101, 1)):  # rounds are 10 s apart; grace is 1000 s
+        pins = simulate(peers, [world], r=1, rounds=rounds, grace=1000.0, initial=held)
+        assert holders(pins, "cid") == expected, rounds
+
+
+def test_a_release_is_due_exactly_when_the_grace_period_ends() -> None:
+    world = WorldInfo("w", "cid", "0xo", 1)
+    table = HostingTable(ttl_s=10_000)
+    for p in ("a", "b", "c"):
+        table.offer(HostingRecord(p, frozenset({"cid"}), GIB, 0.0, auto=True))
+    top = min(("a", "b", "c"), key=lambda p: rank(p, "cid"))
+    me = next(p for p in ("a", "b", "c") if p != top)
+    planner = Planner(me, HostingPolicy(Policy.AUTO, replication=1, grace_s=100.0))
+
+    def released(now: float) -> list[str]:
+        acts = planner.plan(
+            now=now, directory=[world], table=table, pinned={"cid": "w"}, free_bytes=GIB
+        )
+        return [a.cid for a in acts if a.kind is ActionKind.UNPIN]
+
+    assert released(1000.0) == []  # first seen over-replicated: the grace starts now
+    assert released(1099.9) == []
+    assert released(1100.0) == ["cid"]
 
 
 def test_superseded_versions_are_released_and_new_ones_pinned() -> None:
@@ -153,3 +175,41 @@ def test_doubts_are_checked_first_not_trusted() -> None:
     assert len(picks) > 1
     table.challenge_failed("liar", "c3", 120)
     assert table.my_doubts() == frozenset({("liar", "c3")})
+
+
+def test_table_reports_its_changes_and_restores_its_state() -> None:
+    table = HostingTable(ttl_s=60)
+    table.offer(HostingRecord("liar", frozenset({"c"}), 0, 100.0))
+    table.offer(HostingRecord("honest", frozenset({"c"}), 0, 100.0))
+    table.challenge_failed("liar", "c", 110.0)
+    changed, removed = table.take_changes()
+    assert [s.record.peer_id for s in changed] == ["honest", "liar"]
+    assert removed == []
+    assert table.take_changes() == ([], [])  # nothing new since
+    table.challenge_passed("honest", "c")
+    assert [s.passed for s in table.take_changes()[0]] == [frozenset({"c"})]
+
+    again = HostingTable(ttl_s=60)
+    assert again.restore(table.states()) == 2
+    assert again.holders("c", 120.0) == {"honest"}
+    assert again.my_doubts() == {("liar", "c")}
+    assert again.take_changes() == ([], [])  # restored state is already stored
+    # a newer record heard before the restore wins over the stored one
+    fresh = HostingTable(ttl_s=60)
+    fresh.offer(HostingRecord("liar", frozenset(), 0, 200.0))
+    assert fresh.restore(table.states()) == 1
+    assert fresh.holders("c", 210.0) == set()
+
+
+def test_a_peer_evicted_from_a_full_table_is_reported_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fluxnode.core.replication as replication
+
+    monkeypatch.setattr(replication, "MAX_PEERS", 2)
+    table = HostingTable()
+    for i, peer in enumerate(("old", "mid", "new")):
+        table.offer(HostingRecord(peer, frozenset(), 0, float(i)))
+    changed, removed = table.take_changes()
+    assert [s.record.peer_id for s in changed] == ["mid", "new"]
+    assert removed == ["old"]
