@@ -89,7 +89,7 @@ def _devnet(args: argparse.Namespace, cfg: Config) -> int:
         stop = True
 
     # Blocks every second (not only per transaction) so confirmation depths advance as on Polygon.
-    with start_anvil(args.port, chain_id=cfg.chain_id, block_time=1.0) as anvil:
+    with start_anvil(args.port, chain_id=cfg.chain.chain_id, block_time=1.0) as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
         deployment = deploy_all(w3, Account.from_key(ANVIL_DEV_KEY_0), rpc_url=anvil.rpc_url)
         deployment.write(out)
@@ -145,7 +145,7 @@ async def _status(cfg: Config) -> int:
     healthy = await pool.check_all()
     result = None
     if healthy:
-        result = await Indexer(pool, index, confirmations=cfg.chain_confirmations).sync_once()
+        result = await Indexer(pool, index, confirmations=cfg.chain.confirmations).sync_once()
     print(
         json.dumps(
             {

@@ -18,6 +18,7 @@ from fluxnode.core.content import Kind
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.paths import parse_content_path
 from fluxnode.node.config import Config
+from fluxnode.node.config_keys import OWNER_KEY_ENV
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -116,7 +117,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--key-file",
         metavar="FILE",
-        help="the owner's wallet key (0600 file); or set FLUX_OWNER_KEY",
+        help=f"the owner's wallet key (0600 file); or set {OWNER_KEY_ENV}",
     )
     p.add_argument(
         "--visibility",
@@ -143,7 +144,7 @@ def _repo(cfg: Config) -> Any:
 
     denylist = load_denylist(cfg)
     cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+    return Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
 
 
 class _Progress:
@@ -339,10 +340,9 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
-    from fluxnode.core.world import WorldLimits
     from fluxnode.storage.worldpkg import scan_package
 
-    package = scan_package(Path(args.dir), WorldLimits(**cfg.world_limits))
+    package = scan_package(Path(args.dir), cfg.world)
     summary = {
         "name": package.manifest.name,
         "files": len(package.files),
@@ -365,14 +365,13 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
 
     from fluxnode.chain.deploy import load_private_key
     from fluxnode.chain.records import sign_record
-    from fluxnode.core.world import WorldLimits
     from fluxnode.node.admin import admin_request
     from fluxnode.storage.worldpkg import scan_package
 
     account = load_private_key(
-        Path(args.key_file) if args.key_file else None, env_var="FLUX_OWNER_KEY"
+        Path(args.key_file) if args.key_file else None, env_var=OWNER_KEY_ENV
     )
-    package = scan_package(Path(args.dir), WorldLimits(**cfg.world_limits))
+    package = scan_package(Path(args.dir), cfg.world)
     world_id = (
         f"land:{args.land}" if args.land is not None else f"{account.address.lower()}/{args.slug}"
     )
