@@ -186,8 +186,8 @@ class Denylist:
             added = True
         if not added:
             raise ValueError(
-                "bad double hash: neither a base58btc sha2-256/sha2-512 "
-                "multihash nor 64 hex characters (sha256)"
+                "bad double hash (expected a base58btc sha2-256/sha2-512 "
+                "multihash or 64 hex characters of sha256)"
             )
 
     # -- combining -----------------------------------------------------------------------------
