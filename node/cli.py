@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     check_key_if_present(cfg)
     socket_path(cfg.data_dir)  # an over-long socket path
-    load_denylist(cfg)
+    denylist = load_denylist(cfg)
     load_deployment(cfg, required=False)
     logging.basicConfig(
         level=cfg.log.level.upper(),
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     init_data_dir(cfg)
     with run_lock(cfg.data_dir):
         try:
-            return asyncio.run(run_node(cfg))
+            return asyncio.run(run_node(cfg, denylist))
         except BaseExceptionGroup as group:
             # A crash inside the TaskGroup (e.g. the p2p side failing) arrives grouped.
             flux, rest = group.split(FluxError)

@@ -266,7 +266,9 @@ def add_config_flags(parser: argparse.ArgumentParser, keys: Sequence[str]) -> No
         rivals = next((t for t in targets.values() if len(t) > 1 and spec in t), None)
         owner: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup = parser
         if rivals is not None:
-            owner = grouped.setdefault(rivals[0].key, parser.add_mutually_exclusive_group())
+            if rivals[0].key not in grouped:
+                grouped[rivals[0].key] = parser.add_mutually_exclusive_group()
+            owner = grouped[rivals[0].key]
         help_text = f"{spec.doc} ({spec.key})"
         if spec.flag_const is not None:
             owner.add_argument(
@@ -274,7 +276,7 @@ def add_config_flags(parser: argparse.ArgumentParser, keys: Sequence[str]) -> No
                 dest=_dest(spec),
                 action="store_const",
                 const=spec.flag_const,
-                help=help_text,
+                help=f"set {spec.key} = {toml_literal(spec.flag_const)} ({spec.doc})",
             )
             continue
         kind = spec.kind.item if isinstance(spec.kind, ListOf) else spec.kind

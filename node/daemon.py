@@ -21,6 +21,7 @@ from aiohttp import web
 
 from fluxnode import __version__
 from fluxnode.core.cid import Cid
+from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import BadRequest, FluxError
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import make_gateway_app
@@ -143,8 +144,9 @@ async def _start_site(
     return site
 
 
-async def run_node(cfg: Config) -> int:
-    """Run until SIGINT/SIGTERM. Returns the process exit code."""
+async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code. `denylist`: the one the CLI
+    already loaded while checking the configuration (a big list takes seconds to parse)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -153,7 +155,8 @@ async def run_node(cfg: Config) -> int:
     sys.setswitchinterval(0.0005)
 
     # Before any network starts: a bad denylist stops the node (ConfigError, exit code 2).
-    denylist = load_denylist(cfg)
+    if denylist is None:
+        denylist = load_denylist(cfg)
     repo = Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
     topics = (WORLDS_TOPIC, HOSTING_TOPIC)
     settings = HostSettings(

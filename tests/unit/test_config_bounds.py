@@ -190,6 +190,24 @@ def test_unknown_home_in_a_path_is_a_config_error(tmp_path: Path) -> None:
     assert info.value.key == "identity.key_file"
 
 
+@pytest.mark.parametrize("command", ["init", "run", "id"])
+def test_help_lists_the_config_flags(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--key-file FILE" in out and "identity.key_file" in out
+    if command == "run":
+        assert "[--gateway HOST:PORT | --no-gateway]" in out and "--listen MULTIADDR" in out
+
+
+def test_gateway_flags_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["run", "--gateway", "127.0.0.1:1", "--no-gateway"])
+    assert info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_config_flags_are_only_those_of_the_command(tmp_path: Path) -> None:
     """`publish --key-file` names the owner's wallet key, not the node's identity key."""
     args = build_parser().parse_args(
