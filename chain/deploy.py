@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from web3 import Web3
 from web3.types import Nonce
 from web3.utils.address import get_create_address
 
+from fluxnode.atomicfile import atomic_write, read_regular_file
 from fluxnode.contracts import CONTRACT_NAMES, load_artifact
 from fluxnode.core.errors import DeployError as DeployError  # re-exported
 from fluxnode.core.errors import KeyFileError as KeyFileError
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 DEPLOY_KEY_ENV = "FLUX_DEPLOY_KEY"
 _KEY = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _MAX_KEY_FILE = 4096
+MAX_DEPLOYMENT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -119,27 +120,12 @@ class Deployment:
 
     @classmethod
     def read(cls, path: Path) -> Deployment:
-        return cls.from_json(Path(path).read_bytes())
+        """Read a deployment file; a non-regular or oversized one is refused (UnsafeFile)."""
+        return cls.from_json(read_regular_file(Path(path), MAX_DEPLOYMENT_BYTES))
 
     def write(self, path: Path) -> None:
-        """Write `to_json()` to `path` atomically (temp file in the same folder, fsync, rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        """Write `to_json()` to `path` atomically (see `fluxnode.atomicfile`)."""
+        atomic_write(Path(path), self.to_json().encode("utf-8"), 0o644)
 
 
 def load_private_key(path: Path | None, env_var: str = DEPLOY_KEY_ENV) -> LocalAccount:
@@ -172,7 +158,8 @@ def load_private_key(path: Path | None, env_var: str = DEPLOY_KEY_ENV) -> LocalA
 
 def _read_key_file(path: Path) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO would block the open before fstat could refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise KeyFileError(f"cannot open key file {path}: {exc.strerror}") from None
     try:

@@ -37,37 +37,3 @@ def parse_content_path(text: str, *, url_encoded: bool = False) -> tuple[Cid, li
         text = text[len("/ipfs/") :]
     head, _, rest = text.partition("/")
     return Cid.parse(head), split_segments(rest)
-
-
-def parse_size(text: str | int) -> int:
-    """`1048576`, `"512MiB"`, `"10GB"`, `"2 TiB"` -> bytes."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError("size must be >= 0")
-        return text
-    if not isinstance(text, str):
-        raise ValueError(f"not a size: {text!r}")
-    units = {
-        "": 1,
-        "B": 1,
-        "KB": 10**3,
-        "MB": 10**6,
-        "GB": 10**9,
-        "TB": 10**12,
-        "KIB": 2**10,
-        "MIB": 2**20,
-        "GIB": 2**30,
-        "TIB": 2**40,
-    }
-    raw = text.strip().upper()
-    number = raw.rstrip("KMGTIB ")
-    unit = raw[len(number) :].strip()
-    if unit not in units:
-        raise ValueError(f"unknown size unit in {text!r}")
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"not a size: {text!r}") from None
-    if value < 0 or value != value:
-        raise ValueError("size must be >= 0")
-    return int(value * units[unit])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from fluxnode.core.errors import ConfigError
 from fluxnode.node.config import Config
+from fluxnode.node.config_keys import KEYS_BY_NAME
 from fluxnode.node.loops import Loops
 
 if TYPE_CHECKING:  # web3 / eth-account are heavy imports: loaded only when a chain is used
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # web3 / eth-account are heavy imports: loaded only when a ch
 
 log = logging.getLogger("fluxnode.node.chain")
 
-DEPLOYMENT_FILE = "deployment.json"
+DEPLOYMENT_FILE = str(KEYS_BY_NAME["chain.deployment"].default)
 CHAIN_DB = "chain.db"
 
 
@@ -37,19 +38,17 @@ class ChainParts:
 
 
 def deployment_path(cfg: Config) -> Path:
-    return cfg.chain_deployment or cfg.data_dir / DEPLOYMENT_FILE
+    return cfg.chain.deployment
 
 
-def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
-    """The pool, index and oracle for the configured chain; None if no chain is configured
-    (unless `required`, which makes a missing deployment or endpoint a ConfigError)."""
+def load_deployment(cfg: Config, *, required: bool) -> Deployment | None:
+    """The configured deployment, checked against the config; reads only (so a start can
+    check it before writing anything). None if no chain is configured (unless `required`,
+    which makes a missing deployment or endpoint a ConfigError)."""
     path = deployment_path(cfg)
-    if not required and not cfg.chain_rpc and not path.exists():
+    if not required and not cfg.chain.rpc and not path.exists():
         return None
     from fluxnode.chain.deploy import Deployment
-    from fluxnode.chain.indexer import ChainIndex, Contracts
-    from fluxnode.chain.oracle import Oracle
-    from fluxnode.chain.rpc import RpcPool, RpcSettings
 
     try:
         deployment = Deployment.read(path)
@@ -57,24 +56,38 @@ def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
         raise ConfigError("chain.deployment", f"no deployment file at {path}") from None
     except (OSError, ValueError) as exc:
         raise ConfigError("chain.deployment", f"cannot use {path}: {exc}") from None
-    if deployment.chain_id != cfg.chain_id:
+    if deployment.chain_id != cfg.chain.chain_id:
         raise ConfigError(
-            "chain.chain_id", f"is {cfg.chain_id} but {path} is for chain {deployment.chain_id}"
+            "chain.chain_id",
+            f"is {cfg.chain.chain_id} but {path} is for chain {deployment.chain_id}",
         )
-    urls = cfg.chain_rpc or ((deployment.rpc_url,) if deployment.rpc_url else ())
-    if not urls:
+    if not cfg.chain.rpc and not deployment.rpc_url:
         if required:
             raise ConfigError("chain.rpc", "no RPC endpoint configured")
         return None
+    return deployment
+
+
+def open_chain(cfg: Config, *, required: bool) -> ChainParts | None:
+    """The pool, index and oracle for the configured chain; None if no chain is configured
+    (unless `required`, see `load_deployment`)."""
+    deployment = load_deployment(cfg, required=required)
+    if deployment is None:
+        return None
+    from fluxnode.chain.indexer import ChainIndex, Contracts
+    from fluxnode.chain.oracle import Oracle
+    from fluxnode.chain.rpc import RpcPool, RpcSettings
+
+    urls = cfg.chain.rpc or (deployment.rpc_url,)
     pool = RpcPool(
-        RpcSettings(urls=tuple(urls), chain_id=cfg.chain_id, timeout_s=cfg.chain_timeout_s)
+        RpcSettings(urls=tuple(urls), chain_id=cfg.chain.chain_id, timeout_s=cfg.chain.timeout_s)
     )
     a = deployment.addresses
     contracts = Contracts(a["FluxLand"], a["FluxItems"], a["FluxTickets"])
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     index = ChainIndex(cfg.data_dir / CHAIN_DB, contracts, start_block=deployment.deploy_block)
     oracle = Oracle(
-        pool, contracts, confirmations=cfg.chain_confirmations, index=index, quorum=cfg.chain_quorum
+        pool, contracts, confirmations=cfg.chain.confirmations, index=index, quorum=cfg.chain.quorum
     )
     return ChainParts(deployment, pool, contracts, index, oracle)
 

@@ -19,9 +19,19 @@ from typing import Any
 from fluxnode import __version__
 from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
 from fluxnode.node import cli_chain, cli_content
-from fluxnode.node.config import CliOverrides, Config, load_config
+from fluxnode.node.config import Config, add_config_flags, load_config, overrides_from_args
+from fluxnode.node.config_keys import LogLevel
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: The config keys `run` takes as flags (the flag names come from the key table).
+RUN_FLAGS = (
+    "network.listen",
+    "network.bootstrap",
+    "gateway.listen",
+    "gateway.enabled",
+    "identity.key_file",
+    "log.level",
+)
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -42,33 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="create the data dir, identity key and config.toml")
     _data_dir_arg(p)
-    p.add_argument("--key-file", metavar="FILE", help="identity key path (relative to data dir)")
+    add_config_flags(p, ["identity.key_file"])
 
     p = sub.add_parser("run", help="run the node until SIGINT/SIGTERM")
     _data_dir_arg(p)
-    p.add_argument(
-        "--listen",
-        action="append",
-        default=[],
-        metavar="MULTIADDR",
-        help="listen address, e.g. /ip4/0.0.0.0/tcp/4011 (repeatable)",
-    )
-    p.add_argument(
-        "--bootstrap",
-        action="append",
-        default=[],
-        metavar="MULTIADDR",
-        help="peer to dial, ending in /p2p/<peer id> (repeatable)",
-    )
-    gw = p.add_mutually_exclusive_group()
-    gw.add_argument("--gateway", metavar="HOST:PORT", help="serve the HTTP gateway here")
-    gw.add_argument("--no-gateway", action="store_true", help="do not start the HTTP gateway")
-    p.add_argument("--key-file", metavar="FILE", help="identity key path (relative to data dir)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    add_config_flags(p, RUN_FLAGS)
 
     p = sub.add_parser("id", help="print this node's peer ID and addresses as JSON")
     _data_dir_arg(p)
-    p.add_argument("--key-file", metavar="FILE")
+    add_config_flags(p, ["identity.key_file"])
 
     p = sub.add_parser("status", help="ask the running node for peers, uptime and version")
     _data_dir_arg(p)
@@ -118,17 +110,7 @@ def _print_json(data: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(
-        CliOverrides(
-            data_dir=args.data_dir,
-            key_file=getattr(args, "key_file", None),
-            listen=tuple(getattr(args, "listen", None) or ()),
-            bootstrap=tuple(getattr(args, "bootstrap", None) or ()),
-            gateway=getattr(args, "gateway", None),
-            no_gateway=bool(getattr(args, "no_gateway", False)),
-            log_level=getattr(args, "log_level", None),
-        )
-    )
+    return load_config(overrides_from_args(args))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -137,14 +119,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     result = init_data_dir(cfg)
-    peer_id = peer_id_from_private_key(read_key(cfg.key_file))
+    peer_id = peer_id_from_private_key(read_key(cfg.identity.key_file))
     what = "initialised" if result.created_key else "already initialised"
     print(f"{what} {cfg.data_dir} (peer ID {peer_id})", file=sys.stderr)
     _print_json(
         {
             "data_dir": str(cfg.data_dir),
             "peer_id": peer_id,
-            "key_file": str(cfg.key_file),
+            "key_file": str(cfg.identity.key_file),
             "created_key": result.created_key,
         }
     )
@@ -153,24 +135,30 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fluxnode.node.admin import socket_path
+    from fluxnode.node.chain_setup import load_deployment
     from fluxnode.node.daemon import run_node
     from fluxnode.node.datadir import check_key_if_present, init_data_dir, run_lock
+    from fluxnode.node.denylist_files import load_denylist
 
+    # Everything that can be wrong with the configuration is checked before the first write
+    # (data dir, key, lock): a start that exits 2 leaves the data dir as it was.
     cfg = _config(args)
     check_key_if_present(cfg)
-    socket_path(cfg.data_dir)  # fail on an over-long path before anything is written
+    socket_path(cfg.data_dir)  # an over-long socket path
+    denylist = load_denylist(cfg)
+    load_deployment(cfg, required=False)
     logging.basicConfig(
-        level=cfg.log_level.upper(),
+        level=cfg.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if cfg.log_level != "debug":
+    if cfg.log.level is not LogLevel.DEBUG:
         # py-libp2p logs every refused handshake at WARNING; that is routine for us.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
     init_data_dir(cfg)
     with run_lock(cfg.data_dir):
         try:
-            return asyncio.run(run_node(cfg))
+            return asyncio.run(run_node(cfg, denylist))
         except BaseExceptionGroup as group:
             # A crash inside the TaskGroup (e.g. the p2p side failing) arrives grouped.
             flux, rest = group.split(FluxError)
@@ -187,7 +175,7 @@ def cmd_id(args: argparse.Namespace) -> int:
     from fluxnode.p2p import peer_id_from_private_key
 
     cfg = _config(args)
-    peer_id = peer_id_from_private_key(read_key(cfg.key_file))
+    peer_id = peer_id_from_private_key(read_key(cfg.identity.key_file))
     try:
         addrs = read_node_json(cfg.data_dir).get("addrs", [])
     except NodeNotRunning:

@@ -86,7 +86,7 @@ def _devnet(args: argparse.Namespace, cfg: Config) -> int:
         stop = True
 
     # Blocks every second (not only per transaction) so confirmation depths advance as on Polygon.
-    with start_anvil(args.port, chain_id=cfg.chain_id, block_time=1.0) as anvil:
+    with start_anvil(args.port, chain_id=cfg.chain.chain_id, block_time=1.0) as anvil:
         deployment = deploy_over_http(anvil.rpc_url, record_url=True)
         deployment.write(out)
         print(
@@ -138,7 +138,7 @@ async def _status(cfg: Config) -> int:
     healthy = await pool.check_all()
     result = None
     if healthy:
-        result = await Indexer(pool, index, confirmations=cfg.chain_confirmations).sync_once()
+        result = await Indexer(pool, index, confirmations=cfg.chain.confirmations).sync_once()
     print(
         json.dumps(
             {

@@ -22,6 +22,7 @@ from fluxnode.core.content import Kind
 from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.paths import parse_content_path
 from fluxnode.node.config import Config
+from fluxnode.node.config_keys import OWNER_KEY_ENV
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -120,7 +121,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--key-file",
         metavar="FILE",
-        help="the owner's wallet key (0600 file); or set FLUX_OWNER_KEY",
+        help=f"the owner's wallet key (0600 file); or set {OWNER_KEY_ENV}",
     )
     p.add_argument(
         "--visibility",
@@ -147,7 +148,7 @@ def _repo(cfg: Config) -> Any:
 
     denylist = load_denylist(cfg)
     cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+    return Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
 
 
 class _Progress:
@@ -376,10 +377,9 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
-    from fluxnode.core.world import WorldLimits
     from fluxnode.storage.worldpkg import WorldPackage, open_package, scan_package
 
-    limits = WorldLimits(**cfg.world_limits)
+    limits = cfg.world
 
     def summary(package: WorldPackage) -> dict[str, Any]:
         return {
@@ -409,14 +409,13 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
 
     from fluxnode.chain.deploy import load_private_key
     from fluxnode.chain.records import sign_record
-    from fluxnode.core.world import WorldLimits
     from fluxnode.node.admin import admin_request
     from fluxnode.storage.worldpkg import open_package
 
     account = load_private_key(
-        Path(args.key_file) if args.key_file else None, env_var="FLUX_OWNER_KEY"
+        Path(args.key_file) if args.key_file else None, env_var=OWNER_KEY_ENV
     )
-    pack = open_package(Path(args.dir), WorldLimits(**cfg.world_limits))
+    pack = open_package(Path(args.dir), cfg.world)
     with pack:
         world_id = (
             f"land:{args.land}"

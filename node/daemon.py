@@ -14,15 +14,15 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from aiohttp import web
 
 from fluxnode import __version__
 from fluxnode.core.cid import Cid
+from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import BadRequest, FluxError
-from fluxnode.core.replication import HostingPolicy, Policy
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
@@ -153,8 +153,9 @@ async def _start_site(
     return site
 
 
-async def run_node(cfg: Config) -> int:
-    """Run until SIGINT/SIGTERM. Returns the process exit code."""
+async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code. `denylist`: the one the CLI
+    already loaded while checking the configuration (a big list takes seconds to parse)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -163,14 +164,15 @@ async def run_node(cfg: Config) -> int:
     sys.setswitchinterval(0.0005)
 
     # Before any network starts: a bad denylist stops the node (ConfigError, exit code 2).
-    denylist = load_denylist(cfg)
-    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+    if denylist is None:
+        denylist = load_denylist(cfg)
+    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
     topics = (WORLDS_TOPIC, HOSTING_TOPIC)
     settings = HostSettings(
-        private_key=read_key(cfg.key_file),
-        listen=cfg.listen,
-        bootstrap=cfg.bootstrap,
-        dial_timeout_s=cfg.dial_timeout_s,
+        private_key=read_key(cfg.identity.key_file),
+        listen=cfg.network.listen,
+        bootstrap=cfg.network.bootstrap,
+        dial_timeout_s=cfg.network.dial_timeout_s,
         gossip=GossipSettings(topics=topics, validated_topics=topics),
         blocks=p2p_block_access(cfg, denylist),
         dht=True,
@@ -202,14 +204,8 @@ async def run_node(cfg: Config) -> int:
             bridge=bridge,
             repo=repo,
             worlds=node.worlds,
-            policy=HostingPolicy(
-                Policy(cfg.hosting_mode),
-                replication=cfg.hosting_replication,
-                worlds=frozenset(cfg.hosting_worlds),
-                follow=frozenset(cfg.hosting_follow),
-                grace_s=cfg.hosting_grace_s,
-            ),
-            interval_s=cfg.hosting_interval_s,
+            policy=cfg.hosting.policy,
+            interval_s=cfg.hosting.interval_s,
             store=HostingStore(cfg.data_dir / HOSTING_DB),
         )
         node.hosting = hosting_service
@@ -226,12 +222,13 @@ async def run_node(cfg: Config) -> int:
         await _start_site(admin_runner, lambda r: web.UnixSite(r, str(sock)))
         os.chmod(sock, 0o600)
 
-        if cfg.gateway_enabled:
+        if cfg.gateway.enabled:
             content = RepoContent(repo)
             gw_runner = GatewayRunner(make_gateway_app(node, content), access_log=None)
             runners.append(gw_runner)
             site = await _start_site(
-                gw_runner, lambda r: web.TCPSite(r, cfg.gateway_host, cfg.gateway_port)
+                gw_runner,
+                lambda r: web.TCPSite(r, cfg.gateway.listen.host, cfg.gateway.listen.port),
             )
             node.gateway_url = _bound_url(site, cfg)
 
@@ -259,7 +256,7 @@ async def run_node(cfg: Config) -> int:
             ]
             if chain is not None:
                 background.append(
-                    tg.create_task(follow_chain(chain, cfg.chain_confirmations, node.loops))
+                    tg.create_task(follow_chain(chain, cfg.chain.confirmations, node.loops))
                 )
             await stop.wait()
             for task in background:
@@ -287,7 +284,7 @@ async def run_node(cfg: Config) -> int:
 def p2p_block_access(cfg: Config, denylist: Any) -> BlockAccess:
     """The block store as the p2p side sees it: its own handle on the same directory (handles
     are cheap and share nothing mutable across threads)."""
-    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage_max_bytes, denylist=denylist)
+    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
 
     def get_block(cid: Cid) -> bytes | None:
         if denylist.is_denied(cid) or not repo.blocks.has(cid):
@@ -323,6 +320,5 @@ def _bound_url(site: web.BaseSite, cfg: Config) -> str:
     """The gateway URL with the real port (the configured one may be 0)."""
     server = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []
-    port = sockets[0].getsockname()[1] if sockets else cfg.gateway_port
-    host = f"[{cfg.gateway_host}]" if ":" in cfg.gateway_host else cfg.gateway_host
-    return f"http://{host}:{port}"
+    port = sockets[0].getsockname()[1] if sockets else cfg.gateway.listen.port
+    return f"http://{replace(cfg.gateway.listen, port=port)}"

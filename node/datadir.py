@@ -1,23 +1,22 @@
 """The data directory: identity key, config template, run lock and `node.json`.
 
-Every write is atomic (temp file + fsync + rename) so a crash never leaves a half-written key or
-a `node.json` that parses to garbage.
+Every write is atomic (`fluxnode.atomicfile`) so a crash never leaves a half-written key or a
+`node.json` that parses to garbage. Nothing here writes before the key has been checked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fluxnode.atomicfile import atomic_write
 from fluxnode.core.errors import IdentityError, NodeAlreadyRunning, NodeNotRunning
 from fluxnode.node.config import CONFIG_FILE_NAME, CONFIG_TEMPLATE, Config
 from fluxnode.p2p.identity import MAX_KEY_FILE_BYTES, generate_private_key, load_private_key
@@ -27,32 +26,13 @@ LOCK_FILE = "repo.lock"
 ADMIN_SOCKET = "admin.sock"
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` so readers see the old file or the new one, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def read_key(path: Path) -> bytes:
     """Read and check the key file. Refuses a key other users can read (like ssh)."""
     try:
         st = path.stat()
     except FileNotFoundError:
+        if os.path.lexists(path):
+            raise IdentityError(f"key file {path} is a symlink to a missing file") from None
         raise IdentityError(f"key file {path} does not exist (run `flux-node init`)") from None
     except OSError as exc:
         raise IdentityError(f"cannot access key file {path}: {exc.strerror}") from exc
@@ -75,10 +55,16 @@ def read_key(path: Path) -> bytes:
     return data
 
 
-def check_key_if_present(cfg: Config) -> None:
-    """Validate an existing key before anything is written; a missing explicit key is an error."""
-    if cfg.key_file.exists() or not cfg.key_file_is_default:
-        read_key(cfg.key_file)
+def check_key_if_present(cfg: Config) -> bytes | None:
+    """Validate an existing key before anything is written; a missing explicit key is an error.
+
+    Anything at the path counts as present, a dangling symlink too: `init` would not replace
+    it, so it must be refused now rather than after the data dir has been created.
+    """
+    path = cfg.identity.key_file
+    if os.path.lexists(path) or not cfg.key_file_is_default:
+        return read_key(path)
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,35 +80,15 @@ def init_data_dir(cfg: Config) -> InitResult:
     created_dir = not cfg.data_dir.exists()
     cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     created_key = False
-    if not cfg.key_file.exists():
-        cfg.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _create_exclusive(cfg.key_file, generate_private_key())
-        created_key = True
-    config_path = cfg.data_dir / CONFIG_FILE_NAME
-    created_config = False
-    if not config_path.exists():
-        atomic_write(config_path, CONFIG_TEMPLATE.encode(), 0o644)
-        created_config = True
+    key_file = cfg.identity.key_file
+    if not os.path.lexists(key_file):
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Exclusive: two inits racing never overwrite each other's key.
+        created_key = atomic_write(key_file, generate_private_key(), 0o600, exclusive=True)
+    created_config = atomic_write(
+        cfg.data_dir / CONFIG_FILE_NAME, CONFIG_TEMPLATE.encode(), 0o644, exclusive=True
+    )
     return InitResult(created_dir, created_key, created_config)
-
-
-def _create_exclusive(path: Path, data: bytes) -> None:
-    """Create the key with O_EXCL via a temp file + link, so two inits never race to overwrite."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails with EEXIST instead of replacing
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fluxnode.atomicfile import UnsafeFile, read_regular_file
 from fluxnode.core.denylist import MAX_DENYLIST_BYTES, Denylist
 from fluxnode.core.errors import ConfigError
 from fluxnode.node.config import Config
@@ -12,24 +13,26 @@ from fluxnode.node.config import Config
 def load_denylist(cfg: Config) -> Denylist:
     """All configured lists merged in order (later files override earlier ones).
 
-    A missing, unreadable, oversized, non-UTF-8 or malformed file is a ConfigError naming the
-    file (and the line, for a malformed rule): a node never runs with half of its denylist.
+    A missing, unreadable, non-regular, oversized, non-UTF-8 or malformed file is a ConfigError
+    naming the file (and the line, for a malformed rule): a node never runs with half of its
+    denylist. Errors never quote the file's content: a wrong path may name a secret file.
     """
     merged = Denylist()
-    for path in cfg.denylist_files:
+    for path in cfg.content.denylist:
         merged = merged.merge(read_denylist_file(path))
     return merged
 
 
 def read_denylist_file(path: Path, *, max_bytes: int = MAX_DENYLIST_BYTES) -> Denylist:
     try:
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = read_regular_file(path, max_bytes)
+    except UnsafeFile as exc:
+        raise ConfigError("content.denylist", f"denylist {exc}", str(path)) from None
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError("content.denylist", f"cannot read denylist: {reason}", str(path)) from exc
-    if len(data) > max_bytes:
-        raise ConfigError("content.denylist", f"file larger than {max_bytes} bytes", str(path))
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            "content.denylist", f"cannot read denylist: {reason}", str(path)
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -71,7 +71,7 @@ class Hosting:
         repo: Repo,
         worlds: WorldDirectory,
         policy: HostingPolicy,
-        interval_s: float = 5.0,
+        interval_s: float,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         store: HostingStore | None = None,

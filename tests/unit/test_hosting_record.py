@@ -228,6 +228,7 @@ def hosting(path: Path, now: float = 1000.0) -> Hosting:
         repo=None,  # type: ignore[arg-type]
         worlds=None,  # type: ignore[arg-type]
         policy=HostingPolicy(),
+        interval_s=10.0,
         clock=lambda: now,
         store=HostingStore(path),
     )

@@ -247,6 +247,7 @@ def test_hosting_fetch_holds_off_gc_until_the_pin_commits(tmp_path: Path) -> Non
         repo=repo,
         worlds=None,  # type: ignore[arg-type]
         policy=HostingPolicy(),
+        interval_s=10.0,
     )
     asyncio.run(hosting._pin(str(cid), "0xabc/w", 0.0))
     gc.finish()
@@ -274,6 +275,7 @@ def test_hosting_neither_renames_nor_releases_the_operators_pins(tmp_path: Path)
         repo=repo,
         worlds=None,  # type: ignore[arg-type]
         policy=HostingPolicy(),
+        interval_s=10.0,
     )
 
     async def scenario() -> None:
