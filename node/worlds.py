@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fluxnode.core.errors import BadRequest, StateStoreError
+from fluxnode.core.errors import StateStoreError
 from fluxnode.core.world_record import (
     Outcome,
     RecordBook,
@@ -205,7 +205,7 @@ class WorldDirectory:
                 self.stats.stale += 1
             else:
                 self._reject(_reason_word(verdict), "the admin endpoint")
-            raise BadRequest(f"record not accepted: {verdict.outcome.value} ({verdict.reason})")
+            raise RecordInvalid(verdict.outcome.value, f"record not accepted ({verdict.reason})")
         await self._keep(record, verdict)
         self.stats.accepted += 1
         return record

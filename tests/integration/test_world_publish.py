@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fluxnode.chain.records import sign_record
-from fluxnode.core.errors import BadRequest, RemoteError
+from fluxnode.core.errors import RecordInvalid, RemoteError
 from fluxnode.node.admin import admin_request
 from tests.conftest import NodeFactory
 from tests.helpers import (
@@ -90,9 +90,9 @@ def test_publish_reaches_every_node_and_forgeries_go_nowhere(
     )
     before = status(a.data_dir)["worlds"]
     refusals: list[tuple[dict[str, str], type[Exception], str]] = [
-        ({"record": forged.to_wire().decode()}, BadRequest, "not_world_owner"),
-        ({"record": replay.to_wire().decode()}, BadRequest, "stale"),
-        ({"record": '{"v": 1}'}, BadRequest, "malformed"),
+        ({"record": forged.to_wire().decode()}, RecordInvalid, "not_world_owner"),
+        ({"record": replay.to_wire().decode()}, RecordInvalid, "stale"),
+        ({"record": '{"v": 1}'}, RecordInvalid, "malformed"),
         # refused by the admin endpoint's body limit (413) before any record check
         ({"record": "x" * 20_000}, RemoteError, "Too Large"),
     ]
@@ -142,7 +142,7 @@ def test_world_directory_survives_a_restart_and_refuses_a_rollback(
         issued_at=int(time.time()),
         account=owner,
     )
-    with pytest.raises(BadRequest, match="stale"):
+    with pytest.raises(RecordInvalid, match="stale"):
         post(a.data_dir, {"record": older.to_wire().decode()})
     assert [w["seq"] for w in worlds(a.data_dir)] == [2]
     a.terminate()

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fluxnode.chain.records import sign_record
-from fluxnode.core.errors import BadRequest, StateStoreError
+from fluxnode.core.errors import StateStoreError
 from fluxnode.core.world_record import RecordBook, RecordInvalid, WorldRecord
 from fluxnode.node.worlds import WorldDirectory
 from fluxnode.node.worldstore import WorldStore
@@ -126,11 +126,11 @@ async def test_publish_local_then_its_gossip_echo_goes_out_once() -> None:
 async def test_publish_local_refuses_older_duplicate_and_forged_records() -> None:
     d = directory()
     await d.publish_local(record(seq=2).to_wire())
-    with pytest.raises(BadRequest, match="stale"):
+    with pytest.raises(RecordInvalid, match="stale"):
         await d.publish_local(record(seq=1).to_wire())
-    with pytest.raises(BadRequest, match="duplicate"):
+    with pytest.raises(RecordInvalid, match="duplicate"):
         await d.publish_local(record(seq=2).to_wire())
-    with pytest.raises(BadRequest, match="conflict"):
+    with pytest.raises(RecordInvalid, match="conflict"):
         await d.publish_local(record(seq=2, cid=1).to_wire())
     with pytest.raises(RecordInvalid, match="not_world_owner"):
         await d.publish_local(record(seq=3, signer="mallory").to_wire())
@@ -157,7 +157,7 @@ async def test_records_survive_a_restart_and_an_older_seq_is_then_refused(db: Pa
         ("own", 4),
     ]
     assert not await again.offer(record("own", seq=3).to_wire(), forwarder="peer")
-    with pytest.raises(BadRequest, match="stale"):
+    with pytest.raises(RecordInvalid, match="stale"):
         await again.publish_local(record("heard", seq=1).to_wire())
     await store.aclose()
 
