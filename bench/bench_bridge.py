@@ -19,9 +19,14 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
 
-from fluxnode.p2p import ServiceIO, TrioBridge
+from fluxnode.p2p import Request, ServiceIO, TrioBridge
+
+
+@dataclass(frozen=True)
+class Echo(Request[int]):
+    value: int
 
 
 class Sink:
@@ -38,8 +43,9 @@ class Sink:
             elif msg == self.expect - 1:
                 await io.emit("all-received")
 
-    async def handle(self, op: str, arg: Any) -> Any:
-        return arg
+    async def handle(self, request: Request[object]) -> object:
+        assert isinstance(request, Echo)
+        return request.value
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -55,7 +61,7 @@ async def main(calls: int, messages: int) -> None:
     rtt: list[float] = []
     for i in range(calls):
         t = time.perf_counter()
-        await bridge.call("echo", i)
+        await bridge.call(Echo(i))
         rtt.append(time.perf_counter() - t)
     pool = ThreadPoolExecutor(1)
     ref_rtt: list[float] = []
@@ -79,7 +85,7 @@ async def main(calls: int, messages: int) -> None:
     recv_rate = messages / (time.perf_counter() - t)
     await bridge.aclose()
 
-    q: queue.Queue[Any] = queue.Queue(maxsize=1024)
+    q: queue.Queue[int] = queue.Queue(maxsize=1024)
     done = threading.Event()
 
     def consumer() -> None:

@@ -87,6 +87,20 @@ class BridgeCrashed(BridgeError):
     code = "bridge_crashed"
 
 
+class NotEnabled(LocalError):
+    """Asked for a part this node runs without (Bitswap, gossip, the DHT)."""
+
+    code = "not_enabled"
+    http_status = 503
+
+
+class NodeStarting(LocalError):
+    """The node is not ready yet to answer this."""
+
+    code = "node_starting"
+    http_status = 503
+
+
 class PeerError(RemoteError):
     """A peer could not be reached or misbehaved on a protocol."""
 
