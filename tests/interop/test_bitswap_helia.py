@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import time
@@ -58,6 +59,12 @@ class Ours:
         return tcp if "/p2p/" in tcp else f"{tcp}/p2p/{self.info.peer_id}"
 
 
+async def _helia_fetch(addr: str, cid: str, **kwargs: Any) -> dict[str, Any]:
+    """Helia fetching from us, in a worker thread: our host asks the event loop for every
+    block it serves, so the loop must stay free while Helia runs."""
+    return await asyncio.to_thread(jsref.helia_bitswap_fetch, addr, cid, **kwargs)
+
+
 @pytest.fixture
 async def ours(tmp_path: Path) -> AsyncIterator[tuple[Ours, Repo]]:
     repo = Repo(tmp_path / "repo")
@@ -79,7 +86,7 @@ async def test_helia_fetches_from_us(
     src.write_bytes(data)
     added = repo.add(src, cid_version=cid_version)
     start = time.perf_counter()
-    got = jsref.helia_bitswap_fetch(node.addr, str(added.cid), muxer=muxer, timeout=60)
+    got = await _helia_fetch(node.addr, str(added.cid), muxer=muxer, timeout=60)
     elapsed = time.perf_counter() - start
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
     assert got["size"] == len(data)
@@ -96,7 +103,7 @@ async def test_helia_gets_nothing_unpinned(ours: tuple[Ours, Repo], tmp_path: Pa
     added = repo.add(src, pin=False)  # stored but not pinned: not served
     assert repo.blocks.has(added.cid)
     with pytest.raises(jsref.JSRefError):
-        jsref.helia_bitswap_fetch(node.addr, str(added.cid), timeout=10)
+        await _helia_fetch(node.addr, str(added.cid), timeout=10)
 
 
 @pytest.mark.parametrize("muxer", ["yamux", "mplex"])
@@ -134,7 +141,7 @@ async def test_big_two_level_dag_both_ways(ours: tuple[Ours, Repo], tmp_path: Pa
     src.write_bytes(data)
     added = repo.add(src)
     start = time.perf_counter()
-    got = jsref.helia_bitswap_fetch(node.addr, str(added.cid), timeout=120)
+    got = await _helia_fetch(node.addr, str(added.cid), timeout=120)
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
     print(
         f"\nHelia <- us 48 MiB: {48 / (got['ms'] / 1000):.1f} MiB/s in-fetch "
@@ -213,7 +220,6 @@ async def test_two_of_our_hosts(tmp_path: Path) -> None:
 async def test_concurrent_clients_share_a_throttled_server(tmp_path: Path) -> None:
     """One send slot, 256 KiB per message: two peers fetching at once are served round-robin
     and both complete."""
-    import asyncio
 
     a = Repo(tmp_path / "a")
     src = tmp_path / "f.bin"
