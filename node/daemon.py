@@ -39,7 +39,7 @@ from fluxnode.storage.repo import Repo
 
 log = logging.getLogger("fluxnode.node")
 
-#: Seconds the trio side gets to stop before we give up waiting (the issue asks for < 2 s).
+#: Seconds the trio side gets to stop before we give up waiting (a stop must take < 2 s).
 SHUTDOWN_GRACE_S = 1.5
 
 

@@ -30,17 +30,21 @@ and surfaces on the asyncio side as `BridgeCrashed` from every pending and later
 
 Moving the libp2p side into its own process. Nothing that crosses holds a callable, a loop token
 or a store handle: requests, results, asks, answers and events are frozen dataclasses of plain
-data (see `fluxnode.p2p.messages`), so the change is one of transport only, inside this module:
-1. `_post`/`_post_trio` (today `call_soon_threadsafe`/`TrioToken.run_sync_soon`) become writes of
-   framed, serialised messages on a pipe or socket pair, each tagged with its call or ask id (the
-   ids already exist); a reader task on each side turns frames back into the same callbacks;
+data (see `fluxnode.p2p.messages`), so the change is one of transport only. The asyncio half
+(`BridgeEndpoint` in `bridge_core`: ids, credits, deadlines, counters) stays as it is; a second
+subclass beside `TrioBridge` would supply its four transport hooks:
+1. `_post_trio` (and, in the child, `ServiceIO`'s `_post`), today `TrioToken.run_sync_soon` and
+   `call_soon_threadsafe`, write framed, serialised messages on a pipe or socket pair, each
+   naming its callback and call/ask id (the ids already exist); a reader task on each side turns
+   frames back into the same callbacks;
 2. exceptions cross as (error code, message) and are rebuilt from the error tree's code registry;
    foreign ones become `BridgeCrashed`/`PeerError` at the boundary;
 3. `ask_blocking` waits on the pipe instead of a `concurrent.futures.Future`;
-4. `start()` spawns the process and waits for its ready message; `aclose()` sends a stop message
-   and waits for the process (then kills it by PID past a grace period) instead of joining a thread.
-Credits, ids, deadlines and counters stay as they are. `HostClient` and everything in `node/`
-keep calling the same typed methods; `HostService` keeps running as it does.
+4. `_launch` spawns the process, which runs this module's trio side (`ServiceIO`, `_trio_main`)
+   with `HostService` unchanged; `_request_stop` sends a stop message; `_join` waits for the
+   process (and kills it by PID past a grace period) instead of joining a thread.
+`HostClient.__init__` would build that transport instead of a `TrioBridge`; its typed methods,
+and everything in `node/` that calls them, stay the same.
 """
 
 from __future__ import annotations
