@@ -19,9 +19,19 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
 
-from fluxnode.p2p import ServiceIO, TrioBridge
+from fluxnode.p2p import Ask, Request, ServiceIO, TrioBridge
+
+
+@dataclass(frozen=True)
+class Echo(Request[int]):
+    value: int
+
+
+@dataclass(frozen=True)
+class Question(Ask[int]):
+    value: int
 
 
 class Sink:
@@ -35,11 +45,19 @@ class Sink:
             if msg == "flood":
                 for i in range(self.expect):
                     await io.emit(i)
+            elif isinstance(msg, tuple) and msg[0] == "ask":
+                times = []
+                for i in range(msg[1]):
+                    t = time.perf_counter()
+                    await io.ask(Question(i))
+                    times.append(time.perf_counter() - t)
+                await io.emit(("asked", times))
             elif msg == self.expect - 1:
                 await io.emit("all-received")
 
-    async def handle(self, op: str, arg: Any) -> Any:
-        return arg
+    async def handle(self, request: Request[object]) -> object:
+        assert isinstance(request, Echo)
+        return request.value
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -49,13 +67,19 @@ def pct(samples: list[float], q: float) -> float:
 async def main(calls: int, messages: int) -> None:
     sys.setswitchinterval(0.0005)  # as the node sets it
     bridge: TrioBridge[None] = TrioBridge(Sink(messages), inbox_capacity=1024, event_capacity=1024)
+
+    async def answer(question: Ask[object]) -> object:
+        assert isinstance(question, Question)
+        return question.value
+
+    bridge.set_responder(answer)
     await bridge.start()
     loop = asyncio.get_running_loop()
 
     rtt: list[float] = []
     for i in range(calls):
         t = time.perf_counter()
-        await bridge.call("echo", i)
+        await bridge.call(Echo(i))
         rtt.append(time.perf_counter() - t)
     pool = ThreadPoolExecutor(1)
     ref_rtt: list[float] = []
@@ -72,6 +96,11 @@ async def main(calls: int, messages: int) -> None:
     assert await anext(events) == "all-received"
     send_rate = messages / (time.perf_counter() - t)
 
+    await bridge.send(("ask", calls))
+    reply = await anext(events)
+    assert isinstance(reply, tuple) and reply[0] == "asked"
+    ask_rtt: list[float] = reply[1]
+
     await bridge.send("flood")
     t = time.perf_counter()
     for _ in range(messages):
@@ -79,7 +108,7 @@ async def main(calls: int, messages: int) -> None:
     recv_rate = messages / (time.perf_counter() - t)
     await bridge.aclose()
 
-    q: queue.Queue[Any] = queue.Queue(maxsize=1024)
+    q: queue.Queue[int] = queue.Queue(maxsize=1024)
     done = threading.Event()
 
     def consumer() -> None:
@@ -107,6 +136,10 @@ async def main(calls: int, messages: int) -> None:
         f"p99 {pct(ref_rtt, 0.99) * us:7.1f} us  (reference)"
     )
     print(f"  ratio p50 bridge/reference: {pct(rtt, 0.5) / pct(ref_rtt, 0.5):.2f}x")
+    print(
+        f"round trip  io.ask (trio->asyncio) p50 {pct(ask_rtt, 0.5) * us:7.1f} us  "
+        f"p99 {pct(ask_rtt, 0.99) * us:7.1f} us"
+    )
     print(f"one-way asyncio->trio  {send_rate:10,.0f} msg/s")
     print(f"one-way trio->asyncio  {recv_rate:10,.0f} msg/s")
     print(f"one-way queue.Queue    {ref_rate:10,.0f} msg/s  (reference, plain threads)")

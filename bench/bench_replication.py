@@ -26,14 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fluxnode.core.cid import Cid  # noqa: E402
-from fluxnode.p2p import (  # noqa: E402
-    HostInfo,
-    HostService,
-    HostSettings,
-    TrioBridge,
-    generate_private_key,
-)
-from fluxnode.p2p.bitswap import BlockAccess  # noqa: E402
+from fluxnode.node.answers import NodeAnswers  # noqa: E402
+from fluxnode.p2p import HostClient, HostSettings, generate_private_key  # noqa: E402
 from fluxnode.storage.repo import Repo  # noqa: E402
 from tests.interop import jsref  # noqa: E402
 
@@ -108,22 +102,17 @@ def main(size_mib: int) -> None:
 
 async def fetch(data_dir: Path, addr: str, cid: str) -> tuple[float, int]:
     repo = Repo(data_dir)
-    access = BlockAccess(
-        get_block=lambda c: repo.blocks.get(c) if repo.blocks.has(c) else None,
-        put_block=lambda c, d: repo.blocks.put(c, d),
-        is_allowed=lambda c: False,
-    )
     settings = HostSettings(
-        private_key=generate_private_key(), listen=("/ip4/127.0.0.1/tcp/0",), blocks=access
+        private_key=generate_private_key(), listen=("/ip4/127.0.0.1/tcp/0",), bitswap=True
     )
-    bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
-    await bridge.start()
+    host = HostClient(settings, NodeAnswers(repo))  # as the daemon answers: one Repo
+    await host.start()
     try:
         start = time.perf_counter()
-        blocks = await bridge.call("bitswap_fetch", (cid, [addr]))
+        blocks = await host.bitswap_fetch(Cid.parse(cid), [addr])
         took = time.perf_counter() - start
     finally:
-        await bridge.aclose()
+        await host.aclose()
     assert sum(len(c) for c in repo.cat(Cid.parse(cid), [])) > 0
     return took, int(blocks)
 

@@ -125,13 +125,6 @@ class BadRequest(RemoteError):
     code = "bad_request"
 
 
-class Unavailable(LocalError):
-    """This node cannot answer now: it is starting, or the feature asked for is turned off."""
-
-    code = "unavailable"
-    http_status = 503
-
-
 class OperationTimedOut(LocalError):
     """We gave up waiting for something local (e.g. the running node did not answer in time)."""
 
@@ -199,6 +192,23 @@ class BridgeCrashed(BridgeError):
     """The trio side raised; the original exception is chained as `__cause__`."""
 
     code = "bridge_crashed"
+
+
+# -- states of this node -------------------------------------------------------------------
+
+
+class NotEnabled(LocalError):
+    """Asked for a part this node runs without (Bitswap, gossip, the DHT)."""
+
+    code = "not_enabled"
+    http_status = 503
+
+
+class NodeStarting(LocalError):
+    """The node is not ready yet to answer this."""
+
+    code = "node_starting"
+    http_status = 503
 
 
 # -- peers -----------------------------------------------------------------------------------

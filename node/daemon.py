@@ -20,12 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from fluxnode import __version__
-from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
-from fluxnode.core.errors import BadRequest, FluxError
+from fluxnode.core.errors import FluxError
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
+from fluxnode.node.answers import NodeAnswers
 from fluxnode.node.chain_setup import ChainParts, follow_chain, open_chain
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
@@ -33,17 +33,9 @@ from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.loops import Loops
-from fluxnode.node.worlds import (
-    DHT_NAMESPACE,
-    WORLDS_TOPIC,
-    WorldDirectory,
-    dht_key,
-    dht_select,
-    dht_validate,
-)
+from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_key
 from fluxnode.node.worldstore import WORLDS_DB, WorldStore
-from fluxnode.p2p import HostInfo, HostService, HostSettings, PingResult, TrioBridge
-from fluxnode.p2p.bitswap import BlockAccess
+from fluxnode.p2p import HostClient, HostInfo, HostSettings
 from fluxnode.p2p.gossip import GossipSettings
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
@@ -58,10 +50,10 @@ class Node:
     """The running node: implements `NodeApi` (gateway) and `AdminBackend` (admin socket)."""
 
     def __init__(
-        self, cfg: Config, bridge: TrioBridge[HostInfo], info: HostInfo, chain: ChainParts | None
+        self, cfg: Config, host: HostClient, info: HostInfo, chain: ChainParts | None
     ) -> None:
         self.cfg = cfg
-        self.bridge = bridge
+        self.host = host
         self.info = info
         self.started = time.monotonic()
         self.gateway_url: str | None = None
@@ -75,33 +67,22 @@ class Node:
         self.hosting: Hosting | None = None
         self.loops = Loops()
 
-    async def respond(self, op: str, arg: Any) -> Any:
-        """Answers the p2p side's questions (see TrioBridge.set_responder)."""
-        if op == "validate":
-            topic, data, forwarder, author = arg
-            if topic == WORLDS_TOPIC:
-                return await self.worlds.offer(bytes(data), forwarder=str(forwarder))
-            if topic == HOSTING_TOPIC and self.hosting is not None:
-                return self.hosting.validate(bytes(data), str(author))
-            return False
-        raise BadRequest(f"unknown question {op!r}")
-
     async def publish(self, record_wire: bytes) -> dict[str, Any]:
         record = await self.worlds.publish_local(record_wire)
-        await self.bridge.call("publish", (WORLDS_TOPIC, record.to_wire()))
+        await self.host.publish(WORLDS_TOPIC, record.to_wire())
         # Best effort: gossip already carried it; the DHT serves nodes that join later.
         with contextlib.suppress(FluxError):
-            await self.bridge.call("dht_put", (dht_key(record.world_id), record.to_wire()))
+            await self.host.dht_put(dht_key(record.world_id), record.to_wire())
         with contextlib.suppress(FluxError):
-            await self.bridge.call("provide", str(record.cid))
+            await self.host.provide(record.cid)
         return {"world_id": record.world_id, "cid": str(record.cid), "seq": record.seq}
 
     async def world_list(self) -> list[dict[str, Any]]:
         return self.worlds.listing()
 
     async def status(self) -> NodeStatus:
-        peers = await self.bridge.call("peers")
-        info: HostInfo = await self.bridge.call("info")
+        peers = await self.host.peers()
+        info = await self.host.info()
         return NodeStatus(
             peer_id=info.peer_id,
             addrs=info.addrs,
@@ -113,7 +94,7 @@ class Node:
 
     async def status_json(self) -> dict[str, Any]:
         data = (await self.status()).to_json()
-        data["bridge"] = asdict(self.bridge.statistics())
+        data["bridge"] = asdict(self.host.statistics())
         data["loops"] = self.loops.statistics()
         if self.chain is not None:
             data["chain"] = {
@@ -136,12 +117,11 @@ class Node:
         return data
 
     async def ping(self, peer: str, count: int) -> dict[str, Any]:
-        result: PingResult = await self.bridge.call("ping", (peer, count))
+        result = await self.host.ping(peer, count)
         return {"peer_id": result.peer_id, "rtts_ms": list(result.rtts_ms)}
 
     async def connect(self, addr: str) -> str:
-        peer_id: str = await self.bridge.call("connect", addr)
-        return peer_id
+        return await self.host.connect(addr)
 
 
 async def _start_site(
@@ -174,34 +154,28 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         bootstrap=cfg.network.bootstrap,
         dial_timeout_s=cfg.network.dial_timeout_s,
         gossip=GossipSettings(topics=topics, validated_topics=topics),
-        blocks=p2p_block_access(cfg, denylist),
+        bitswap=True,
         dht=True,
         peerstore_path=str(cfg.data_dir / "peers.db"),
-        dht_validators={DHT_NAMESPACE: (dht_validate, dht_select)},
+        dht_namespaces=(DHT_NAMESPACE,),
     )
-    bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
+    # The host asks these for validation and for blocks: the node's one store, off the loop.
+    answers = NodeAnswers(repo)
+    host = HostClient(settings, answers)
     runners: list[web.AppRunner] = []
-    pending: list[Node] = []
     stores: list[WorldStore | HostingStore] = []
-
-    async def respond(op: str, arg: Any) -> Any:
-        if not pending:  # asked before we are up: fail closed
-            raise BadRequest("node is starting")
-        return await pending[0].respond(op, arg)
-
-    bridge.set_responder(respond)
     chain = open_chain(cfg, required=False)
     try:
-        info = await bridge.start()
-        node = Node(cfg, bridge, info, chain)
+        info = await host.start()
+        node = Node(cfg, host, info, chain)
         if node.worlds.store is not None:
             stores.append(node.worlds.store)
-        # Before any record is validated (the responder fails closed until `pending` is set):
+        # Before any record is validated (gossip is refused until `answers.worlds` is set):
         # a restart must know every world it had, or it would accept an older seq of one.
         await node.worlds.load()
         hosting_service = Hosting(
             me=info.peer_id,
-            bridge=bridge,
+            host=host,
             repo=repo,
             worlds=node.worlds,
             policy=cfg.hosting.policy,
@@ -212,7 +186,8 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         if hosting_service.store is not None:
             stores.append(hosting_service.store)
         await hosting_service.load_state()
-        pending.append(node)
+        answers.hosting = hosting_service
+        answers.worlds = node.worlds  # from here on gossip is validated, not refused
 
         admin_runner = web.AppRunner(make_admin_app(node), access_log=None)
         runners.append(admin_runner)
@@ -250,8 +225,8 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
 
         async with asyncio.TaskGroup() as tg:
             background = [
-                tg.create_task(_watch_bridge(bridge, stop)),
-                tg.create_task(_drain_events(bridge)),
+                tg.create_task(_watch_host(host, stop)),
+                tg.create_task(_drain_events(host)),
                 tg.create_task(hosting_service.run(node.loops)),
             ]
             if chain is not None:
@@ -270,7 +245,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         with contextlib.suppress(FileNotFoundError, OSError):
             socket_path(cfg.data_dir).unlink()
         try:
-            await asyncio.wait_for(bridge.aclose(), SHUTDOWN_GRACE_S)
+            await asyncio.wait_for(host.aclose(), SHUTDOWN_GRACE_S)
         except TimeoutError:
             log.error("p2p thread did not stop within %.1f s", SHUTDOWN_GRACE_S)
         if chain is not None:
@@ -281,37 +256,16 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
             loop.remove_signal_handler(sig)
 
 
-def p2p_block_access(cfg: Config, denylist: Any) -> BlockAccess:
-    """The block store as the p2p side sees it: its own handle on the same directory (handles
-    are cheap and share nothing mutable across threads)."""
-    repo = Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
-
-    def get_block(cid: Cid) -> bytes | None:
-        if denylist.is_denied(cid) or not repo.blocks.has(cid):
-            return None
-        return repo.blocks.get(cid)
-
-    def put_block(cid: Cid, data: bytes) -> None:
-        denylist.check(cid)  # never store what the operator refuses
-        repo.blocks.put(cid, data)
-
-    def is_allowed(cid: Cid) -> bool:
-        return not denylist.is_denied(cid) and repo.pins.is_servable(cid)
-
-    return BlockAccess(get_block=get_block, put_block=put_block, is_allowed=is_allowed)
-
-
-async def _drain_events(bridge: TrioBridge[HostInfo]) -> None:
+async def _drain_events(host: HostClient) -> None:
     """Consume p2p events. World records were already stored when they were validated, so the
     events only need counting; consuming them returns credit so delivery never stalls."""
-    async for event in bridge.events():
-        if event[0] == "gossip":
-            log.debug("gossip on %s from %s", event[1].topic, event[1].author)
+    async for event in host.events():
+        log.debug("gossip on %s from %s", event.topic, event.author)
 
 
-async def _watch_bridge(bridge: TrioBridge[HostInfo], stop: asyncio.Event) -> None:
+async def _watch_host(host: HostClient, stop: asyncio.Event) -> None:
     """Raise (ending the TaskGroup) if the trio side crashes; stop if it ends on its own."""
-    await bridge.wait_closed()
+    await host.wait_closed()
     log.error("p2p side stopped unexpectedly")
     stop.set()
 

@@ -19,7 +19,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import FluxError, StateStoreError
@@ -37,7 +36,7 @@ from fluxnode.node.hosting_store import HostingStore
 from fluxnode.node.hosting_wire import HostingRecordInvalid, decode_hosting, encode_hosting
 from fluxnode.node.loops import Loops
 from fluxnode.node.worlds import WorldDirectory, dht_key
-from fluxnode.p2p import TrioBridge
+from fluxnode.p2p import ChallengeOutcome, HostClient
 from fluxnode.storage.fsutil import WriteLock
 from fluxnode.storage.pins import RECURSIVE
 from fluxnode.storage.repo import Repo
@@ -60,6 +59,7 @@ class HostingStats:
     #: stored (retried the next round).
     claims_loaded: int = 0
     store_failures: int = 0
+    challenges_inconclusive: int = 0
 
 
 class Hosting:
@@ -67,7 +67,7 @@ class Hosting:
         self,
         *,
         me: str,
-        bridge: TrioBridge[Any],
+        host: HostClient,
         repo: Repo,
         worlds: WorldDirectory,
         policy: HostingPolicy,
@@ -77,7 +77,7 @@ class Hosting:
         store: HostingStore | None = None,
     ) -> None:
         self.me = me
-        self.bridge = bridge
+        self.host = host
         self.repo = repo
         self.worlds = worlds
         self.policy = policy
@@ -158,20 +158,17 @@ class Hosting:
         now = self._clock()
         pinned = await asyncio.to_thread(self._pinned_worlds)
         free = await asyncio.to_thread(self._free)  # the first call scans the store
-        await self.bridge.call(
-            "publish",
-            (
-                HOSTING_TOPIC,
-                encode_hosting(
-                    HostingRecord(
-                        self.me,
-                        frozenset(pinned),
-                        free,
-                        now,
-                        auto=self.policy.mode is Policy.AUTO,
-                        doubts=self.table.my_doubts(),
-                    )
-                ),
+        await self.host.publish(
+            HOSTING_TOPIC,
+            encode_hosting(
+                HostingRecord(
+                    self.me,
+                    frozenset(pinned),
+                    free,
+                    now,
+                    auto=self.policy.mode is Policy.AUTO,
+                    doubts=self.table.my_doubts(),
+                )
             ),
         )
         await self._look_up_wanted_worlds()
@@ -196,7 +193,7 @@ class Hosting:
             if self.worlds.book.get(world_id) is not None:
                 continue
             try:
-                value = await self.bridge.call("dht_get", dht_key(world_id))
+                value = await self.host.dht_get(dht_key(world_id))
             except FluxError as exc:
                 log.debug("DHT lookup of %s failed: %s", world_id, exc)
                 continue
@@ -211,8 +208,8 @@ class Hosting:
         lock = self.repo.blocks.write_lock()
         await _acquire(lock)
         try:
-            await self.bridge.call("fetch_world", (cid_text, holders))
             cid = Cid.parse(cid_text)
+            await self.host.fetch_world(cid, holders)
             await asyncio.to_thread(self._commit_pin, cid, world_id)
         except FluxError as exc:
             self.stats.fetch_failures += 1
@@ -223,7 +220,7 @@ class Hosting:
         self.stats.pinned += 1
         log.info("hosting %s (%s)", world_id, cid_text)
         try:
-            await self.bridge.call("provide", cid_text)
+            await self.host.provide(cid)
         except FluxError as exc:
             log.info("DHT provide of %s failed: %s", cid_text, exc)
 
@@ -244,9 +241,9 @@ class Hosting:
         log.info("released %s (%s): %s", world_id, cid_text, reason)
 
     async def provide_all(self) -> None:
-        for cid in self._pinned_worlds():
+        for cid in await asyncio.to_thread(self._pinned_worlds):
             try:
-                await self.bridge.call("provide", cid)
+                await self.host.provide(Cid.parse(cid))
             except FluxError as exc:
                 log.info("DHT provide of %s failed: %s", cid, exc)
 
@@ -255,14 +252,17 @@ class Hosting:
         if pick is None:
             return
         peer, cid = pick
-        ok = bool(await self.bridge.call("challenge", (cid, peer, self._rng.getrandbits(32))))
-        if ok:
+        result = await self.host.challenge(Cid.parse(cid), peer, self._rng.getrandbits(32))
+        if result.outcome is ChallengeOutcome.PASSED:
             self.table.challenge_passed(peer, cid)
             self.stats.challenges_passed += 1
-        else:
+        elif result.outcome is ChallengeOutcome.FAILED:
             self.table.challenge_failed(peer, cid, now)
             self.stats.challenges_failed += 1
             log.warning("peer %s failed the retrieval challenge for %s: claim dropped", peer, cid)
+        else:  # we could not reach it, or our side failed: no doubt about the peer
+            self.stats.challenges_inconclusive += 1
+            log.info("challenge of %s for %s inconclusive: %s", peer, cid, result.reason)
 
 
 async def _acquire(lock: WriteLock) -> None:

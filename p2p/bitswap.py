@@ -27,8 +27,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
@@ -69,14 +70,15 @@ WRITE_CHUNK = 256 * 1024
 STREAM_IDLE_S = 4.0
 
 
-@dataclass(frozen=True)
-class BlockAccess:
-    """What bitswap may do with local blocks (all called on the trio thread; keep them quick)."""
+class BlockAccess(Protocol):
+    """What bitswap may do with local blocks. Async: the node answers them off its loop."""
 
-    get_block: Callable[[Cid], bytes | None]
-    put_block: Callable[[Cid, bytes], None]
+    async def get_block(self, cid: Cid) -> bytes | None: ...
+
+    async def put_block(self, cid: Cid, data: bytes) -> None: ...
+
     #: Serving policy: only pinned/allowed content, minus any denylist.
-    is_allowed: Callable[[Cid], bool]
+    async def is_allowed(self, cid: Cid) -> bool: ...
 
 
 @dataclass
@@ -258,23 +260,23 @@ class Bitswap:
             self._active += 1
             self._io.start_soon(self._serve_once, peer, ledger)
 
-    def _lookup(self, cid: Cid) -> bytes | None:
+    async def _lookup(self, cid: Cid) -> bytes | None:
         try:
-            if not self._blocks.is_allowed(cid):
+            if not await self._blocks.is_allowed(cid):
                 return None
-            return self._blocks.get_block(cid)
+            return await self._blocks.get_block(cid)
         except Exception as exc:  # a corrupted or vanished block is simply not served
             log.warning("cannot serve %s: %s", cid, exc)
             return None
 
-    def _next_reply(self, ledger: _Ledger) -> Message:
+    async def _next_reply(self, ledger: _Ledger) -> Message:
         """Take wants off the ledger until the reply reaches `send_budget` bytes."""
         blocks: list[BlockPayload] = []
         presences: list[Presence] = []
         size = 0
         while ledger.wants:
             key, entry = next(iter(ledger.wants.items()))
-            data = self._lookup(entry.cid)
+            data = await self._lookup(entry.cid)
             if data is not None and entry.want_type == WantType.BLOCK:
                 if blocks and size + len(data) > self.limits.send_budget:
                     break
@@ -286,14 +288,14 @@ class Bitswap:
             elif entry.send_dont_have:
                 presences.append(Presence(entry.cid, PresenceType.DONT_HAVE))
                 size += 48
-            del ledger.wants[key]
+            ledger.wants.pop(key, None)  # a cancel may have taken it during the lookup
             if size >= self.limits.send_budget:
                 break
         return Message(blocks=tuple(blocks), presences=tuple(presences))
 
     async def _serve_once(self, peer: ID, ledger: _Ledger) -> None:
         try:
-            reply = self._next_reply(ledger)
+            reply = await self._next_reply(ledger)
             if reply.blocks or reply.presences:
                 await self._send(peer, reply)
                 self.stats.blocks_sent += len(reply.blocks)
@@ -452,7 +454,7 @@ class Bitswap:
         try:
             with io.fail_after(timeout_s):
                 while fetch.queue or fetch.in_flight:
-                    self._process_arrivals(fetch)
+                    await self._process_arrivals(fetch)
                     if fetch.failed:
                         want, why = fetch.failed[0]
                         raise NotFound(f"block {want.cid} could not be fetched: {why}")
@@ -463,9 +465,9 @@ class Bitswap:
                         if key in fetch.seen:
                             continue
                         fetch.seen.add(key)
-                        local = None if fetch.remote_only else self._local(cid)
+                        local = None if fetch.remote_only else await self._local(cid)
                         if local is not None:
-                            self._accept(fetch, cid, local, store=False)
+                            await self._accept(fetch, cid, local, store=False)
                             continue
                         want = _Want(cid, fetch, peers, sent_at=io.now())
                         fetch.in_flight[key] = want
@@ -476,15 +478,15 @@ class Bitswap:
                         await self._send_wants(peer, entries)
                     if fetch.in_flight and not fetch.arrived:
                         await io.sleep(POLL_S)
-                self._process_arrivals(fetch)
+                await self._process_arrivals(fetch)
         except TimeoutError as exc:
             raise PeerError(f"bitswap fetch timed out after {timeout_s:g} s") from exc
         finally:
             await self._cancel_all(fetch)
 
-    def _local(self, cid: Cid) -> bytes | None:
+    async def _local(self, cid: Cid) -> bytes | None:
         try:
-            return self._blocks.get_block(cid)
+            return await self._blocks.get_block(cid)
         except Exception:
             return None
 
@@ -515,17 +517,17 @@ class Bitswap:
                     if want is not None:
                         want.sent_at = -1.0
 
-    def _process_arrivals(self, fetch: _Fetch) -> None:
+    async def _process_arrivals(self, fetch: _Fetch) -> None:
         arrived, fetch.arrived = fetch.arrived, []
         for want, data in arrived:
             key = want.cid.to_bytes()
             if fetch.in_flight.pop(key, None) is None:
                 continue
-            self._accept(fetch, want.cid, data, store=not fetch.remote_only)
+            await self._accept(fetch, want.cid, data, store=not fetch.remote_only)
 
-    def _accept(self, fetch: _Fetch, cid: Cid, data: bytes, *, store: bool) -> None:
+    async def _accept(self, fetch: _Fetch, cid: Cid, data: bytes, *, store: bool) -> None:
         if store:
-            self._blocks.put_block(cid, data)
+            await self._blocks.put_block(cid, data)
         if fetch.first is None:
             fetch.first = data
         fetch.count += 1

@@ -6,13 +6,15 @@ table (py-libp2p does not do it on its own for inbound connections), provider re
 republished by KadDHT's maintenance loop, and `find_providers` answers are de-duplicated (it
 returns the same peer more than once). The routing table is persisted under the data dir when
 a `persist_dir` is given.
+
+Values under the node's own namespaces are checked by the asyncio side: py-libp2p's validator
+hooks are synchronous, so `_AskingValidator` asks with `ServiceIO.ask_blocking` (a short, bounded
+wait of the trio thread; records are small and rare). An unanswered ask rejects the value.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from libp2p.abc import IHost
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
@@ -20,7 +22,9 @@ from libp2p.records.validator import Validator
 from libp2p.tools.anyio_service import background_trio_service
 
 from fluxnode.core.cid import Cid
+from fluxnode.core.errors import BadRequest, PeerError
 from fluxnode.p2p.bridge import ServiceIO
+from fluxnode.p2p.messages import Provider, SelectDhtRecord, ValidateDhtRecord
 
 log = logging.getLogger("fluxnode.p2p.dht")
 
@@ -28,26 +32,32 @@ log = logging.getLogger("fluxnode.p2p.dht")
 SYNC_PEERS_S = 2.0
 
 
-#: How the node validates values under a DHT namespace: `validate(key, value)` raises on a bad
-#: value; `select(key, values)` returns the index of the best one.
-RecordRules = tuple[Callable[[str, bytes], None], Callable[[str, list[bytes]], int]]
+#: Longest the trio thread waits for the asyncio side to judge one DHT record.
+RECORD_ASK_S = 2.0
 
 
-class _CallbackValidator(Validator):
-    def __init__(self, rules: RecordRules) -> None:
-        self._validate, self._select = rules
+class RecordRejected(ValueError):
+    """py-libp2p's record validators signal a bad value by raising; it catches ValueError."""
+
+
+class _AskingValidator(Validator):
+    def __init__(self, io: ServiceIO) -> None:
+        self._io = io
 
     def validate(self, key: str, value: bytes) -> None:
-        self._validate(key, value)
+        try:
+            ok = self._io.ask_blocking(ValidateDhtRecord(key, bytes(value)), RECORD_ASK_S)
+        except Exception as exc:  # unanswered: fail closed
+            raise RecordRejected(f"record under {key} not checked: {exc}") from exc
+        if not ok:
+            raise RecordRejected(f"record under {key} rejected")
 
     def select(self, key: str, values: list[bytes]) -> int:
-        return self._select(key, values)
-
-
-@dataclass(frozen=True)
-class Provider:
-    peer_id: str
-    addrs: tuple[str, ...]
+        question = SelectDhtRecord(key, tuple(bytes(v) for v in values))
+        index = self._io.ask_blocking(question, RECORD_ASK_S)
+        if not 0 <= index < len(values):
+            raise RecordRejected(f"selection {index} out of range for {len(values)} values")
+        return index
 
 
 class Dht:
@@ -56,22 +66,28 @@ class Dht:
         host: IHost,
         io: ServiceIO,
         persist_dir: str | None = None,
-        validators: Mapping[str, RecordRules] | None = None,
+        namespaces: tuple[str, ...] = (),
     ) -> None:
         self.host = host
         self.io = io
         self.kad = KadDHT(host, DHTMode.SERVER, persist_dir=persist_dir)
-        for namespace, rules in (validators or {}).items():
-            self.kad.register_validator(namespace, _CallbackValidator(rules))
+        for namespace in namespaces:
+            self.kad.register_validator(namespace, _AskingValidator(io))
         self.provided: set[str] = set()
 
     async def put_value(self, key: str, value: bytes) -> None:
         await self._sync_peers()
-        await self.kad.put_value(key, value)
+        try:
+            await self.kad.put_value(key, value)
+        except ValueError as exc:  # a rejected record, an unknown namespace, an older value
+            raise BadRequest(f"DHT refused the value under {key}: {exc}") from exc
 
     async def get_value(self, key: str) -> bytes | None:
         await self._sync_peers()
-        value = await self.kad.get_value(key)
+        try:
+            value = await self.kad.get_value(key)
+        except (ValueError, TimeoutError) as exc:  # our selection of the answers failed
+            raise PeerError(f"DHT lookup of {key} failed: {exc}") from exc
         return None if value is None else bytes(value)
 
     async def run(self) -> None:
@@ -93,7 +109,7 @@ class Dht:
         self.provided.add(str(cid))
         return ok
 
-    async def find_providers(self, cid: Cid, count: int = 20) -> list[Provider]:
+    async def find_providers(self, cid: Cid, count: int = 20) -> tuple[Provider, ...]:
         await self._sync_peers()
         found = await self.kad.find_providers(cid.multihash.hex(), count)
         own = self.host.get_id()
@@ -105,4 +121,4 @@ class Dht:
             addrs = tuple(str(a) for a in info.addrs)
             if pid not in out or len(addrs) > len(out[pid].addrs):
                 out[pid] = Provider(pid, addrs)
-        return sorted(out.values(), key=lambda p: p.peer_id)
+        return tuple(sorted(out.values(), key=lambda p: p.peer_id))

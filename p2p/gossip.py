@@ -3,8 +3,8 @@
 - meshsub/1.1.0 only: offering 1.2 (IDONTWANT) stalled throughput here (50 vs 100 msg/s).
 - Strict signing: every message carries its author's signature and peer ID; unsigned ones drop.
 - Validation BEFORE relay: each subscribed topic has an async validator that asks the asyncio
-  side (`ServiceIO.ask("validate", ...)`) — e.g. a world record is checked for signature, schema,
-  freshness, seq and on-chain ownership — and only messages it accepts are delivered or
+  side (`ServiceIO.ask(ValidateGossip(...))`) — e.g. a world record is checked for signature,
+  schema, freshness, seq and on-chain ownership — and only messages it accepts are delivered or
   forwarded. A rejected message costs the forwarding peer score (py-libp2p's router scoring).
 - Spam protection: py-libp2p's default silently drops everything above 10 msg/s per peer and
   topic, our own publications included. We keep the protection on but set the rate
@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from fluxnode.core.errors import BadRequest
 from fluxnode.p2p.bridge import ServiceIO
+from fluxnode.p2p.messages import GossipMessage, ValidateGossip
 
 log = logging.getLogger("fluxnode.p2p.gossip")
 
@@ -46,14 +46,6 @@ class GossipSettings:
     degree_low: int = 4
     degree_high: int = 12
     validate_timeout_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class GossipMessage:
-    topic: str
-    data: bytes
-    #: The author (signed), not the peer that forwarded it.
-    author: str
 
 
 @dataclass
@@ -106,12 +98,9 @@ class Gossip:
                 return False
             try:
                 author = ID(bytes(msg.from_id)).to_base58()
-                ok = bool(
-                    await self.io.ask(
-                        "validate",
-                        (topic, data, str(forwarder), author),
-                        self.settings.validate_timeout_s,
-                    )
+                ok = await self.io.ask(
+                    ValidateGossip(topic, data, str(forwarder), author),
+                    self.settings.validate_timeout_s,
                 )
             except Exception as exc:  # fail closed: an unanswerable check rejects
                 log.debug("validator for %s failed: %s", topic, exc)
@@ -134,7 +123,7 @@ class Gossip:
             except Exception:
                 continue
             event = GossipMessage(topic, bytes(msg.data), author_id)
-            if self.io.emit_nowait(("gossip", event)):
+            if self.io.emit_nowait(event):
                 self.stats.delivered += 1
                 self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
             else:
@@ -146,5 +135,5 @@ class Gossip:
         await self.pubsub.publish(topic, data)
         self.stats.published += 1
 
-    def peers(self, topic: str) -> Sequence[str]:
-        return [str(p) for p in self.pubsub.peer_topics.get(topic, ())]
+    def peers(self, topic: str) -> tuple[str, ...]:
+        return tuple(str(p) for p in self.pubsub.peer_topics.get(topic, ()))

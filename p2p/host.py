@@ -5,6 +5,10 @@ Security is Noise only: py-libp2p's `new_host()` also offers `/plaintext/2.0.0` 
 yamux (preferred) and mplex (for older peers). Identify and ping come with py-libp2p's host.
 Bootstrap peers are dialled on the `DialSchedule` from core with exponential backoff, and
 redialled when they drop.
+
+Requests arrive as the frozen messages of `fluxnode.p2p.messages` and are dispatched from a
+table keyed by their type. What the host needs from the node (validation, the block store) it
+asks for through `ServiceIO.ask`: `AskedBlocks` is Bitswap's block access, one ask per use.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,20 +27,43 @@ from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.dagpb import decode_node
 from fluxnode.core.dialing import BackoffPolicy, DialSchedule
-from fluxnode.core.errors import BadRequest, PeerError
+from fluxnode.core.errors import BadRequest, NotEnabled, NotFound, PeerError, RemoteError
 from fluxnode.core.status import PeerSummary
-from fluxnode.p2p.bitswap import Bitswap, BitswapLimits, BlockAccess
-from fluxnode.p2p.bridge import ServiceIO
-from fluxnode.p2p.dht import Dht, RecordRules
+from fluxnode.p2p.bitswap import Bitswap, BitswapLimits
+from fluxnode.p2p.bridge import Request, ServiceIO
+from fluxnode.p2p.dht import Dht
 from fluxnode.p2p.gossip import Gossip, GossipSettings
 from fluxnode.p2p.identity import key_pair_from_private_key
+from fluxnode.p2p.messages import (
+    BitswapFetch,
+    Challenge,
+    ChallengeOutcome,
+    ChallengeResult,
+    Connect,
+    DhtGet,
+    DhtPut,
+    FetchWorld,
+    FindProviders,
+    GetBlock,
+    GossipPeers,
+    HostInfo,
+    Info,
+    IsAllowed,
+    Peers,
+    Ping,
+    PingResult,
+    Provide,
+    Provider,
+    Publish,
+    PutBlock,
+)
 
 log = logging.getLogger("fluxnode.p2p.host")
 
@@ -45,6 +72,8 @@ MAX_CHALLENGE_DEPTH = 32
 CHALLENGE_TIMEOUT_S = 10.0
 #: Upper bound on how long the bootstrap loop sleeps between checks for dropped peers.
 BOOTSTRAP_TICK_S = 1.0
+#: Longest Bitswap waits for the node to read, store or judge one block.
+BLOCK_ASK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +83,8 @@ class HostSettings:
     bootstrap: tuple[str, ...] = ()
     dial_timeout_s: float = 10.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    #: Local blocks for Bitswap (get/put/is_allowed); None turns Bitswap off.
-    blocks: BlockAccess | None = None
+    #: Run Bitswap on the node's block store (asked for through the bridge).
+    bitswap: bool = False
     bitswap_limits: BitswapLimits | None = None
     #: Gossipsub topics (None: no pubsub at all).
     gossip: GossipSettings | None = None
@@ -64,20 +93,24 @@ class HostSettings:
     #: SQLite file for the peer store (addresses, protocols, keys of peers met), so a restarted
     #: node still knows its peers; None keeps it in memory.
     peerstore_path: str | None = None
-    #: Validation rules for record namespaces stored in the DHT (namespace -> rules).
-    dht_validators: Mapping[str, RecordRules] = field(default_factory=dict)
+    #: DHT record namespaces the node validates (through `ValidateDhtRecord` asks).
+    dht_namespaces: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class HostInfo:
-    peer_id: str
-    addrs: tuple[str, ...]
+class AskedBlocks:
+    """Bitswap's `BlockAccess`, answered by the node's one store on the asyncio side."""
 
+    def __init__(self, io: ServiceIO) -> None:
+        self._io = io
 
-@dataclass(frozen=True)
-class PingResult:
-    peer_id: str
-    rtts_ms: tuple[float, ...]
+    async def get_block(self, cid: Cid) -> bytes | None:
+        return await self._io.ask(GetBlock(cid), BLOCK_ASK_S)
+
+    async def put_block(self, cid: Cid, data: bytes) -> None:
+        await self._io.ask(PutBlock(cid, data), BLOCK_ASK_S)
+
+    async def is_allowed(self, cid: Cid) -> bool:
+        return await self._io.ask(IsAllowed(cid), BLOCK_ASK_S)
 
 
 def security_options(key_pair: Any) -> dict[Any, Any]:
@@ -120,67 +153,91 @@ class HostService:
         self._bootstrap_peer = {
             a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id) for a in settings.bootstrap
         }
+        self._handlers: dict[type[Request[Any]], Callable[[Any], Awaitable[object]]] = {
+            Info: self._on_info,
+            Peers: self._on_peers,
+            Ping: self._on_ping,
+            Connect: self._on_connect,
+            Publish: self._on_publish,
+            GossipPeers: self._on_gossip_peers,
+            BitswapFetch: self._on_bitswap_fetch,
+            Provide: self._on_provide,
+            FindProviders: self._on_find_providers,
+            DhtPut: self._on_dht_put,
+            DhtGet: self._on_dht_get,
+            FetchWorld: self._on_fetch_world,
+            Challenge: self._on_challenge,
+        }
 
     async def serve(self, io: ServiceIO) -> None:
         host = build_host(self._settings)
         self._host = host
         listen = [multiaddr.Multiaddr(a) for a in self._settings.listen]
         async with host.run(listen_addrs=listen):
-            if self._settings.blocks is not None:
-                self.bitswap = Bitswap(
-                    host, io, self._settings.blocks, self._settings.bitswap_limits
-                )
+            if self._settings.bitswap:
+                self.bitswap = Bitswap(host, io, AskedBlocks(io), self._settings.bitswap_limits)
                 self.bitswap.start()
             io.ready(self._info())
             if self._settings.bootstrap:
                 io.start_soon(self._bootstrap_loop, io)
             if self._settings.dht:
-                self._dht = Dht(host, io, validators=self._settings.dht_validators)
+                self._dht = Dht(host, io, namespaces=self._settings.dht_namespaces)
                 io.start_soon(self._dht.run)
             if self._settings.gossip is not None:
                 self._gossip = Gossip(host, io, self._settings.gossip)
                 io.start_soon(self._gossip.run)
             await io.sleep_forever()
 
-    async def handle(self, op: str, arg: Any) -> Any:
-        if op == "info":
-            return self._info()
-        if op == "peers":
-            return self._peers()
-        if op == "ping":
-            peer, count = arg
-            return await self._ping(str(peer), int(count))
-        if op == "connect":
-            return await self._connect(str(arg))
-        if op == "publish":
-            topic, data = arg
-            return await self._require_gossip().publish(str(topic), bytes(data))
-        if op == "gossip_peers":
-            return self._require_gossip().peers(str(arg))
-        if op == "bitswap_fetch":
-            root, addrs = arg
-            return await self._bitswap_fetch(str(root), [str(a) for a in addrs])
-        if op == "provide":
-            return await self._require_dht().provide(Cid.parse(str(arg)))
-        if op == "find_providers":
-            return await self._require_dht().find_providers(Cid.parse(str(arg)))
-        if op == "dht_put":
-            key, value = arg
-            return await self._require_dht().put_value(str(key), bytes(value))
-        if op == "dht_get":
-            return await self._require_dht().get_value(str(arg))
-        if op == "fetch_world":
-            cid_text, hints = arg
-            return await self._fetch_world(Cid.parse(str(cid_text)), [str(h) for h in hints])
-        if op == "challenge":
-            cid_text, peer, seed = arg
-            return await self._challenge(Cid.parse(str(cid_text)), str(peer), int(seed))
-        raise BadRequest(f"unknown host operation {op!r}")
+    async def handle(self, request: Request[Any]) -> object:
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            raise BadRequest(f"unknown host request {type(request).__name__}")
+        return await handler(request)
+
+    # -- handlers, one per request type ----------------------------------------------------------
+    async def _on_info(self, _request: Info) -> HostInfo:
+        return self._info()
+
+    async def _on_peers(self, _request: Peers) -> tuple[PeerSummary, ...]:
+        return self._peers()
+
+    async def _on_ping(self, request: Ping) -> PingResult:
+        return await self._ping(request.peer, request.count)
+
+    async def _on_connect(self, request: Connect) -> str:
+        return await self._connect(request.addr)
+
+    async def _on_publish(self, request: Publish) -> None:
+        await self._require_gossip().publish(request.topic, request.data)
+
+    async def _on_gossip_peers(self, request: GossipPeers) -> tuple[str, ...]:
+        return self._require_gossip().peers(request.topic)
+
+    async def _on_bitswap_fetch(self, request: BitswapFetch) -> int:
+        return await self._bitswap_fetch(request.root, list(request.addrs))
+
+    async def _on_provide(self, request: Provide) -> bool:
+        return await self._require_dht().provide(request.cid)
+
+    async def _on_find_providers(self, request: FindProviders) -> tuple[Provider, ...]:
+        return await self._require_dht().find_providers(request.cid)
+
+    async def _on_dht_put(self, request: DhtPut) -> None:
+        await self._require_dht().put_value(request.key, request.value)
+
+    async def _on_dht_get(self, request: DhtGet) -> bytes | None:
+        return await self._require_dht().get_value(request.key)
+
+    async def _on_fetch_world(self, request: FetchWorld) -> int:
+        return await self._fetch_world(request.cid, list(request.hints))
+
+    async def _on_challenge(self, request: Challenge) -> ChallengeResult:
+        return await self._challenge(request.cid, request.peer, request.seed)
 
     # -- operations ----------------------------------------------------------------------------
     def _require_gossip(self) -> Gossip:
         if self._gossip is None:
-            raise PeerError("gossip is not enabled on this node")
+            raise NotEnabled("gossip is not enabled on this node")
         return self._gossip
 
     def _require_host(self) -> IHost:
@@ -244,13 +301,17 @@ class HostService:
 
     def _require_dht(self) -> Dht:
         if self._dht is None:
-            raise PeerError("the DHT is not enabled on this node")
+            raise NotEnabled("the DHT is not enabled on this node")
         return self._dht
+
+    def _require_bitswap(self) -> Bitswap:
+        if self.bitswap is None:
+            raise NotEnabled("bitswap is off on this node")
+        return self.bitswap
 
     async def _fetch_world(self, cid: Cid, hints: list[str]) -> int:
         """Fetch a whole DAG from the hinted peers (connected ones) and the DHT's providers."""
-        if self.bitswap is None:
-            raise BadRequest("bitswap is off (no block store given)")
+        bitswap = self._require_bitswap()
         host = self._require_host()
         connected = {str(p) for p in host.get_connected_peers()}
         peers = [h for h in hints if h in connected]
@@ -270,36 +331,62 @@ class HostService:
                 peers.append(provider.peer_id)
         if not peers:
             raise PeerError(f"nobody to fetch {cid} from (no hint connected, no DHT provider)")
-        return await self.bitswap.fetch_dag(cid, peers)
+        return await bitswap.fetch_dag(cid, peers)
 
-    async def _challenge(self, root: Cid, peer: str, seed: int) -> bool:
-        """Walk a random root-to-leaf path of `root`, every block from `peer` only."""
-        if self.bitswap is None:
-            raise BadRequest("bitswap is off (no block store given)")
+    async def _challenge(self, root: Cid, peer: str, seed: int) -> ChallengeResult:
+        """Walk a random root-to-leaf path of `root`, every block from `peer` only.
+
+        Only the peer's own failings count as FAILED: a DONT_HAVE, or silence past the
+        deadline while it stays connected. Not reaching it, losing the connection or a DAG that
+        is not what we expected teach nothing about the peer (INCONCLUSIVE). Our own errors are
+        raised, never blamed on the peer."""
+        bitswap = self._require_bitswap()
+        try:
+            peer_id = ID.from_base58(peer)
+        except Exception as exc:
+            raise BadRequest(f"not a peer ID: {peer!r}") from exc
+        if not await self._reach(peer_id):
+            return ChallengeResult(ChallengeOutcome.INCONCLUSIVE, f"could not connect to {peer}")
         rng = random.Random(seed)
         cid = root
         try:
             for _ in range(MAX_CHALLENGE_DEPTH):
-                data = await self.bitswap.fetch_block(
+                data = await bitswap.fetch_block(
                     cid, [peer], timeout_s=CHALLENGE_TIMEOUT_S, remote_only=True
                 )
                 if cid.codec != DAG_PB:
-                    return True
+                    break
                 links = decode_node(data).links
                 if not links:
-                    return True
+                    break
                 cid = rng.choice(links).cid
-        except Exception as exc:
+        except (NotFound, PeerError) as exc:
+            if peer_id not in self._require_host().get_connected_peers():
+                return ChallengeResult(ChallengeOutcome.INCONCLUSIVE, f"connection lost: {exc}")
             log.info("challenge of %s for %s failed: %s", peer, root, exc)
+            return ChallengeResult(ChallengeOutcome.FAILED, str(exc))
+        except RemoteError as exc:  # the bytes matched their CID: the DAG itself is odd
+            return ChallengeResult(ChallengeOutcome.INCONCLUSIVE, f"unexpected block: {exc}")
+        return ChallengeResult(ChallengeOutcome.PASSED)
+
+    async def _reach(self, peer_id: ID) -> bool:
+        """Connected to `peer_id`, dialling its known addresses if need be."""
+        host = self._require_host()
+        if peer_id in host.get_connected_peers():
+            return True
+        try:
+            addrs = host.get_peerstore().addrs(peer_id)
+            with ServiceIO.fail_after(self._settings.dial_timeout_s):
+                await host.connect(PeerInfo(peer_id, addrs))
+        except Exception as exc:  # no address, refused, timed out: all the same here
+            log.info("challenge: cannot reach %s: %s", peer_id, exc)
             return False
         return True
 
-    async def _bitswap_fetch(self, root: str, addrs: list[str]) -> int:
-        if self.bitswap is None:
-            raise BadRequest("bitswap is off (no block store given)")
-        cid = Cid.parse(root)
+    async def _bitswap_fetch(self, root: Cid, addrs: list[str]) -> int:
+        bitswap = self._require_bitswap()
         peers = [await self._connect(a) for a in addrs]
-        return await self.bitswap.fetch_dag(cid, peers)
+        return await bitswap.fetch_dag(root, peers)
 
     # -- bootstrap -----------------------------------------------------------------------------
     async def _bootstrap_loop(self, io: ServiceIO) -> None:

@@ -173,6 +173,13 @@ class Repo:
         is logged and never served."""
         if not self.is_servable(cid):
             return None
+        return self.local_block(cid)
+
+    def local_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes if it is stored intact and not denied, pinned or not (what a fetch
+        in progress already has), else None. A corrupted block is logged, never returned."""
+        if self.denylist.is_denied(cid):
+            return None
         try:
             return self.blocks.get(cid)
         except BlockNotFound:

@@ -8,28 +8,26 @@ from pathlib import Path
 
 import pytest
 
+from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
-from fluxnode.node.config import CliOverrides, load_config
-from fluxnode.node.daemon import p2p_block_access
-from fluxnode.p2p import HostInfo, HostService, HostSettings, TrioBridge, generate_private_key
+from fluxnode.node.answers import NodeAnswers
+from fluxnode.p2p import HostClient, HostSettings, generate_private_key
+from fluxnode.storage.repo import Repo
 from tests.conftest import NodeFactory, run_cli
 
 pytestmark = pytest.mark.slow
 
 
 async def fetch(data_dir: Path, addr: str, cid: str, denylist: Denylist) -> int:
-    cfg = load_config(CliOverrides(data_dir=str(data_dir)), env={})
     settings = HostSettings(
-        private_key=generate_private_key(),
-        listen=("/ip4/127.0.0.1/tcp/0",),
-        blocks=p2p_block_access(cfg, denylist),
+        private_key=generate_private_key(), listen=("/ip4/127.0.0.1/tcp/0",), bitswap=True
     )
-    bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings))
-    await bridge.start()
+    host = HostClient(settings, NodeAnswers(Repo(data_dir, denylist=denylist)))
+    await host.start()
     try:
-        return int(await bridge.call("bitswap_fetch", (cid, [addr])))
+        return await host.bitswap_fetch(Cid.parse(cid), [addr])
     finally:
-        await bridge.aclose()
+        await host.aclose()
 
 
 def test_denylisted_content_is_not_served_or_stored(nodes: NodeFactory, tmp_path: Path) -> None:

@@ -5,44 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from eth_account import Account
 
 from fluxnode.chain.records import sign_record
 from fluxnode.node.worlds import WORLDS_TOPIC, WorldDirectory
-from fluxnode.p2p import HostInfo, HostService, HostSettings, TrioBridge, generate_private_key
-from fluxnode.p2p.gossip import GossipSettings
+from fluxnode.p2p import ClosedAnswers
+from fluxnode.p2p.messages import ValidateGossip
+from tests.integration.conftest import Hosts, wait_for_mesh
 
 pytestmark = pytest.mark.slow
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
-async def start(name: str, bootstrap: tuple[str, ...], validate: bool) -> Any:
-    gossip = GossipSettings(
-        topics=(WORLDS_TOPIC,), validated_topics=(WORLDS_TOPIC,) if validate else ()
-    )
-    settings = HostSettings(
-        private_key=generate_private_key(),
-        listen=("/ip4/127.0.0.1/tcp/0",),
-        bootstrap=bootstrap,
-        gossip=gossip,
-    )
-    bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings), name=f"flux-trio-{name}")
-    holder: dict[str, WorldDirectory] = {}
+class DirectoryAnswers(ClosedAnswers):
+    """What node/answers.py does for the worlds topic: the world directory decides."""
 
-    async def responder(op: str, arg: Any) -> bool:
-        _topic, data, forwarder, _author = arg
-        return await holder["dir"].offer(bytes(data), forwarder=str(forwarder))
+    def __init__(self) -> None:
+        self.directory: WorldDirectory | None = None
 
-    bridge.set_responder(responder)
-    info = await bridge.start()
-    holder["dir"] = WorldDirectory(oracle=None, own_peer_id=info.peer_id)
-    return bridge, info, holder["dir"]
+    async def validate_gossip(self, ask: ValidateGossip) -> bool:
+        assert self.directory is not None
+        return await self.directory.offer(ask.data, forwarder=ask.forwarder)
 
 
-async def test_forged_replayed_and_oversized_records_are_not_relayed() -> None:
+async def test_forged_replayed_and_oversized_records_are_not_relayed(hosts: Hosts) -> None:
     owner, mallory = Account.create(), Account.create()
     world = f"{owner.address.lower()}/plaza"
     now = int(time.time())
@@ -58,26 +46,23 @@ async def test_forged_replayed_and_oversized_records_are_not_relayed() -> None:
     tampered = good.to_wire().replace(b'"seq":5', b'"seq":7')
     oversized = good.to_wire() + b" " * 20_000
 
-    a, a_info, _ = await start("a", (), validate=False)
-    b, b_info, b_dir = await start("b", (a_info.addrs[0],), validate=True)
-    c, c_info, _ = await start("c", (b_info.addrs[0],), validate=False)
+    topics = (WORLDS_TOPIC,)
+    a = await hosts.start("a", topics=topics)
+    b_answers = DirectoryAnswers()
+    b = await hosts.start("b", (a.addr,), topics=topics, validated=True, answers=b_answers)
+    b_dir = b_answers.directory = WorldDirectory(oracle=None, own_peer_id=b.info.peer_id)
+    c = await hosts.start("c", (b.addr,), topics=topics)
     got: list[bytes] = []
 
     async def collect() -> None:
-        async for event in c.events():
-            if event[0] == "gossip":
-                got.append(event[1].data)
+        async for event in c.client.events():
+            got.append(event.data)
 
     task = asyncio.create_task(collect())
     try:
-        for _ in range(100):
-            peers = await b.call("gossip_peers", WORLDS_TOPIC)
-            if a_info.peer_id in peers and c_info.peer_id in peers:
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.5)
+        await wait_for_mesh(b, WORLDS_TOPIC, a, c)
         for data in (good.to_wire(), replay.to_wire(), forged.to_wire(), tampered, oversized):
-            await a.call("publish", (WORLDS_TOPIC, data))
+            await a.client.publish(WORLDS_TOPIC, data)
         for _ in range(200):  # until the good one arrives (slow CI machines), then a margin
             if got:
                 break
@@ -89,5 +74,3 @@ async def test_forged_replayed_and_oversized_records_are_not_relayed() -> None:
         assert b_dir.stats.stale == 1  # the replayed lower seq
     finally:
         task.cancel()
-        for bridge in (a, b, c):
-            await bridge.aclose()

@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ import pytest
 
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import FluxError
-from fluxnode.p2p import HostInfo, HostService, HostSettings, TrioBridge, generate_private_key
-from fluxnode.p2p.bitswap import BitswapLimits, BlockAccess
+from fluxnode.node.answers import NodeAnswers
+from fluxnode.p2p import HostClient, HostInfo, HostSettings, generate_private_key
+from fluxnode.p2p.bitswap import BitswapLimits
 from fluxnode.storage.blockstore import BlockStore
 from fluxnode.storage.repo import Repo
 from tests.interop import jsref
@@ -34,38 +36,33 @@ def _data(seed: int) -> bytes:
     return random.Random(seed).randbytes(SIZE)
 
 
-def _access(store: BlockStore, is_allowed: Callable[[Cid], bool]) -> BlockAccess:
-    """What node/daemon.py passes: the repo's blocks, served only if pinned."""
-
-    def get(cid: Cid) -> bytes | None:
-        return store.get(cid) if store.has(cid) else None
-
-    def put(cid: Cid, data: bytes) -> None:
-        store.put(cid, data)  # re-verifies against the CID
-
-    return BlockAccess(get, put, is_allowed)
-
-
-async def _start(repo: Repo, access: BlockAccess | None = None, **limits: Any) -> Ours:
+async def _start(repo: Repo, answers: NodeAnswers | None = None, **limits: Any) -> Ours:
+    """A host answered as node/daemon.py answers it: the repo's blocks, served if pinned."""
     settings = HostSettings(
         private_key=generate_private_key(),
         listen=("/ip4/127.0.0.1/tcp/0",),
-        blocks=access or _access(repo.blocks, repo.pins.is_servable),
+        bitswap=True,
         bitswap_limits=BitswapLimits(**limits) if limits else None,
     )
-    bridge: TrioBridge[HostInfo] = TrioBridge(HostService(settings), name="flux-trio-bitswap")
-    info = await bridge.start()
-    return Ours(bridge, info, repo.blocks)
+    host = HostClient(settings, answers or NodeAnswers(repo), name="flux-trio-bitswap")
+    info = await host.start()
+    return Ours(host, info, repo.blocks)
 
 
 class Ours:
-    def __init__(self, bridge: TrioBridge[HostInfo], info: HostInfo, store: BlockStore) -> None:
-        self.bridge, self.info, self.store = bridge, info, store
+    def __init__(self, host: HostClient, info: HostInfo, store: BlockStore) -> None:
+        self.host, self.info, self.store = host, info, store
 
     @property
     def addr(self) -> str:
         tcp = next(a for a in self.info.addrs if "/tcp/" in a)
         return tcp if "/p2p/" in tcp else f"{tcp}/p2p/{self.info.peer_id}"
+
+
+async def _helia_fetch(addr: str, cid: str, **kwargs: Any) -> dict[str, Any]:
+    """Helia fetching from us, in a worker thread: our host asks the event loop for every
+    block it serves, so the loop must stay free while Helia runs."""
+    return await asyncio.to_thread(jsref.helia_bitswap_fetch, addr, cid, **kwargs)
 
 
 @pytest.fixture
@@ -75,7 +72,7 @@ async def ours(tmp_path: Path) -> AsyncIterator[tuple[Ours, Repo]]:
     try:
         yield node, repo
     finally:
-        await node.bridge.aclose()
+        await node.host.aclose()
 
 
 @pytest.mark.parametrize("muxer", ["yamux", "mplex"])
@@ -89,7 +86,7 @@ async def test_helia_fetches_from_us(
     src.write_bytes(data)
     added = repo.add(src, cid_version=cid_version)
     start = time.perf_counter()
-    got = jsref.helia_bitswap_fetch(node.addr, str(added.cid), muxer=muxer, timeout=60)
+    got = await _helia_fetch(node.addr, str(added.cid), muxer=muxer, timeout=60)
     elapsed = time.perf_counter() - start
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
     assert got["size"] == len(data)
@@ -106,7 +103,7 @@ async def test_helia_gets_nothing_unpinned(ours: tuple[Ours, Repo], tmp_path: Pa
     added = repo.add(src, pin=False)  # stored but not pinned: not served
     assert repo.blocks.has(added.cid)
     with pytest.raises(jsref.JSRefError):
-        jsref.helia_bitswap_fetch(node.addr, str(added.cid), timeout=10)
+        await _helia_fetch(node.addr, str(added.cid), timeout=10)
 
 
 @pytest.mark.parametrize("muxer", ["yamux", "mplex"])
@@ -120,9 +117,9 @@ async def test_we_fetch_from_helia(
     src.write_bytes(data)
     helia = jsref.helia_bitswap_serve(src, cid_version=cid_version, muxer=muxer)
     try:
-        await node.bridge.call("connect", helia.multiaddr)  # time the transfer, not the dial
+        await node.host.connect(helia.multiaddr)  # time the transfer, not the dial
         start = time.perf_counter()
-        count: Any = await node.bridge.call("bitswap_fetch", (helia.cid, [helia.multiaddr]))
+        count = await node.host.bitswap_fetch(Cid.parse(helia.cid), [helia.multiaddr])
         elapsed = time.perf_counter() - start
     finally:
         helia.stop()
@@ -144,7 +141,7 @@ async def test_big_two_level_dag_both_ways(ours: tuple[Ours, Repo], tmp_path: Pa
     src.write_bytes(data)
     added = repo.add(src)
     start = time.perf_counter()
-    got = jsref.helia_bitswap_fetch(node.addr, str(added.cid), timeout=120)
+    got = await _helia_fetch(node.addr, str(added.cid), timeout=120)
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
     print(
         f"\nHelia <- us 48 MiB: {48 / (got['ms'] / 1000):.1f} MiB/s in-fetch "
@@ -155,13 +152,13 @@ async def test_big_two_level_dag_both_ways(ours: tuple[Ours, Repo], tmp_path: Pa
     helia = jsref.helia_bitswap_serve(src, cid_version=1)
     fetcher = await _start(other)
     try:
-        await fetcher.bridge.call("connect", helia.multiaddr)
+        await fetcher.host.connect(helia.multiaddr)
         start = time.perf_counter()
-        count = await fetcher.bridge.call("bitswap_fetch", (helia.cid, [helia.multiaddr]))
+        count = await fetcher.host.bitswap_fetch(Cid.parse(helia.cid), [helia.multiaddr])
         elapsed = time.perf_counter() - start
     finally:
         helia.stop()
-        await fetcher.bridge.aclose()
+        await fetcher.host.aclose()
     assert count == helia.info["blocks"] == 192 + 2 + 1  # leaves, 2 inner nodes, root
     root = Cid.parse(helia.cid)
     assert b"".join(other.exporter.read(root, 0, None)) == data
@@ -176,26 +173,30 @@ async def test_our_client_rejects_tampered_blocks(tmp_path: Path) -> None:
     src.write_bytes(random.Random(3).randbytes(2 * 1024 * 1024))
     added = good.add(src)
 
-    def tampered_get(cid: Cid) -> bytes | None:
-        if not good.blocks.has(cid):
-            return None
-        data = good.blocks.get(cid)
-        return data if cid == added.cid else data[:-1] + bytes([data[-1] ^ 1])
+    class Tampering(NodeAnswers):
+        def _block_for_peer(self, cid: Cid) -> bytes | None:
+            if not good.blocks.has(cid):
+                return None
+            data = good.blocks.get(cid)
+            return data if cid == added.cid else data[:-1] + bytes([data[-1] ^ 1])
 
-    server = await _start(good, BlockAccess(tampered_get, lambda c, d: None, lambda c: True))
+        def _is_servable(self, cid: Cid) -> bool:
+            return True
+
+    server = await _start(good, Tampering(good))
     other = Repo(tmp_path / "other")
     client = await _start(other, want_timeout_s=2.0)
     try:
         with pytest.raises(FluxError, match="could not be fetched"):
-            await client.bridge.call("bitswap_fetch", (str(added.cid), [server.addr]))
+            await client.host.bitswap_fetch(added.cid, [server.addr])
         assert other.blocks.has(added.cid)  # the honest root was stored, verified
         stored = list(other.blocks.iter_cids())
         assert [c.multihash for c in stored] == [
             added.cid.multihash
         ]  # and no leaf: every tampered leaf was dropped
     finally:
-        await client.bridge.aclose()
-        await server.bridge.aclose()
+        await client.host.aclose()
+        await server.host.aclose()
 
 
 async def test_two_of_our_hosts(tmp_path: Path) -> None:
@@ -206,20 +207,19 @@ async def test_two_of_our_hosts(tmp_path: Path) -> None:
     added = a.add(src, cid_version=1)
     server, client = await _start(a), await _start(b)
     try:
-        count = await client.bridge.call("bitswap_fetch", (str(added.cid), [server.addr]))
+        count = await client.host.bitswap_fetch(added.cid, [server.addr])
         assert count == added.blocks
         assert b"".join(b.exporter.read(added.cid, 0, None)) == data
         # Fetching again finds everything locally: no network needed, same count.
-        assert await client.bridge.call("bitswap_fetch", (str(added.cid), [server.addr])) == count
+        assert await client.host.bitswap_fetch(added.cid, [server.addr]) == count
     finally:
-        await client.bridge.aclose()
-        await server.bridge.aclose()
+        await client.host.aclose()
+        await server.host.aclose()
 
 
 async def test_concurrent_clients_share_a_throttled_server(tmp_path: Path) -> None:
     """One send slot, 256 KiB per message: two peers fetching at once are served round-robin
     and both complete."""
-    import asyncio
 
     a = Repo(tmp_path / "a")
     src = tmp_path / "f.bin"
@@ -230,9 +230,9 @@ async def test_concurrent_clients_share_a_throttled_server(tmp_path: Path) -> No
     clients = [await _start(Repo(tmp_path / f"c{i}")) for i in range(2)]
     try:
         counts = await asyncio.gather(
-            *(c.bridge.call("bitswap_fetch", (str(added.cid), [server.addr])) for c in clients)
+            *(c.host.bitswap_fetch(added.cid, [server.addr]) for c in clients)
         )
         assert counts == [added.blocks, added.blocks]
     finally:
         for node in (*clients, server):
-            await node.bridge.aclose()
+            await node.host.aclose()

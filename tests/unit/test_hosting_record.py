@@ -224,7 +224,7 @@ def claim(peer: str, at: float) -> bytes:
 def hosting(path: Path, now: float = 1000.0) -> Hosting:
     return Hosting(
         me="me",
-        bridge=None,  # type: ignore[arg-type]
+        host=None,  # type: ignore[arg-type]
         repo=None,  # type: ignore[arg-type]
         worlds=None,  # type: ignore[arg-type]
         policy=HostingPolicy(),

@@ -230,20 +230,22 @@ def test_hosting_fetch_holds_off_gc_until_the_pin_commits(tmp_path: Path) -> Non
     repo = Repo(d)
     gc = Runner(Repo(d).gc)
 
-    class Bridge:
+    class Host:
         """Blocks arrive through the p2p side; a GC starts in another process meanwhile."""
 
-        async def call(self, op: str, arg: Any) -> Any:
-            if op == "fetch_world":
-                for block_cid, block in walk(src.blocks, cid):
-                    repo.blocks.put(block_cid, block)
-                gc.start()
-                await asyncio.to_thread(wait_blocked_or_done, d / "blocks" / ".gc.lock", gc)
+        async def provide(self, cid: Any) -> None:
             return None
+
+        async def fetch_world(self, root: Any, hints: Any) -> int:
+            for block_cid, block in walk(src.blocks, cid):
+                repo.blocks.put(block_cid, block)
+            gc.start()
+            await asyncio.to_thread(wait_blocked_or_done, d / "blocks" / ".gc.lock", gc)
+            return 0
 
     hosting = Hosting(
         me="me",
-        bridge=Bridge(),  # type: ignore[arg-type]
+        host=Host(),  # type: ignore[arg-type]
         repo=repo,
         worlds=None,  # type: ignore[arg-type]
         policy=HostingPolicy(),
@@ -261,9 +263,12 @@ def test_hosting_neither_renames_nor_releases_the_operators_pins(tmp_path: Path)
     from fluxnode.core.replication import HostingPolicy
     from fluxnode.node.hosting import Hosting
 
-    class Bridge:
-        async def call(self, op: str, arg: Any) -> Any:
-            return None  # every block is here already
+    class Host:  # every block is here already
+        async def provide(self, cid: Any) -> None:
+            return None
+
+        async def fetch_world(self, root: Any, hints: Any) -> int:
+            return 0
 
     repo = Repo(tmp_path / "node")
     mine = repo.add(io.BytesIO(payload(1000, 1)), name="mine").cid  # type: ignore[arg-type]
@@ -271,7 +276,7 @@ def test_hosting_neither_renames_nor_releases_the_operators_pins(tmp_path: Path)
     repo.pins.add(other, recursive=False, name="op")
     hosting = Hosting(
         me="me",
-        bridge=Bridge(),  # type: ignore[arg-type]
+        host=Host(),  # type: ignore[arg-type]
         repo=repo,
         worlds=None,  # type: ignore[arg-type]
         policy=HostingPolicy(),
