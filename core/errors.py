@@ -231,6 +231,12 @@ class MessageTooLarge(BitswapWireError):
     code = "bitswap_message_too_large"
 
 
+class TooManyWants(LocalError):
+    """More Bitswap client wants at once than `max_wants` allows."""
+
+    code = "bitswap_too_many_wants"
+
+
 class HostingRecordInvalid(RemoteError):
     """A gossiped hosting record does not decode or breaks a bound."""
 

@@ -1,69 +1,60 @@
-"""Bitswap 1.2.0 (with 1.1.0/1.0.0 fallbacks) on py-libp2p streams: server and client.
+"""Bitswap 1.2.0 (with 1.1.0/1.0.0 fallbacks) on py-libp2p streams: the I/O around the engine.
 
-Our own engine rather than py-libp2p's: the stock one replies on the requester's stream with an
+What to send, to whom and when is decided by the sans-IO `fluxnode.core.bitswap_engine`
+(ledgers, round-robin, byte budget, wants, retries, rotation, scores). This module only moves
+bytes: it reads the peers' streams into the engine, writes what the engine wants sent, answers
+its block lookups from `BlockAccess`, stores the verified blocks it hands out, and wakes the
+engine when its timer is due. Every wait is on an event (`ServiceIO.event`): nothing polls.
+
+Our own stack rather than py-libp2p's: the stock one replies on the requester's stream with an
 empty CID prefix for CIDv0, so Helia never receives its blocks. Here, as in Kubo and Helia,
-every message goes out on a stream WE opened (one per peer, reused while busy, closed after
-`STREAM_IDLE_S` idle); streams the peer opened are only read.
-Wire format: `fluxnode.core.bitswap_wire`.
+every message goes out on a stream WE opened: one writer task per peer owns one outbound stream,
+reuses it while messages keep coming and closes it after `STREAM_IDLE_S` idle. Streams the peer
+opened are only read. Wire format: `fluxnode.core.bitswap_wire`.
 
-Server: a ledger per peer (its wants, in arrival order, capped). Peers with pending wants are
-served round-robin, one message (≤ `send_budget` bytes) at a time per peer, with at most
-`max_active_peers` sends in flight: a peer asking for gigabytes cannot starve one asking for
-a single block. want-block → the block (if `is_allowed` and `get_block` has it); want-have →
-HAVE; missing and sendDontHave → DONT_HAVE.
-
-Client: `fetch_block` and `fetch_dag` send want-block (+ sendDontHave) to one peer at a time,
-move to the next peer on DONT_HAVE or timeout, and send cancels for what is no longer wanted.
-A received block is accepted only if its rebuilt CID (hash of the data) is one we want; the
-data is checked again against the wanted CID before `put_block`. Anything else is dropped and
-the sender's score goes down; peers below `MIN_SCORE` are no longer read.
-
-Nothing here imports trio: all waiting goes through the `ServiceIO` we are given. It has no
-events, so the client polls its own state every `POLL_S` (2 ms) while a fetch waits.
+Nothing here imports trio: all waiting goes through the `ServiceIO` we are given.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 
+from fluxnode.core.bitswap_engine import (
+    BitswapEngine,
+    BlockReceived,
+    EngineLimits,
+    EngineStats,
+    Lookup,
+    WantFailed,
+)
 from fluxnode.core.bitswap_wire import (
-    MAX_BLOCK_SIZE,
     MAX_MESSAGE_SIZE,
-    MAX_WANTLIST_ENTRIES,
     PROTOCOL_100,
     PROTOCOL_110,
     PROTOCOL_120,
-    BlockPayload,
     FrameDecoder,
     Message,
-    Presence,
-    PresenceType,
-    WantEntry,
-    WantType,
-    cid_for_block,
-    cid_prefix,
     decode_message,
     encode_message,
     frame,
 )
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.dagpb import decode_node
-from fluxnode.core.errors import NotFound, PeerError, RemoteError
-from fluxnode.p2p.bridge import ServiceIO
+from fluxnode.core.errors import FluxError, NotFound, PeerError, RemoteError
+from fluxnode.p2p.bridge import OneShotEvent, ServiceIO
 
 log = logging.getLogger("fluxnode.p2p.bitswap")
 
 PROTOCOLS = (PROTOCOL_120, PROTOCOL_110, PROTOCOL_100)
-POLL_S = 0.002
-MIN_SCORE = -100
 READ_CHUNK = 256 * 1024
 WRITE_CHUNK = 256 * 1024
 #: Helia aborts an inbound bitswap stream after 10 s without a message: close ours before.
@@ -71,77 +62,56 @@ STREAM_IDLE_S = 4.0
 
 
 class BlockAccess(Protocol):
-    """What bitswap may do with local blocks. Async: the node answers them off its loop."""
+    """What bitswap may do with local blocks (awaited on the trio thread)."""
 
-    async def get_block(self, cid: Cid) -> bytes | None: ...
+    async def get_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None if it is not held."""
 
-    async def put_block(self, cid: Cid, data: bytes) -> None: ...
+    async def put_block(self, cid: Cid, data: bytes) -> None:
+        """Store a verified block (raise, e.g. `ContentDenied`, to refuse it)."""
 
-    #: Serving policy: only pinned/allowed content, minus any denylist.
-    async def is_allowed(self, cid: Cid) -> bool: ...
+    async def is_allowed(self, cid: Cid) -> bool:
+        """Serving policy: only pinned/allowed content, minus any denylist."""
 
 
-@dataclass
-class BitswapLimits:
-    max_peers: int = 256
-    max_active_peers: int = 16
-    max_wants_per_peer: int = MAX_WANTLIST_ENTRIES
-    send_budget: int = 1024 * 1024
+@dataclass(frozen=True)
+class BitswapLimits(EngineLimits):
     stream_timeout_s: float = 30.0
-    want_timeout_s: float = 30.0
     dial_timeout_s: float = 10.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class BitswapStats:
-    blocks_sent: int = 0
-    bytes_sent: int = 0
-    blocks_received: int = 0
-    bytes_received: int = 0
-    duplicate_blocks: int = 0
-    unwanted_blocks: int = 0
-    bad_messages: int = 0
-    send_failures: int = 0
-    refused_peers: int = 0
+    engine: EngineStats
+    writers: int
+    fetches: int
+    refused_streams: int
+    store_failures: int
 
 
-@dataclass
-class _Ledger:
-    wants: collections.OrderedDict[bytes, WantEntry] = field(
-        default_factory=collections.OrderedDict
-    )
-    sending: bool = False
-    queued: bool = False
-
-
-@dataclass
-class _Outbound:
+@dataclass(eq=False)
+class _Writer:
+    wake: OneShotEvent
+    queue: collections.deque[Message] = field(default_factory=collections.deque)
     stream: INetStream | None = None
-    busy: bool = False
-    last_used: float = 0.0
 
 
-@dataclass
-class _Want:
-    cid: Cid
-    fetch: _Fetch
-    peers: list[ID]
-    peer_index: int = 0
-    sent_at: float = 0.0
-
-
-@dataclass
+@dataclass(eq=False)
 class _Fetch:
+    tag: int
+    peers: list[ID]
     walk: bool
-    queue: collections.deque[Cid]
-    in_flight: dict[bytes, _Want] = field(default_factory=dict)
-    arrived: list[tuple[_Want, bytes]] = field(default_factory=list)
-    failed: list[tuple[_Want, str]] = field(default_factory=list)
-    seen: set[bytes] = field(default_factory=set)
-    count: int = 0
-    first: bytes | None = None
+    wake: OneShotEvent
     #: Ask the peers even for blocks we hold, and store nothing (retrieval challenges).
     remote_only: bool = False
+    queue: collections.deque[Cid] = field(default_factory=collections.deque)
+    seen: set[bytes] = field(default_factory=set)
+    in_flight: dict[bytes, Cid] = field(default_factory=dict)
+    events: collections.deque[BlockReceived[ID] | WantFailed] = field(
+        default_factory=collections.deque
+    )
+    count: int = 0
+    first: bytes | None = None
 
 
 def _peer_id(peer: ID | str) -> ID:
@@ -160,50 +130,111 @@ class Bitswap:
         self._io = io
         self._blocks = blocks
         self.limits = limits or BitswapLimits()
-        self.stats = BitswapStats()
-        self._ledgers: dict[ID, _Ledger] = {}
-        self._ready: collections.deque[ID] = collections.deque()
-        self._active = 0
-        self._scores: dict[ID, int] = collections.defaultdict(int)
-        #: Client wants in flight, by multihash (a CIDv0 and a CIDv1 of one block match).
-        self._wants: dict[bytes, list[_Want]] = {}
-        self._out: dict[ID, _Outbound] = {}
+        self._engine: BitswapEngine[ID] = BitswapEngine(self.limits)
+        self._writers: dict[ID, _Writer] = {}
+        self._fetches: dict[int, _Fetch] = {}
+        self._tags = itertools.count(1)
+        self._timer_wake = io.event()
+        self._timer_at: float | None = None
+        self._refused_streams = 0
+        self._store_failures = 0
 
     def start(self) -> None:
         for proto in PROTOCOLS:
             self._host.set_stream_handler(proto, self._handle_stream)  # type: ignore[arg-type]
-        self._io.start_soon(self._janitor)
+        self._io.start_soon(self._timer_loop)
 
     def score(self, peer: ID | str) -> int:
-        return self._scores.get(_peer_id(peer), 0)
+        return self._engine.score(_peer_id(peer))
 
-    # -- inbound streams -------------------------------------------------------------------------
+    def statistics(self) -> BitswapStats:
+        return BitswapStats(
+            engine=self._engine.statistics(),
+            writers=len(self._writers),
+            fetches=len(self._fetches),
+            refused_streams=self._refused_streams,
+            store_failures=self._store_failures,
+        )
+
+    # -- pumping the engine ------------------------------------------------------------------
+    def _kick(self) -> None:
+        """Hand out everything the engine decided: messages, lookups, fetch events, timer."""
+        engine = self._engine
+        for peer, msg in engine.messages_to_send(self._io.now()):
+            writer = self._writers.get(peer)
+            if writer is None:
+                writer = self._writers[peer] = _Writer(self._io.event())
+                self._io.start_soon(self._write_loop, peer, writer)
+            writer.queue.append(msg)
+            writer.wake.set()
+        while (event := engine.next_event()) is not None:
+            if isinstance(event, Lookup):
+                self._io.start_soon(self._lookup, event.peer, event.cid)
+                continue
+            fetch = self._fetches.get(event.tag)
+            if fetch is not None:
+                fetch.events.append(event)
+                fetch.wake.set()
+        timer = engine.get_timer()
+        if timer != self._timer_at:
+            self._timer_at = timer
+            self._timer_wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            wake = self._timer_wake = self._io.event()
+            at = self._timer_at = self._engine.get_timer()
+            if at is None:
+                await wake.wait()
+                continue
+            delay = at - self._io.now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError), self._io.fail_after(delay):
+                    await wake.wait()
+                continue
+            self._engine.handle_timer(self._io.now())
+            self._kick()
+
+    async def _lookup(self, peer: ID, cid: Cid) -> None:
+        data = None
+        try:
+            if await self._blocks.is_allowed(cid):
+                data = await self._blocks.get_block(cid)
+        except (FluxError, OSError) as exc:  # a corrupted or vanished block is not served
+            log.warning("cannot serve %s: %s", cid, exc)
+        self._engine.block_ready(peer, cid, data, self._io.now())
+        self._kick()
+
+    # -- streams -----------------------------------------------------------------------------
     async def _handle_stream(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
-        if self._scores.get(peer, 0) < MIN_SCORE:
-            self.stats.refused_peers += 1
+        if self._engine.is_ignored(peer):
+            self._refused_streams += 1
             await self._reset(stream)
             return
         decoder = FrameDecoder(MAX_MESSAGE_SIZE)
-        try:
-            while True:
-                try:
-                    with self._io.fail_after(self.limits.stream_timeout_s):
-                        chunk = await stream.read(READ_CHUNK)
-                except TimeoutError:
-                    break
-                except Exception:  # EOF, reset: the peer is done with this stream
-                    break
-                if not chunk:
-                    break
-                for raw in decoder.feed(chunk):
-                    await self._on_message(peer, decode_message(raw))
-        except RemoteError as exc:
-            self.stats.bad_messages += 1
-            self._scores[peer] -= 20
-            log.info("bad bitswap message from %s: %s", peer, exc)
-            await self._reset(stream)
-            return
+        while True:
+            try:
+                with self._io.fail_after(self.limits.stream_timeout_s):
+                    chunk = await stream.read(READ_CHUNK)
+            except Exception:  # EOF, reset, silence: the peer is done with this stream
+                break
+            if not chunk:
+                break
+            try:
+                messages = [decode_message(raw) for raw in decoder.feed(chunk)]
+            except RemoteError as exc:
+                log.info("bad bitswap message from %s: %s", peer, exc)
+                self._engine.receive_bad_message(peer, self._io.now())
+                self._kick()
+                await self._reset(stream)
+                return
+            for msg in messages:
+                self._engine.receive_message(peer, msg, self._io.now())
+            self._kick()
+            if self._engine.is_ignored(peer):
+                await self._reset(stream)
+                return
         with contextlib.suppress(Exception):
             await stream.close()
 
@@ -212,116 +243,42 @@ class Bitswap:
         with contextlib.suppress(Exception):
             await stream.reset()
 
-    async def _on_message(self, peer: ID, msg: Message) -> None:
-        if msg.blocks:
-            self._on_blocks(peer, msg.blocks)
-        if msg.presences:
-            self._on_presences(peer, msg.presences)
-        if msg.wantlist or msg.full:
-            self._on_wantlist(peer, msg)
+    async def _write_loop(self, peer: ID, writer: _Writer) -> None:
+        """The one writer of our outbound stream to `peer`: sends its queue in order.
 
-    # -- server ------------------------------------------------------------------------------------
-    def _on_wantlist(self, peer: ID, msg: Message) -> None:
-        ledger = self._ledgers.get(peer)
-        if ledger is None:
-            if len(self._ledgers) >= self.limits.max_peers:
-                self.stats.refused_peers += 1
-                return
-            ledger = self._ledgers[peer] = _Ledger()
-        if msg.full:
-            ledger.wants.clear()
-        for entry in msg.wantlist:
-            key = entry.cid.to_bytes()
-            if entry.cancel:
-                ledger.wants.pop(key, None)
-            elif key in ledger.wants or len(ledger.wants) < self.limits.max_wants_per_peer:
-                ledger.wants[key] = entry
-        if not ledger.wants and not ledger.sending:
-            del self._ledgers[peer]
-            return
-        self._schedule(peer, ledger)
-
-    def _schedule(self, peer: ID, ledger: _Ledger) -> None:
-        if ledger.wants and not ledger.sending and not ledger.queued:
-            ledger.queued = True
-            self._ready.append(peer)
-        self._pump()
-
-    def _pump(self) -> None:
-        while self._active < self.limits.max_active_peers and self._ready:
-            peer = self._ready.popleft()
-            ledger = self._ledgers.get(peer)
-            if ledger is None:
-                continue
-            ledger.queued = False
-            if not ledger.wants:
-                continue
-            ledger.sending = True
-            self._active += 1
-            self._io.start_soon(self._serve_once, peer, ledger)
-
-    async def _lookup(self, cid: Cid) -> bytes | None:
-        try:
-            if not await self._blocks.is_allowed(cid):
-                return None
-            return await self._blocks.get_block(cid)
-        except Exception as exc:  # a corrupted or vanished block is simply not served
-            log.warning("cannot serve %s: %s", cid, exc)
-            return None
-
-    async def _next_reply(self, ledger: _Ledger) -> Message:
-        """Take wants off the ledger until the reply reaches `send_budget` bytes."""
-        blocks: list[BlockPayload] = []
-        presences: list[Presence] = []
-        size = 0
-        while ledger.wants:
-            key, entry = next(iter(ledger.wants.items()))
-            data = await self._lookup(entry.cid)
-            if data is not None and entry.want_type == WantType.BLOCK:
-                if blocks and size + len(data) > self.limits.send_budget:
-                    break
-                blocks.append(BlockPayload(cid_prefix(entry.cid), data))
-                size += len(data) + 48
-            elif data is not None:
-                presences.append(Presence(entry.cid, PresenceType.HAVE))
-                size += 48
-            elif entry.send_dont_have:
-                presences.append(Presence(entry.cid, PresenceType.DONT_HAVE))
-                size += 48
-            ledger.wants.pop(key, None)  # a cancel may have taken it during the lookup
-            if size >= self.limits.send_budget:
-                break
-        return Message(blocks=tuple(blocks), presences=tuple(presences))
-
-    async def _serve_once(self, peer: ID, ledger: _Ledger) -> None:
-        try:
-            reply = await self._next_reply(ledger)
-            if reply.blocks or reply.presences:
-                await self._send(peer, reply)
-                self.stats.blocks_sent += len(reply.blocks)
-                self.stats.bytes_sent += sum(len(b.data) for b in reply.blocks)
-        except Exception as exc:
-            self.stats.send_failures += 1
-            log.info("bitswap send to %s failed: %s", peer, exc)
-            ledger.wants.clear()  # the peer will re-send its wantlist if it still wants
-        finally:
-            self._active -= 1
-            ledger.sending = False
-            if ledger.wants:
-                self._schedule(peer, ledger)  # to the back of the round-robin
-            else:
-                if self._ledgers.get(peer) is ledger:
-                    del self._ledgers[peer]
-                self._pump()
-
-    async def _send(self, peer: ID, msg: Message) -> None:
-        """Send `msg` to `peer` on our outbound stream to it (never on the peer's own streams).
-
-        One outbound stream per peer is reused for later messages (as go-bitswap does) and
-        closed after `STREAM_IDLE_S` without use. js-mplex drops a connection whose remote
-        opens more than 5 streams per second, and a stream per message would hit that at
-        once; it also saves a multistream round trip per message.
+        One stream per peer is reused for later messages (as go-bitswap does) and closed after
+        `STREAM_IDLE_S` without use. js-mplex drops a connection whose remote opens more than 5
+        streams per second, and a stream per message would hit that at once; reuse also saves
+        a multistream round trip per message.
         """
+        try:
+            while True:
+                if not writer.queue:
+                    writer.wake = self._io.event()
+                    try:
+                        with self._io.fail_after(STREAM_IDLE_S):
+                            await writer.wake.wait()
+                    except TimeoutError:
+                        if not writer.queue:
+                            return
+                    continue
+                msg = writer.queue.popleft()
+                ok = await self._write(peer, writer, msg)
+                now = self._io.now()
+                self._engine.message_sent(peer, msg, now, ok)
+                if not ok:  # the peer is unreachable: fail what waits too, do not wait again
+                    while writer.queue:
+                        self._engine.message_sent(peer, writer.queue.popleft(), now, False)
+                self._kick()
+        finally:
+            if self._writers.get(peer) is writer:
+                del self._writers[peer]
+            stream, writer.stream = writer.stream, None
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    await stream.close()
+
+    async def _write(self, peer: ID, writer: _Writer, msg: Message) -> bool:
         log.debug(
             "send to %s: %d wants, %d blocks, %d presences",
             peer,
@@ -329,93 +286,34 @@ class Bitswap:
             len(msg.blocks),
             len(msg.presences),
         )
-        out = self._out.setdefault(peer, _Outbound())
-        while out.busy:  # one writer per stream; ServiceIO has no lock, so poll briefly
-            await self._io.sleep(POLL_S)
-        out.busy = True
         try:
             with self._io.fail_after(self.limits.stream_timeout_s):
                 while True:
-                    fresh = out.stream is None or self._io.now() - out.last_used > STREAM_IDLE_S
+                    fresh = writer.stream is None
                     if fresh:
-                        await self._close_outbound(out)
-                        out.stream = await self._host.new_stream(
+                        writer.stream = await self._host.new_stream(
                             peer,
                             list(PROTOCOLS),  # type: ignore[arg-type]
                         )
-                    stream = out.stream
+                    stream = writer.stream
                     assert stream is not None
                     try:
                         v100 = stream.get_protocol() == PROTOCOL_100
                         data = frame(encode_message(msg, v100=v100))
                         for i in range(0, len(data), WRITE_CHUNK):
                             await stream.write(data[i : i + WRITE_CHUNK])
-                    except BaseException:
-                        out.stream = None
+                        return True
+                    except Exception:
+                        writer.stream = None
                         await self._reset(stream)
                         if fresh:
                             raise
-                        continue  # the reused stream had died: once more on a new one
-                    out.last_used = self._io.now()
-                    return
-        finally:
-            out.busy = False
+                        # the reused stream had died: once more on a new one
+        except Exception as exc:  # dial, negotiation or write failed, or timed out
+            log.info("bitswap send to %s failed: %s", peer, exc)
+            return False
 
-    async def _close_outbound(self, out: _Outbound) -> None:
-        stream, out.stream = out.stream, None
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                await stream.close()
-
-    async def _janitor(self) -> None:
-        """Close outbound streams that have been idle for `STREAM_IDLE_S`."""
-        while True:
-            await self._io.sleep(1.0)
-            now = self._io.now()
-            for peer, out in list(self._out.items()):
-                if out.busy:
-                    continue
-                if out.stream is not None and now - out.last_used > STREAM_IDLE_S:
-                    out.busy = True
-                    try:
-                        await self._close_outbound(out)
-                    finally:
-                        out.busy = False
-                if out.stream is None and not out.busy and self._out.get(peer) is out:
-                    del self._out[peer]
-
-    # -- client ------------------------------------------------------------------------------------
-    def _on_blocks(self, peer: ID, payloads: Sequence[BlockPayload]) -> None:
-        for payload in payloads:
-            try:
-                cid = cid_for_block(payload.prefix, payload.data)
-            except RemoteError:
-                self._scores[peer] -= 10
-                self.stats.unwanted_blocks += 1
-                continue
-            wants = self._wants.pop(cid.multihash, None)
-            if not wants:
-                # Unsolicited, a late duplicate, or data that hashes to nothing we asked for.
-                self._scores[peer] -= 1
-                self.stats.unwanted_blocks += 1
-                continue
-            for want in wants:
-                if len(payload.data) > MAX_BLOCK_SIZE or not want.cid.verify(payload.data):
-                    self._scores[peer] -= 10
-                    continue
-                want.fetch.arrived.append((want, payload.data))
-            self._scores[peer] += 1
-            self.stats.blocks_received += 1
-            self.stats.bytes_received += len(payload.data)
-
-    def _on_presences(self, peer: ID, presences: Iterable[Presence]) -> None:
-        for p in presences:
-            if p.type != PresenceType.DONT_HAVE:
-                continue
-            for want in self._wants.get(p.cid.multihash, ()):
-                if want.peers[want.peer_index % len(want.peers)] == peer:
-                    want.sent_at = -1.0  # ask the next peer at the next tick
-
+    # -- client ------------------------------------------------------------------------------
     async def fetch_block(
         self,
         cid: Cid,
@@ -426,8 +324,9 @@ class Bitswap:
     ) -> bytes:
         """One block from `peers`, verified and stored via `put_block`. With `remote_only` the
         peers must deliver it even if we hold it, and nothing is stored: a proof of storage."""
-        fetch = _Fetch(walk=False, queue=collections.deque([cid]), remote_only=remote_only)
-        await self._run_fetch(fetch, [_peer_id(p) for p in peers], 1, timeout_s)
+        fetch = self._new_fetch(peers, walk=False, remote_only=remote_only)
+        fetch.queue.append(cid)
+        await self._run_fetch(fetch, 1, timeout_s)
         assert fetch.first is not None
         return fetch.first
 
@@ -441,93 +340,84 @@ class Bitswap:
     ) -> int:
         """Fetch every block of the dag-pb DAG under `root` that is not stored yet; returns the
         number of blocks in the DAG (stored before or fetched now)."""
-        fetch = _Fetch(walk=True, queue=collections.deque([root]))
-        await self._run_fetch(fetch, [_peer_id(p) for p in peers], max_in_flight, timeout_s)
+        fetch = self._new_fetch(peers, walk=True)
+        fetch.queue.append(root)
+        await self._run_fetch(fetch, max_in_flight, timeout_s)
         return fetch.count
 
-    async def _run_fetch(
-        self, fetch: _Fetch, peers: list[ID], max_in_flight: int, timeout_s: float
-    ) -> None:
+    def _new_fetch(
+        self, peers: Sequence[ID | str], *, walk: bool, remote_only: bool = False
+    ) -> _Fetch:
         if not peers:
             raise PeerError("bitswap fetch needs at least one peer")
+        return _Fetch(
+            next(self._tags),
+            [_peer_id(p) for p in peers],
+            walk,
+            self._io.event(),
+            remote_only=remote_only,
+        )
+
+    async def _run_fetch(self, fetch: _Fetch, max_in_flight: int, timeout_s: float) -> None:
         io = self._io
+        self._fetches[fetch.tag] = fetch
         try:
             with io.fail_after(timeout_s):
                 while fetch.queue or fetch.in_flight:
-                    await self._process_arrivals(fetch)
-                    if fetch.failed:
-                        want, why = fetch.failed[0]
-                        raise NotFound(f"block {want.cid} could not be fetched: {why}")
-                    batch: dict[ID, list[WantEntry]] = collections.defaultdict(list)
-                    while fetch.queue and len(fetch.in_flight) < max_in_flight:
-                        cid = fetch.queue.popleft()
-                        key = cid.to_bytes()
-                        if key in fetch.seen:
-                            continue
-                        fetch.seen.add(key)
-                        local = None if fetch.remote_only else await self._local(cid)
-                        if local is not None:
-                            await self._accept(fetch, cid, local, store=False)
-                            continue
-                        want = _Want(cid, fetch, peers, sent_at=io.now())
-                        fetch.in_flight[key] = want
-                        self._wants.setdefault(cid.multihash, []).append(want)
-                        batch[peers[0]].append(WantEntry(cid, send_dont_have=True))
-                    self._retry_stale(fetch, batch)
-                    for peer, entries in batch.items():
-                        await self._send_wants(peer, entries)
-                    if fetch.in_flight and not fetch.arrived:
-                        await io.sleep(POLL_S)
-                await self._process_arrivals(fetch)
+                    await self._want_more(fetch, max_in_flight)
+                    self._kick()
+                    if fetch.in_flight and not fetch.events:
+                        fetch.wake = io.event()
+                        await fetch.wake.wait()
+                    while fetch.events:
+                        event = fetch.events.popleft()
+                        if isinstance(event, WantFailed):
+                            raise NotFound(
+                                f"block {event.cid} could not be fetched: {event.reason}"
+                            )
+                        del fetch.in_flight[event.cid.to_bytes()]
+                        if not fetch.remote_only:
+                            await self._store(event.cid, event.data)
+                        self._accept(fetch, event.cid, event.data)
         except TimeoutError as exc:
             raise PeerError(f"bitswap fetch timed out after {timeout_s:g} s") from exc
         finally:
-            await self._cancel_all(fetch)
+            del self._fetches[fetch.tag]
+            now = io.now()
+            for cid in fetch.in_flight.values():
+                self._engine.cancel(cid, now, tag=fetch.tag)
+            self._kick()
+
+    async def _want_more(self, fetch: _Fetch, max_in_flight: int) -> None:
+        while fetch.queue and len(fetch.in_flight) < max_in_flight:
+            cid = fetch.queue.popleft()
+            key = cid.to_bytes()
+            if key in fetch.seen:
+                continue
+            fetch.seen.add(key)
+            local = None if fetch.remote_only else await self._local(cid)
+            if local is not None:
+                self._accept(fetch, cid, local)
+                continue
+            fetch.in_flight[key] = cid
+            self._engine.want(cid, fetch.peers, self._io.now(), tag=fetch.tag)
 
     async def _local(self, cid: Cid) -> bytes | None:
         try:
             return await self._blocks.get_block(cid)
-        except Exception:
+        except (FluxError, OSError) as exc:  # unreadable here: fetch it again
+            log.info("local copy of %s unreadable: %s", cid, exc)
             return None
 
-    def _retry_stale(self, fetch: _Fetch, batch: dict[ID, list[WantEntry]]) -> None:
-        now = self._io.now()
-        for want in fetch.in_flight.values():
-            if want.sent_at >= 0 and now - want.sent_at < self.limits.want_timeout_s:
-                continue
-            want.peer_index += 1
-            if want.peer_index >= len(want.peers):
-                fetch.failed.append((want, "no peer has it (DONT_HAVE or timeout)"))
-                continue
-            want.sent_at = now
-            batch[want.peers[want.peer_index]].append(WantEntry(want.cid, send_dont_have=True))
-
-    async def _send_wants(self, peer: ID, entries: list[WantEntry]) -> None:
-        for i in range(0, len(entries), MAX_WANTLIST_ENTRIES):
-            chunk = tuple(entries[i : i + MAX_WANTLIST_ENTRIES])
-            try:
-                await self._send(peer, Message(wantlist=chunk))
-            except Exception as exc:
-                log.info("sending wants to %s failed: %s", peer, exc)
-                for entry in chunk:  # let the retry logic move on to the next peer
-                    want = next(
-                        (w for w in self._wants.get(entry.cid.multihash, ()) if w.cid == entry.cid),
-                        None,
-                    )
-                    if want is not None:
-                        want.sent_at = -1.0
-
-    async def _process_arrivals(self, fetch: _Fetch) -> None:
-        arrived, fetch.arrived = fetch.arrived, []
-        for want, data in arrived:
-            key = want.cid.to_bytes()
-            if fetch.in_flight.pop(key, None) is None:
-                continue
-            await self._accept(fetch, want.cid, data, store=not fetch.remote_only)
-
-    async def _accept(self, fetch: _Fetch, cid: Cid, data: bytes, *, store: bool) -> None:
-        if store:
+    async def _store(self, cid: Cid, data: bytes) -> None:
+        try:
             await self._blocks.put_block(cid, data)
+        except FluxError:
+            self._store_failures += 1
+            raise
+
+    @staticmethod
+    def _accept(fetch: _Fetch, cid: Cid, data: bytes) -> None:
         if fetch.first is None:
             fetch.first = data
         fetch.count += 1
@@ -536,20 +426,11 @@ class Bitswap:
                 if link.cid.to_bytes() not in fetch.seen:
                     fetch.queue.append(link.cid)
 
-    async def _cancel_all(self, fetch: _Fetch) -> None:
-        cancels: dict[ID, list[WantEntry]] = collections.defaultdict(list)
-        for want in fetch.in_flight.values():
-            wants = self._wants.get(want.cid.multihash)
-            if wants is not None:
-                wants[:] = [w for w in wants if w is not want]
-                if not wants:
-                    del self._wants[want.cid.multihash]
-            for peer in want.peers[: want.peer_index + 1]:
-                cancels[peer].append(WantEntry(want.cid, cancel=True))
-        fetch.in_flight.clear()
-        for peer, entries in cancels.items():
-            with contextlib.suppress(Exception):
-                await self._send_wants(peer, entries)
 
-
-__all__ = ["PROTOCOLS", "Bitswap", "BitswapLimits", "BitswapStats", "BlockAccess"]
+__all__ = [
+    "PROTOCOLS",
+    "Bitswap",
+    "BitswapLimits",
+    "BitswapStats",
+    "BlockAccess",
+]

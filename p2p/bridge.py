@@ -55,7 +55,7 @@ import itertools
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import trio
 
@@ -71,6 +71,16 @@ from fluxnode.p2p.bridge_core import (
 
 R = TypeVar("R")
 ReadyT = TypeVar("ReadyT")
+
+
+class OneShotEvent(Protocol):
+    """An event that is set once and wakes every task waiting on it (a `trio.Event`)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> None: ...
 
 
 @dataclass
@@ -238,6 +248,11 @@ class ServiceIO:
     @staticmethod
     async def sleep(seconds: float) -> None:
         await trio.sleep(seconds)
+
+    @staticmethod
+    def event() -> OneShotEvent:
+        """A new one-shot event, so services can wait for each other without polling."""
+        return trio.Event()
 
     @staticmethod
     async def sleep_forever() -> None:

@@ -187,7 +187,7 @@ class BridgeEndpoint(Generic[ReadyT]):
             asks_started=io.asks_started if io else 0,
             asks_in_flight=io.asks_in_flight if io else 0,
             asks_waiting=io.asks_waiting if io else 0,
-            asks_timed_out=io.asks_timed_out if io else 0,
+            asks_timed_out=(io.asks_timed_out if io else 0) + s["asks_timed_out"],
             asks_cancelled=s["asks_cancelled"],
         )
 
@@ -342,7 +342,10 @@ class BridgeEndpoint(Generic[ReadyT]):
             async with asyncio.timeout(limit_s):
                 result = (True, await self._responder(question))
         except TimeoutError:
+            # The work was cancelled by its deadline; whichever side's deadline fires first
+            # counts the timeout (here, or the trio side's `ask`), so each counts once.
             self._stats["asks_cancelled"] += 1
+            self._stats["asks_timed_out"] += 1
             result = (False, TimeoutError(f"ask {name} timed out after {limit_s:g} s"))
         except asyncio.CancelledError:
             self._stats["asks_cancelled"] += 1
