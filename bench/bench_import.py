@@ -90,6 +90,7 @@ def main(args: argparse.Namespace) -> None:
         tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp,
     ):
         t = Path(tmp)
+        bench.scratch.append(t)
         src = t / "input.bin"
         make_file(src, mib)
         read_back(src)  # in the page cache: every contender reads from memory

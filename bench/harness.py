@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -103,6 +104,8 @@ class Bench:
     runs: int = MIN_RUNS
     results: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: Removed by the watchdog too (a TemporaryDirectory's cleanup does not run on os._exit).
+    scratch: list[Path] = field(default_factory=list)
     _procs: dict[int, subprocess.Popen[Any]] = field(default_factory=dict)
     _timer: threading.Timer | None = None
     _load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -143,6 +146,8 @@ class Bench:
         for pid in list(self._procs):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for path in self.scratch:
+            shutil.rmtree(path, ignore_errors=True)
         os._exit(TIMEOUT_EXIT)
 
     def check_time(self, what: str) -> None:
@@ -197,14 +202,32 @@ class Bench:
             else:
                 b.append(b_fn())
                 a.append(a_fn())
+        return self.compare(
+            label, a_name, a, b_name, b, unit, goal=goal, higher_is_better=higher_is_better, fmt=fmt
+        )
+
+    def compare(
+        self,
+        label: str,
+        a_name: str,
+        a: Sequence[float],
+        b_name: str,
+        b: Sequence[float],
+        unit: str,
+        *,
+        goal: str = "",
+        higher_is_better: bool = True,
+        fmt: str = ".1f",
+    ) -> dict[str, Any]:
+        """Print and record pairs measured elsewhere: a[i] and b[i] come from the same pair."""
         ratios = Stats([x / y if y else float("inf") for x, y in zip(a, b, strict=True)])
-        sa, sb = Stats(a), Stats(b)
+        sa, sb = Stats(list(a)), Stats(list(b))
         better = "higher" if higher_is_better else "lower"
         print(f"{label} ({len(a)} pairs, {better} is better)")
         print(f"  {a_name:<28} {sa.text(fmt)} {unit}")
         print(f"  {b_name:<28} {sb.text(fmt)} {unit}")
         line = f"  ratio {a_name} / {b_name}: {ratios.text('.2f')}"
-        print(line + (f"   goal {goal}" if goal else ""))
+        print(line + (f"   goal {goal}" if goal else ""), flush=True)
         result = {
             "label": label,
             "unit": unit,
@@ -219,12 +242,15 @@ class Bench:
     def series(
         self, label: str, fn: Callable[[], float], unit: str, *, goal: str = "", fmt: str = ".1f"
     ) -> dict[str, Any]:
-        values = [fn() for _ in range(self.runs)]
-        s = Stats(values)
-        print(
-            f"{label} ({len(values)} runs): {s.text(fmt)} {unit}"
-            + (f"   goal {goal}" if goal else "")
-        )
+        return self.figures(label, [fn() for _ in range(self.runs)], unit, goal=goal, fmt=fmt)
+
+    def figures(
+        self, label: str, values: Sequence[float], unit: str, *, goal: str = "", fmt: str = ".1f"
+    ) -> dict[str, Any]:
+        """Print and record figures with no reference, measured elsewhere."""
+        s = Stats(list(values))
+        tail = f"   goal {goal}" if goal else ""
+        print(f"{label} ({len(values)} runs): {s.text(fmt)} {unit}{tail}", flush=True)
         result = {"label": label, "unit": unit, **s.json(), "goal": goal}
         self.results.append(result)
         return result
