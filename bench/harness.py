@@ -36,10 +36,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 TIMEOUT_EXIT = 124
 MIN_RUNS = 5
+T = TypeVar("T")
 
 # Reaps the grandchild itself when /usr/bin/time is missing: this launcher is small, so the
 # grandchild's ru_maxrss starts from the launcher's footprint, not the bench's.
@@ -190,11 +191,21 @@ class Bench:
     ) -> dict[str, Any]:
         """Each callable returns one figure in `unit`. The ratio is ours/ref for each pair."""
         (a_name, a_fn), (b_name, b_fn) = ours, ref
+        a, b = self.alternate(a_fn, b_fn, warmup=warmup)
+        return self.compare(
+            label, a_name, a, b_name, b, unit, goal=goal, higher_is_better=higher_is_better, fmt=fmt
+        )
+
+    def alternate(
+        self, a_fn: Callable[[], T], b_fn: Callable[[], T], *, warmup: bool = True
+    ) -> tuple[list[T], list[T]]:
+        """`runs` pairs of A and B, the order flipped every pair, after one discarded warm-up
+        of each."""
         if warmup:
             a_fn()
             b_fn()
-        a: list[float] = []
-        b: list[float] = []
+        a: list[T] = []
+        b: list[T] = []
         for i in range(self.runs):
             if i % 2 == 0:
                 a.append(a_fn())
@@ -202,9 +213,7 @@ class Bench:
             else:
                 b.append(b_fn())
                 a.append(a_fn())
-        return self.compare(
-            label, a_name, a, b_name, b, unit, goal=goal, higher_is_better=higher_is_better, fmt=fmt
-        )
+        return a, b
 
     def compare(
         self,
