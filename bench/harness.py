@@ -235,7 +235,7 @@ class Bench:
         print(f"{label} ({len(a)} pairs, {better} is better)")
         print(f"  {a_name:<28} {sa.text(fmt)} {unit}")
         print(f"  {b_name:<28} {sb.text(fmt)} {unit}")
-        line = f"  ratio {a_name} / {b_name}: {ratios.text('.2f')}"
+        line = f"  ratio {a_name} / {b_name}: {ratios.text('.3g')}"
         print(line + (f"   goal {goal}" if goal else ""), flush=True)
         result = {
             "label": label,
