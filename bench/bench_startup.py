@@ -1,4 +1,4 @@
-"""Node cold start to readiness (median of N) and idle RSS, against `python -c "import libp2p"`.
+"""Node cold start to readiness and idle RSS, against `python -c "import libp2p"`, alternated.
 
 Readiness is the moment `node.json` appears (written after the host listens and the admin
 socket and gateway are up). The reference is the bare cost of importing py-libp2p in a fresh
@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import Bench, timed
 
 FLUX = str(Path(sys.executable).with_name("flux-node"))
 
@@ -36,7 +37,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def one_start(base: Path, i: int) -> tuple[float, float, float, float]:
+def one_start(bench: Bench, base: Path, i: int) -> tuple[float, float, float, float]:
     data = base / f"n{i}"
     subprocess.run([FLUX, "init", "--data-dir", str(data)], check=True, capture_output=True)
     t = time.perf_counter()
@@ -54,10 +55,12 @@ def one_start(base: Path, i: int) -> tuple[float, float, float, float]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    bench.track(proc)
     try:
         while not (data / "node.json").exists():
             if proc.poll() is not None:
                 raise SystemExit(f"node exited with {proc.returncode}")
+            bench.check_time("the node to start")
             time.sleep(0.005)
         ready = time.perf_counter() - t
         time.sleep(2.0)  # idle
@@ -67,33 +70,42 @@ def one_start(base: Path, i: int) -> tuple[float, float, float, float]:
         proc.wait(10)
         stop = time.perf_counter() - t
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        bench.stop(proc)
     return ready, idle, peak, stop
 
 
-def main(runs: int) -> None:
-    ref = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import libp2p"], check=True)
-        ref.append(time.perf_counter() - t)
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [one_start(Path(tmp), i) for i in range(runs)]
-    ready = statistics.median(r[0] for r in results)
-    idle = statistics.median(r[1] for r in results)
-    peak = max(r[2] for r in results)
-    stop = statistics.median(r[3] for r in results)
-    ref_med = statistics.median(ref)
-    print(f"cold start to ready   median {ready * 1000:7.0f} ms  (n={runs})")
-    print(f"python -c 'import libp2p'  {ref_med * 1000:7.0f} ms  (reference)")
-    print(f"  ratio start/reference: {ready / ref_med:.2f}x")
-    print(f"SIGTERM to exit       median {stop * 1000:7.0f} ms")
-    print(f"idle RSS median {idle:.1f} MiB; peak RSS {peak:.1f} MiB")
+def main(args: argparse.Namespace) -> None:
+    with Bench("bench_startup", timeout_s=args.timeout, runs=args.runs) as bench:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench.scratch.append(Path(tmp))
+            counter = iter(range(10_000))
+            results: list[tuple[float, float, float, float]] = []
+
+            def ours() -> float:
+                results.append(one_start(bench, Path(tmp), next(counter)))
+                return results[-1][0] * 1000
+
+            def ref() -> float:
+                argv = [sys.executable, "-c", "import libp2p"]
+                return timed(lambda: subprocess.run(argv, check=True)) * 1000
+
+            bench.pair(
+                "cold start to ready (node.json written) vs `python -c 'import libp2p'`",
+                ("flux-node run", ours),
+                ("import libp2p", ref),
+                "ms",
+                higher_is_better=False,
+                fmt=".0f",
+            )
+            del results[0]  # the warm-up
+            bench.figures("SIGTERM to exit", [r[3] * 1000 for r in results], "ms", fmt=".0f")
+            bench.figures("idle VmRSS after 2 s", [r[1] for r in results], "MiB")
+            bench.figures("VmHWM (peak RSS) at idle", [r[2] for r in results], "MiB")
+        bench.finish()
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    main(ap.parse_args().runs)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds for the whole bench")
+    main(ap.parse_args())
