@@ -20,9 +20,9 @@ from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dh
 from fluxnode.node.worlds import dht_validate as _dht_validate
 from fluxnode.p2p.messages import (
     GetBlock,
-    IsAllowed,
     PutBlock,
     SelectDhtRecord,
+    ServeBlock,
     ValidateDhtRecord,
     ValidateGossip,
 )
@@ -69,24 +69,25 @@ class NodeAnswers:
 
     # -- blocks, for Bitswap -------------------------------------------------------------------
     async def get_block(self, ask: GetBlock) -> bytes | None:
-        return await off_loop(self._block_for_peer, ask.cid)
+        return await off_loop(self._local_block, ask.cid)
 
     async def put_block(self, ask: PutBlock) -> None:
         await off_loop(self._put_fetched, ask.cid, ask.data)
 
-    async def is_allowed(self, ask: IsAllowed) -> bool:
-        return await off_loop(self._is_servable, ask.cid)
+    async def serve_block(self, ask: ServeBlock) -> bytes | None:
+        return await off_loop(self._block_for_peer, ask.cid)
 
-    def _block_for_peer(self, cid: Cid) -> bytes | None:
-        # Bitswap asks `is_allowed` before it serves a peer; this also answers its own fetches,
-        # which need blocks not yet pinned.
+    def _local_block(self, cid: Cid) -> bytes | None:
+        # Bitswap's own fetches: what is stored already, pinned or not (a fetch in progress).
         return self.repo.local_block(cid)
 
-    def _put_fetched(self, cid: Cid, data: bytes) -> None:
-        self.repo.put_fetched(cid, data)  # refuses denied content, wrong bytes, over quota
+    def _block_for_peer(self, cid: Cid) -> bytes | None:
+        return self.repo.block_for_peer(cid)  # servable (pinned, not denied) and intact
 
-    def _is_servable(self, cid: Cid) -> bool:
-        return self.repo.is_servable(cid)
+    def _put_fetched(self, cid: Cid, data: bytes) -> None:
+        # Refuses denied content and going over quota. The engine accepted these bytes only
+        # after hashing them against `cid` (see PutBlock), so they are not hashed again.
+        self.repo.put_fetched(cid, data, verified=True)
 
 
 def dht_record_is_valid(key: str, value: bytes) -> bool:

@@ -70,8 +70,9 @@ class BlockAccess(Protocol):
     async def put_block(self, cid: Cid, data: bytes) -> None:
         """Store a verified block (raise, e.g. `ContentDenied`, to refuse it)."""
 
-    async def is_allowed(self, cid: Cid) -> bool:
-        """Serving policy: only pinned/allowed content, minus any denylist."""
+    async def serve_block(self, cid: Cid) -> bytes | None:
+        """The block if the serving policy allows it (pinned, minus any denylist) and it is
+        stored intact, else None."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,7 @@ class Bitswap:
     async def _lookup(self, peer: ID, cid: Cid) -> None:
         data = None
         try:
-            if await self._blocks.is_allowed(cid):
-                data = await self._blocks.get_block(cid)
+            data = await self._blocks.serve_block(cid)
         except (FluxError, OSError) as exc:  # a corrupted or vanished block is not served
             log.warning("cannot serve %s: %s", cid, exc)
         self._engine.block_ready(peer, cid, data, self._io.now())

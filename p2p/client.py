@@ -34,7 +34,6 @@ from fluxnode.p2p.messages import (
     HostEvent,
     HostInfo,
     Info,
-    IsAllowed,
     Peers,
     Ping,
     PingResult,
@@ -43,6 +42,7 @@ from fluxnode.p2p.messages import (
     Publish,
     PutBlock,
     SelectDhtRecord,
+    ServeBlock,
     ValidateDhtRecord,
     ValidateGossip,
 )
@@ -61,7 +61,7 @@ class HostAnswers(Protocol):
 
     async def put_block(self, ask: PutBlock) -> None: ...
 
-    async def is_allowed(self, ask: IsAllowed) -> bool: ...
+    async def serve_block(self, ask: ServeBlock) -> bytes | None: ...
 
 
 class ClosedAnswers:
@@ -82,8 +82,8 @@ class ClosedAnswers:
     async def put_block(self, ask: PutBlock) -> None:
         raise NotEnabled("this node stores no blocks")
 
-    async def is_allowed(self, ask: IsAllowed) -> bool:
-        return False
+    async def serve_block(self, ask: ServeBlock) -> bytes | None:
+        return None
 
 
 class HostClient:
@@ -99,7 +99,7 @@ class HostClient:
             SelectDhtRecord: answers.select_dht_record,
             GetBlock: answers.get_block,
             PutBlock: answers.put_block,
-            IsAllowed: answers.is_allowed,
+            ServeBlock: answers.serve_block,
         }
         self._bridge.set_responder(self._answer)
 

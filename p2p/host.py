@@ -55,7 +55,6 @@ from fluxnode.p2p.messages import (
     GossipPeers,
     HostInfo,
     Info,
-    IsAllowed,
     Peers,
     Ping,
     PingResult,
@@ -63,6 +62,7 @@ from fluxnode.p2p.messages import (
     Provider,
     Publish,
     PutBlock,
+    ServeBlock,
 )
 
 log = logging.getLogger("fluxnode.p2p.host")
@@ -109,8 +109,8 @@ class AskedBlocks:
     async def put_block(self, cid: Cid, data: bytes) -> None:
         await self._io.ask(PutBlock(cid, data), BLOCK_ASK_S)
 
-    async def is_allowed(self, cid: Cid) -> bool:
-        return await self._io.ask(IsAllowed(cid), BLOCK_ASK_S)
+    async def serve_block(self, cid: Cid) -> bytes | None:
+        return await self._io.ask(ServeBlock(cid), BLOCK_ASK_S)
 
 
 def security_options(key_pair: Any) -> dict[Any, Any]:

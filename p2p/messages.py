@@ -185,8 +185,9 @@ class PutBlock(Ask[None]):
 
 
 @dataclass(frozen=True)
-class IsAllowed(Ask[bool]):
-    """May this block be served to peers (pinned or under a pin, and not denied)?"""
+class ServeBlock(Ask[bytes | None]):
+    """The block to send a peer: stored, intact and servable (pinned or under a pin, not
+    denied), else None: one ask per block served."""
 
     cid: Cid
 

@@ -192,13 +192,15 @@ class Repo:
             )
             return None
 
-    def put_fetched(self, cid: Cid, data: bytes) -> bool:
+    def put_fetched(self, cid: Cid, data: bytes, *, verified: bool = False) -> bool:
         """Store a block fetched from a peer; True if it was new, False if already stored.
 
         Raises ContentDenied (the operator refuses it), BlockHashMismatch (the bytes do not
-        hash to `cid`), BlockTooLarge or QuotaExceeded; nothing is written then."""
+        hash to `cid`), BlockTooLarge or QuotaExceeded; nothing is written then. `verified`:
+        the caller already hashed these exact bytes against `cid` (Bitswap's engine does for
+        every block it accepts), so they are not hashed a second time."""
         self.denylist.check(cid)
-        return self.blocks.put(cid, data)
+        return self.blocks.put(cid, data, verified=verified)
 
     # -- pins and gc ---------------------------------------------------------------------------
     def gc(self) -> GcResult:

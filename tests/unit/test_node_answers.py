@@ -13,7 +13,7 @@ from fluxnode.core.denylist import ContentDenied, Denylist
 from fluxnode.core.errors import LocalError, NodeStarting
 from fluxnode.node.answers import NodeAnswers, dht_record_is_valid
 from fluxnode.node.worlds import WORLDS_TOPIC, dht_key
-from fluxnode.p2p.messages import GetBlock, IsAllowed, PutBlock, ValidateGossip
+from fluxnode.p2p.messages import GetBlock, PutBlock, ServeBlock, ValidateGossip
 from fluxnode.storage.repo import Repo
 
 
@@ -29,12 +29,13 @@ async def test_blocks_are_served_only_if_pinned_and_not_denied(tmp_path: Path) -
     pinned = repo.add(io.BytesIO(b"shared\n")).cid
     loose = repo.add(io.BytesIO(b"loose\n"), pin=False).cid
     answers = NodeAnswers(repo)
-    assert await answers.is_allowed(IsAllowed(pinned))
-    assert not await answers.is_allowed(IsAllowed(loose))
-    assert await answers.get_block(GetBlock(pinned)) == repo.blocks.get(pinned)
+    assert await answers.serve_block(ServeBlock(pinned)) == repo.blocks.get(pinned)
+    assert await answers.serve_block(ServeBlock(loose)) is None
+    # our own fetches see every stored block, pinned or not
+    assert await answers.get_block(GetBlock(loose)) == repo.blocks.get(loose)
 
     denied = NodeAnswers(Repo(tmp_path / "repo", denylist=Denylist.parse(f"/ipfs/{pinned}\n", "t")))
-    assert not await denied.is_allowed(IsAllowed(pinned))
+    assert await denied.serve_block(ServeBlock(pinned)) is None
     assert await denied.get_block(GetBlock(pinned)) is None
 
 
