@@ -17,19 +17,17 @@ that cannot afford that on its loop runs the call in a thread: the handle is thr
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
-import string
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from fluxnode.core.errors import StateStoreError
-from fluxnode.core.siwe import NonceBook, NonceStats, SiweError, SiweUsageError
+from fluxnode.core.siwe import NonceBook, NonceStats, SiweError
+from fluxnode.core.siwe.grammar import require_aware
+from fluxnode.core.siwe.nonces import check_nonce_settings, new_nonce
 
 __all__ = ["SqliteNonceBook"]
-
-_ALPHABET = string.ascii_letters + string.digits
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (
@@ -41,13 +39,8 @@ CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (spent, expiry);
 """
 
 
-def _refused(reason: str, message: str) -> SiweError:
-    return SiweError(reason, message, http_status=401)
-
-
 def _aware(now: datetime) -> float:
-    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
-        raise SiweUsageError(f"now must be a timezone-aware datetime, got {now!r}")
+    require_aware(now, "now")
     return now.timestamp()
 
 
@@ -63,10 +56,7 @@ class SqliteNonceBook:
         ttl: timedelta = timedelta(minutes=10),
         max_outstanding: int = 10_000,
     ) -> None:
-        if ttl <= timedelta(0):
-            raise SiweUsageError(f"nonce ttl must be positive: {ttl}")
-        if max_outstanding < 1:
-            raise SiweUsageError(f"max_outstanding must be at least 1: {max_outstanding}")
+        check_nonce_settings(ttl, max_outstanding)
         self.path = path
         self.ttl = ttl
         self.max_outstanding = max_outstanding
@@ -110,7 +100,7 @@ class SqliteNonceBook:
             self._prune(ts)
             self._evicted += self._cap(0, self.max_outstanding - 1)
             while True:
-                nonce = "".join(secrets.choice(_ALPHABET) for _ in range(self.NONCE_LENGTH))
+                nonce = new_nonce(self.NONCE_LENGTH)
                 try:
                     self._db.execute("INSERT INTO nonces VALUES (?, ?, 0)", (nonce, expiry))
                     break
@@ -127,10 +117,10 @@ class SqliteNonceBook:
         if row is not None and not row[1] and ts < row[0]:
             return
         if row is not None and row[1]:
-            raise _refused("nonce_reused", "this nonce was already used to sign in")
+            raise SiweError.refused("nonce_reused", "this nonce was already used to sign in")
         if row is not None:
-            raise _refused("nonce_invalid", "nonce expired: ask for a new one")
-        raise _refused("nonce_invalid", "unknown nonce: ask for a new one")
+            raise SiweError.refused("nonce_invalid", "nonce expired: ask for a new one")
+        raise SiweError.refused("nonce_invalid", "unknown nonce: ask for a new one")
 
     def consume(self, nonce: str, now: datetime) -> None:
         """Spend `nonce`; SiweError "nonce_invalid" (unknown or expired) or "nonce_reused"."""
@@ -140,16 +130,18 @@ class SqliteNonceBook:
             row = self._read(nonce)
             if row is None:
                 self._rejected_unknown += 1
-                raise _refused("nonce_invalid", "unknown or expired nonce: ask for a new one")
+                raise SiweError.refused(
+                    "nonce_invalid", "unknown or expired nonce: ask for a new one"
+                )
             expiry, spent = row
             if spent:
                 self._rejected_reused += 1
-                raise _refused("nonce_reused", "this nonce was already used to sign in")
+                raise SiweError.refused("nonce_reused", "this nonce was already used to sign in")
             if ts >= expiry:  # a clock that went back: _prune saw it as not yet expired
                 self._db.execute("DELETE FROM nonces WHERE nonce = ?", (nonce,))
                 self._expired += 1
                 self._rejected_unknown += 1
-                raise _refused("nonce_invalid", "nonce expired: ask for a new one")
+                raise SiweError.refused("nonce_invalid", "nonce expired: ask for a new one")
             # delete + insert: the spent row gets the newest rowid, so the cap drops the
             # nonces spent longest ago first
             self._db.execute("DELETE FROM nonces WHERE nonce = ?", (nonce,))

@@ -16,6 +16,19 @@ _refused = SiweError.refused  # 401: well-formed, but refused
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 
 
+def check_nonce_settings(ttl: timedelta, max_outstanding: int) -> None:
+    """The bounds every nonce book (in memory or on disk) is built with."""
+    if ttl <= timedelta(0):
+        raise SiweUsageError(f"nonce ttl must be positive: {ttl}")
+    if max_outstanding < 1:
+        raise SiweUsageError(f"max_outstanding must be at least 1: {max_outstanding}")
+
+
+def new_nonce(length: int = 22) -> str:
+    """A fresh random nonce of letters and digits (22 of them: ~131 bits)."""
+    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(length))
+
+
 @dataclass(frozen=True)
 class NonceStats:
     outstanding: int
@@ -41,10 +54,7 @@ class NonceBook:
     NONCE_LENGTH = 22
 
     def __init__(self, *, ttl: timedelta = timedelta(minutes=10), max_outstanding: int = 10_000):
-        if ttl <= timedelta(0):
-            raise SiweUsageError(f"nonce ttl must be positive: {ttl}")
-        if max_outstanding < 1:
-            raise SiweUsageError(f"max_outstanding must be at least 1: {max_outstanding}")
+        check_nonce_settings(ttl, max_outstanding)
         self.ttl = ttl
         self.max_outstanding = max_outstanding
         self._outstanding: OrderedDict[str, datetime] = OrderedDict()  # nonce -> expiry
@@ -59,7 +69,7 @@ class NonceBook:
             self._outstanding.popitem(last=False)
             self._evicted += 1
         while True:
-            nonce = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(self.NONCE_LENGTH))
+            nonce = new_nonce(self.NONCE_LENGTH)
             if nonce not in self._outstanding and nonce not in self._spent:
                 break
         self._outstanding[nonce] = now + self.ttl
