@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fluxnode.core.errors import StateStoreError
+from fluxnode.core.record_book import Outcome, RecordBook, Verdict
 from fluxnode.core.world_record import (
-    Outcome,
-    RecordBook,
     RecordInvalid,
-    Verdict,
     WorldRecord,
     check_freshness,
     check_owner_matches_id,

@@ -12,7 +12,8 @@ from fluxnode.chain.indexer import Contracts
 from fluxnode.chain.oracle import Oracle
 from fluxnode.chain.records import sign_record, verify_record
 from fluxnode.chain.rpc import RpcPool, RpcSettings
-from fluxnode.core.world_record import RecordBook, RecordInvalid, WorldRecord
+from fluxnode.core.record_book import RecordBook
+from fluxnode.core.world_record import RecordInvalid, WorldRecord
 from tests.chain.conftest import CHAIN_ID, Chain
 
 pytestmark = pytest.mark.slow

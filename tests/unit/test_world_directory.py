@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from fluxnode.chain.records import sign_record
 from fluxnode.core.errors import StateStoreError
-from fluxnode.core.world_record import RecordBook, RecordInvalid, WorldRecord
+from fluxnode.core.record_book import RecordBook
+from fluxnode.core.world_record import RecordInvalid, WorldRecord
 from fluxnode.node.worlds import WorldDirectory
 from fluxnode.node.worldstore import WorldStore
 

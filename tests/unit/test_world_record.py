@@ -20,13 +20,12 @@ from hypothesis import strategies as st
 from fluxnode.chain.records import recover_owner, sign_record, verify_record
 from fluxnode.core.cid import DAG_JSON, IDENTITY, Cid, encode_varint
 from fluxnode.core.errors import RemoteError
+from fluxnode.core.record_book import Outcome, RecordBook
 from fluxnode.core.world import Visibility
 from fluxnode.core.world_record import (
     MAX_RECORD_ACCESS,
     MAX_SEQ,
     MAX_WIRE_BYTES,
-    Outcome,
-    RecordBook,
     RecordInvalid,
     UnsignedRecord,
     WorldRecord,
