@@ -9,7 +9,7 @@ test the deployed contracts, funded accounts and transaction helpers, inside an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,12 +24,30 @@ from web3.types import TxReceipt
 
 from fluxnode.chain.anvil import ANVIL_DEV_KEY_0, AnvilError, AnvilProcess, start_anvil
 from fluxnode.chain.deploy import Deployment, deploy_all
+from fluxnode.chain.rpc import RpcPool, RpcSettings
 from fluxnode.contracts import load_artifact
 
 CHAIN_ID = 80002
 ETH = 10**18
 # Test-only keys, derived from fixed labels (never funded anywhere but this anvil).
 NAMES = ("alice", "bob", "carol", "mallory")
+
+
+_open_pools: list[RpcPool] = []
+
+
+def open_pool(settings: RpcSettings) -> RpcPool:
+    """An RPC pool that is closed (with its HTTP sessions) when the test ends."""
+    pool = RpcPool(settings)
+    _open_pools.append(pool)
+    return pool
+
+
+@pytest.fixture(autouse=True)
+async def _close_open_pools() -> AsyncIterator[None]:
+    yield
+    while _open_pools:
+        await _open_pools.pop().aclose()
 
 
 def _account(label: str) -> LocalAccount:

@@ -19,7 +19,7 @@ from fluxnode.chain.rpc import EndpointState, RpcPool, RpcSettings
 from fluxnode.contracts import load_artifact
 from fluxnode.core.access import CHAIN_UNAVAILABLE, AccessRule, WorldRef
 from fluxnode.core.world import Visibility
-from tests.chain.conftest import CHAIN_ID, ETH, Chain, rpc
+from tests.chain.conftest import CHAIN_ID, ETH, Chain, open_pool, rpc
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def contracts_of(d: Deployment) -> Contracts:
 
 
 def pool_for(*urls: str, timeout: float = 2.0) -> RpcPool:
-    return RpcPool(
+    return open_pool(
         RpcSettings(urls=tuple(urls), chain_id=CHAIN_ID, timeout_s=timeout, retry_after_s=30.0)
     )
 

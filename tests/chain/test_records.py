@@ -11,10 +11,10 @@ from eth_account.signers.local import LocalAccount
 from fluxnode.chain.indexer import Contracts
 from fluxnode.chain.oracle import Oracle
 from fluxnode.chain.records import sign_record, verify_record
-from fluxnode.chain.rpc import RpcPool, RpcSettings
+from fluxnode.chain.rpc import RpcSettings
 from fluxnode.core.record_book import RecordBook
 from fluxnode.core.world_record import RecordInvalid, WorldRecord
-from tests.chain.conftest import CHAIN_ID, Chain
+from tests.chain.conftest import CHAIN_ID, Chain, open_pool
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ TOKEN = 7
 
 
 def oracle_for(c: Chain, *urls: str, confirmations: int = 0) -> Oracle:
-    pool = RpcPool(
+    pool = open_pool(
         RpcSettings(
             urls=urls or (c.deployment.rpc_url,),
             chain_id=CHAIN_ID,
