@@ -499,3 +499,31 @@ class SiweUsageError(LocalError):
     """We called the SIWE code wrongly (naive datetime, negative skew, bad settings)."""
 
     code = "siwe_usage"
+
+
+# -- entering a world: entry proofs, session keys, owner bans (fluxnode.core.session) ----------
+
+
+class EntryProofInvalid(ReasonError, SessionError):
+    """An entry proof (the visitor's signed SIWE message naming a session key) is malformed,
+    refused (wrong domain/chain, expired, nonce spent, not the wallet's signature) or cannot
+    be checked now (``chain_unavailable``, 503). `reason` names the failed rule."""
+
+    code = "entry_proof_invalid"
+
+
+class SessionSignatureInvalid(SessionError):
+    """Something that must be signed by the visitor's session key (Ed25519) is not."""
+
+    code = "session_signature_invalid"
+    http_status = 401
+
+
+class BanListInvalid(ReasonError, RemoteError):
+    """An owner-signed ban list is malformed, forged or not signed by the world's owner.
+
+    `reason`: ``malformed``, ``too_large``, ``bad_signature``, ``signer_mismatch``,
+    ``not_world_owner``, ``from_future``, ``chain_unavailable``.
+    """
+
+    code = "ban_list_invalid"
