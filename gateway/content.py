@@ -1,13 +1,18 @@
 """`/ipfs/...` routes: the IPFS Trustless Gateway (raw blocks, CARs) plus deserialized responses
 for browsers (files with Range and ETag, directory listings).
 
-Only pinned content is served (the node never fetches on demand here). Paths are parsed from the
-raw request path, so percent-encoded traversal (`%2e%2e`, `%2F`) is seen and refused with a 400
-JSON error rather than normalised away.
+Only pinned content is served (the node never fetches on demand here). A file request whose
+blocks are all in the content API's memory (small, hot files) is answered on the event loop
+(`cached_file`); anything else takes one worker thread for the lookup (`open_file`, which also
+reads a small file whole), and a large file's body is streamed as it is read.
+
+Paths are parsed from the raw request path, so percent-encoded traversal (`%2e%2e`, `%2F`) is
+seen and refused with a 400 JSON error rather than normalised away.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import mimetypes
 from typing import Any
@@ -16,7 +21,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from fluxnode.core.cid import Cid
-from fluxnode.core.content import ContentApi, Kind
+from fluxnode.core.content import ContentApi, ContentEntry, Kind
 from fluxnode.core.errors import BadRequest, NotFound, RangeNotSatisfiable
 from fluxnode.core.paths import split_segments
 from fluxnode.gateway.ranges import parse_range
@@ -101,11 +106,15 @@ def _common_headers(etag: str, ipfs_path: str) -> dict[str, str]:
 async def handle_ipfs(request: web.Request) -> web.StreamResponse:
     api = request.app[CONTENT_KEY]
     root, segments, trailing = _parse_request_path(request)
-    if not await _in_thread(api.servable, root):
-        raise NotFound(f"{root} is not pinned on this node")
-    entry, traversed = await _in_thread(api.resolve, root, segments)
-    ipfs_path = "/ipfs/" + "/".join([str(root), *(quote(s) for s in segments)])
     fmt = _wanted_format(request)
+    ipfs_path = "/ipfs/" + "/".join([str(root), *(quote(s) for s in segments)])
+    if fmt is None:
+        hit = api.cached_file(root, segments)
+        if hit is not None:
+            name = segments[-1] if segments else str(hit[0].cid)
+            return await _file_response(request, api, hit[0], hit[1], name, ipfs_path)
+    lookup = functools.partial(api.open_file, root, segments, small_body=fmt is None)
+    entry, traversed, body = await _in_thread(lookup)
 
     if fmt == "raw":
         data: bytes = await _in_thread(api.block, entry.cid)
@@ -140,19 +149,25 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         listing = await _in_thread(api.list_dir, entry.cid)
         index = next((link for link in listing if link.name == "index.html"), None)
         if index is not None:
-            return await _file_response(request, api, index.cid, "index.html", ipfs_path)
+            index_entry, _ = await _in_thread(api.resolve, index.cid, [])
+            return await _file_response(request, api, index_entry, None, "index.html", ipfs_path)
         return _listing(request, ipfs_path, entry.cid, listing)
     if entry.kind is Kind.SYMLINK:
         raise BadRequest(f"{ipfs_path} is a symlink; fetch it with ?format=raw")
     name = segments[-1] if segments else str(entry.cid)
-    return await _file_response(request, api, entry.cid, name, ipfs_path)
+    return await _file_response(request, api, entry, body, name, ipfs_path)
 
 
 async def _file_response(
-    request: web.Request, api: ContentApi, cid: Cid, name: str, ipfs_path: str
+    request: web.Request,
+    api: ContentApi,
+    entry: ContentEntry,
+    body: bytes | None,
+    name: str,
+    ipfs_path: str,
 ) -> web.StreamResponse:
-    entry, _ = await _in_thread(api.resolve, cid, [])
-    size = entry.size
+    """The file `entry`: from `body` (all of its bytes) when given, else streamed."""
+    cid, size = entry.cid, entry.size
     etag = f'"{cid}"'
     headers = _common_headers(etag, ipfs_path)
     headers["Accept-Ranges"] = "bytes"
@@ -173,6 +188,9 @@ async def _file_response(
             start, end, status = wanted.start, wanted.end, 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Type"] = content_type_for(name)
+    if body is not None and len(body) == size:
+        part = body if (start, end) == (0, size) else body[start:end]
+        return web.Response(body=part, status=status, headers=headers)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = end - start
     chunks = await _in_thread(api.read, cid, start, end - start)

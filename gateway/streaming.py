@@ -8,6 +8,10 @@ can be taken back: a failure then closes the connection without the missing byte
 chunk, so the client sees a truncated transfer, never a clean end and never error text inside
 the content. Such a failure is logged once, without a traceback. A client that stops reading
 for `write_stall_s` is dropped the same way; a client that goes away is logged at debug level.
+
+A part may be a `FileRegion` (a range of a block file verified before): it goes out with
+sendfile(2), no copy through Python, and its file is checked again after the send; a file that
+changed meanwhile cuts the transfer like any other failure.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from fluxnode.core.errors import FluxError
+from fluxnode.core.content import FileRegion
+from fluxnode.core.errors import BlockCorrupted, FluxError
 from fluxnode.gateway.errors import client_gone
 
 log = logging.getLogger("fluxnode.gateway")
 
 T = TypeVar("T")
+Part = bytes | FileRegion
 _END = b""  # no chunk is empty: the producers below skip empty slices
 
 
@@ -33,11 +39,20 @@ async def in_thread(fn: Callable[..., T], *args: object) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-def _next(chunks: Iterator[bytes]) -> bytes:
+def _next(chunks: Iterator[Part]) -> Part:
     for chunk in chunks:
         if chunk:
             return chunk
     return _END
+
+
+async def _send_region(request: web.BaseRequest, region: FileRegion) -> None:
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client's connection is closed")
+    await asyncio.get_running_loop().sendfile(transport, region.file, region.offset, region.count)
+    if not region.unchanged():
+        raise BlockCorrupted("a block file changed on disk while it was sent; transfer cut")
 
 
 def _drop(request: web.BaseRequest, *, reset: bool = False) -> None:
@@ -54,9 +69,10 @@ def _drop(request: web.BaseRequest, *, reset: bool = False) -> None:
 async def stream(
     request: web.Request,
     resp: web.StreamResponse,
-    chunks: Iterator[bytes],
+    chunks: Iterator[Part],
     write_stall_s: float,
 ) -> web.StreamResponse:
+    chunk: Part = _END
     try:
         if request.method == "HEAD":
             await resp.prepare(request)
@@ -67,8 +83,13 @@ async def stream(
         try:
             while chunk:
                 async with asyncio.timeout(write_stall_s):
-                    await resp.write(chunk)
-                sent += len(chunk)
+                    if isinstance(chunk, FileRegion):
+                        await _send_region(request, chunk)
+                        chunk.close()
+                        sent += chunk.count
+                    else:
+                        await resp.write(chunk)
+                        sent += len(chunk)
                 chunk = await in_thread(_next, chunks)
             async with asyncio.timeout(write_stall_s):
                 await resp.write_eof()
@@ -112,6 +133,8 @@ async def stream(
             _drop(request)
         return resp
     finally:
+        if isinstance(chunk, FileRegion):
+            chunk.close()
         close = getattr(chunks, "close", None)
         # If the handler was cancelled while a worker thread runs the generator, it cannot be
         # closed from here (ValueError); it is then dropped when that thread is done with it.
