@@ -34,19 +34,17 @@ class ContentLink:
     size: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileRegion:
-    """`count` bytes at `offset` of an open file whose bytes were verified against their CID, to
-    send with sendfile(2). `unchanged()`, asked after the send, tells whether the file is still
-    the one verified (if not, the transfer must be cut). `close()` once done with it."""
+    """`count` bytes at `offset` of the file at `path`, whose bytes were verified against their
+    CID, to send with sendfile(2). `verified(file)` tells whether an open file of that path is
+    still the one verified: ask it after opening and again after the send (if it turns False,
+    the transfer must be cut)."""
 
-    file: BinaryIO
+    path: str
     offset: int
     count: int
-    unchanged: Callable[[], bool]
-
-    def close(self) -> None:
-        self.file.close()
+    verified: Callable[[BinaryIO], bool]
 
     def __bool__(self) -> bool:
         return self.count > 0

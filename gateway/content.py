@@ -47,6 +47,7 @@ EXTRA_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def content_type_for(name: str) -> str:
     dot = name.rfind(".")
     ext = name[dot:].lower() if dot > 0 else ""
@@ -54,6 +55,18 @@ def content_type_for(name: str) -> str:
         return EXTRA_TYPES[ext]
     guessed, _ = mimetypes.guess_type(name, strict=False)
     return guessed or "application/octet-stream"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cid(text: str) -> Cid:
+    """Cids are immutable values: the same text parses to the same Cid (errors are not kept)."""
+    return Cid.parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(cid: Cid) -> str:
+    """A Cid's canonical text (base32 of its bytes: worth keeping for hot CIDs)."""
+    return str(cid)
 
 
 def _parse_request_path(request: web.Request) -> tuple[Cid, list[str], bool]:
@@ -67,7 +80,7 @@ def _parse_request_path(request: web.Request) -> tuple[Cid, list[str], bool]:
         raise BadRequest("path is not valid UTF-8 after percent-decoding") from None
     if any("/" in p for p in decoded):
         raise BadRequest("encoded '/' inside a path segment is not allowed")
-    cid = Cid.parse(decoded[0])
+    cid = _parse_cid(decoded[0])
     segments = split_segments("/".join(decoded[1:]))
     return cid, segments, raw.endswith("/")
 
@@ -107,11 +120,11 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
     api = request.app[CONTENT_KEY]
     root, segments, trailing = _parse_request_path(request)
     fmt = _wanted_format(request)
-    ipfs_path = "/ipfs/" + "/".join([str(root), *(quote(s) for s in segments)])
+    ipfs_path = "/ipfs/" + "/".join([_text(root), *(quote(s) for s in segments)])
     if fmt is None:
         hit = api.cached_file(root, segments)
         if hit is not None:
-            name = segments[-1] if segments else str(hit[0].cid)
+            name = segments[-1] if segments else _text(hit[0].cid)
             return await _file_response(request, api, hit[0], hit[1], name, ipfs_path)
     lookup = functools.partial(api.open_file, root, segments, small_body=fmt is None)
     entry, traversed, body = await _in_thread(lookup)
@@ -154,7 +167,7 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         return _listing(request, ipfs_path, entry.cid, listing)
     if entry.kind is Kind.SYMLINK:
         raise BadRequest(f"{ipfs_path} is a symlink; fetch it with ?format=raw")
-    name = segments[-1] if segments else str(entry.cid)
+    name = segments[-1] if segments else _text(entry.cid)
     return await _file_response(request, api, entry, body, name, ipfs_path)
 
 
@@ -168,7 +181,7 @@ async def _file_response(
 ) -> web.StreamResponse:
     """The file `entry`: from `body` (all of its bytes) when given, else streamed."""
     cid, size = entry.cid, entry.size
-    etag = f'"{cid}"'
+    etag = f'"{_text(cid)}"'
     headers = _common_headers(etag, ipfs_path)
     headers["Accept-Ranges"] = "bytes"
     if _not_modified(request, etag):

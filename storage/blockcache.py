@@ -63,16 +63,20 @@ class BlockCacheStatistics:
     skipped_hashes: int
 
 
-@dataclass
-class OpenBlock:
-    """A block file opened for sendfile: verified earlier and still the same file."""
+@dataclass(frozen=True)
+class VerifiedFile:
+    """A block file verified earlier and unchanged when last looked at, for sendfile."""
 
-    file: BinaryIO
+    path: str
     identity: Identity
-    size: int
 
-    def unchanged(self) -> bool:
-        return identity_of(os.fstat(self.file.fileno())) == self.identity
+    @property
+    def size(self) -> int:
+        return self.identity[2]
+
+    def unchanged(self, file: BinaryIO) -> bool:
+        """Is this open file (of `path`) still the one verified?"""
+        return identity_of(os.fstat(file.fileno())) == self.identity
 
 
 class BlockCache:
@@ -94,7 +98,8 @@ class BlockCache:
         self._now = now
         self._lock = threading.Lock()
         self._ids: OrderedDict[bytes, Identity] = OrderedDict()
-        self._kept: OrderedDict[bytes, tuple[Identity, bytes]] = OrderedDict()
+        # Multihash -> (identity, path, bytes).
+        self._kept: OrderedDict[bytes, tuple[Identity, str, bytes]] = OrderedDict()
         self._kept_bytes = 0
         self._hashed = 0
         self._skipped = 0
@@ -111,14 +116,14 @@ class BlockCache:
         if hit is None:
             return None
         try:
-            st = os.stat(self.store.path_for(cid))
+            st = os.stat(hit[1])
         except OSError:
             self._forget(mh)
             return None
         if identity_of(st) != hit[0]:
             self._forget(mh)
             return None
-        return hit[1]
+        return hit[2]
 
     # -- reads (blocking: worker threads) ------------------------------------------------------
     def get(self, cid: Cid, *, keep: bool = False) -> bytes:
@@ -134,29 +139,26 @@ class BlockCache:
             data = fh.read(MAX_BLOCK_SIZE + 1)
         self._check(cid, ident, data)
         if keep and len(data) <= self.max_block and self._rememberable(ident):
-            self._keep(cid.multihash, ident, data)
+            self._keep(cid, ident, data)
         return data
 
-    def open_verified(self, cid: Cid) -> OpenBlock | bytes:
-        """For sendfile: the open block file if it was verified before and is unchanged, else
-        its bytes, read and verified now (and remembered for next time)."""
-        fh = self._open(cid)
+    def verified_file(self, cid: Cid) -> VerifiedFile | bytes:
+        """For sendfile: the block file if it was verified before and is unchanged, else its
+        bytes, read and verified now (and remembered for next time). Whoever opens the file
+        must check it with `VerifiedFile.unchanged` before and after sending from it."""
+        path = str(self.store.path_for(cid))
         try:
-            ident = identity_of(os.fstat(fh.fileno()))
-            with self._lock:
-                known = self._ids.get(cid.multihash) == ident
-                if known:
-                    self._ids.move_to_end(cid.multihash)
-                    self._skipped += 1
+            ident = identity_of(os.stat(path))
+        except FileNotFoundError:
+            raise BlockNotFound(f"block {cid} is not in the store") from None
+        with self._lock:
+            known = self._ids.get(cid.multihash) == ident
             if known:
-                return OpenBlock(fh, ident, ident[2])
-            data = fh.read(MAX_BLOCK_SIZE + 1)
-        except BaseException:
-            fh.close()
-            raise
-        fh.close()
-        self._check(cid, ident, data)
-        return data
+                self._ids.move_to_end(cid.multihash)
+                self._skipped += 1
+        if known:
+            return VerifiedFile(path, ident)
+        return self.get(cid)
 
     def _open(self, cid: Cid) -> BinaryIO:
         try:
@@ -188,15 +190,16 @@ class BlockCache:
     def _rememberable(self, ident: Identity) -> bool:
         return ident[4] / 1e9 <= self._now() - self.racy_s
 
-    def _keep(self, mh: bytes, ident: Identity, data: bytes) -> None:
+    def _keep(self, cid: Cid, ident: Identity, data: bytes) -> None:
+        mh, path = cid.multihash, str(self.store.path_for(cid))
         with self._lock:
             old = self._kept.pop(mh, None)
             if old is not None:
-                self._kept_bytes -= len(old[1])
-            self._kept[mh] = (ident, data)
+                self._kept_bytes -= len(old[2])
+            self._kept[mh] = (ident, path, data)
             self._kept_bytes += len(data)
             while self._kept_bytes > self.max_bytes:
-                _, (_, dropped) = self._kept.popitem(last=False)
+                _, (_, _, dropped) = self._kept.popitem(last=False)
                 self._kept_bytes -= len(dropped)
 
     def _forget(self, mh: bytes) -> None:
@@ -204,7 +207,7 @@ class BlockCache:
             self._ids.pop(mh, None)
             old = self._kept.pop(mh, None)
             if old is not None:
-                self._kept_bytes -= len(old[1])
+                self._kept_bytes -= len(old[2])
 
     def statistics(self) -> BlockCacheStatistics:
         with self._lock:

@@ -28,9 +28,10 @@ from fluxnode.core.car import encode_header, encode_section
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.content import ContentEntry, ContentLink, FileRegion, Kind
 from fluxnode.core.errors import NotFound
-from fluxnode.storage.blockcache import BlockCache, OpenBlock
+from fluxnode.storage.blockcache import BlockCache, VerifiedFile
 from fluxnode.storage.dag import child_cids, walk
 from fluxnode.storage.exporter import Exporter
+from fluxnode.storage.pins import PinView
 from fluxnode.storage.repo import Repo
 
 #: Files up to this size are read whole in one go and kept in memory (`cached_file`).
@@ -58,13 +59,16 @@ class _Covered:
     so a walk asks the pin store once per request, not once per block.
     """
 
-    def __init__(self, repo: Repo, read: Reader) -> None:
+    def __init__(self, repo: Repo, read: Reader, pins: PinView | None = None) -> None:
         self._repo = repo
         self._read = read
+        self._pins = pins
         self._inherited: set[bytes] = set()
 
     def coverage(self, cid: Cid) -> Coverage:
-        pins = self._repo.pins
+        if self._pins is None:
+            self._pins = self._repo.pins.view()
+        pins = self._pins
         if not pins.is_servable(cid):
             return Coverage.NONE
         # A block both direct-pinned and inside a recursive DAG counts as BLOCK here: its
@@ -108,8 +112,10 @@ class RepoContent:
         # Interior nodes of a large file are few and small; its leaves are not kept.
         return self.cache.get(cid, keep=cid.codec == DAG_PB)
 
-    def _exporter(self, read: Reader | None = None) -> tuple[Exporter, _Covered]:
-        covered = _Covered(self.repo, read or self._kept)
+    def _exporter(
+        self, read: Reader | None = None, pins: PinView | None = None
+    ) -> tuple[Exporter, _Covered]:
+        covered = _Covered(self.repo, read or self._kept, pins)
         return Exporter(covered), covered
 
     def cached_file(self, root: Cid, segments: list[str]) -> tuple[ContentEntry, bytes] | None:
@@ -125,13 +131,14 @@ class RepoContent:
                 memo[cid.multihash] = data
             return data
 
-        if not self.repo.pins.is_servable(root):
+        pins = self.repo.pins.view()
+        if not pins.is_servable(root):
             return None  # the thread path says why
         try:
-            entry, _ = self._resolve(root, segments, from_memory)
+            entry, _ = self._resolve(root, segments, from_memory, pins)
             if entry.kind is not Kind.FILE or entry.size > SMALL_FILE_BYTES:
                 return None
-            return entry, self._body(entry.cid, from_memory)
+            return entry, self._body(entry.cid, from_memory, pins)
         except _Miss:
             return None
 
@@ -146,8 +153,8 @@ class RepoContent:
             body = self._body(entry.cid, self._kept)
         return entry, traversed, body
 
-    def _body(self, cid: Cid, read: Reader) -> bytes:
-        exporter, covered = self._exporter(read)
+    def _body(self, cid: Cid, read: Reader, pins: PinView | None = None) -> bytes:
+        exporter, covered = self._exporter(read, pins)
         covered.require_dag(cid)
         return b"".join(exporter.read(cid))
 
@@ -168,13 +175,13 @@ class RepoContent:
         return self._resolve(root, segments, self._kept)
 
     def _resolve(
-        self, root: Cid, segments: list[str], read: Reader
+        self, root: Cid, segments: list[str], read: Reader, pins: PinView | None = None
     ) -> tuple[ContentEntry, list[Cid]]:
         denylist = self.repo.denylist
         denylist.check(root)
         denylist.check(root, segments)
         traversed: list[Cid] = []
-        exporter, _ = self._exporter(read)
+        exporter, _ = self._exporter(read, pins)
         entry = exporter.resolve(root, segments, traversed)
         if denylist:
             for cid in (*traversed, entry.cid):
@@ -187,14 +194,13 @@ class RepoContent:
 
         def leaf(leaf_cid: Cid, start: int, end: int) -> bytes | FileRegion:
             covered.check(leaf_cid)  # what `covered.get` would refuse, refused here too
-            opened = self.cache.open_verified(leaf_cid)
-            if isinstance(opened, OpenBlock):
-                end = min(end, opened.size)
+            found = self.cache.verified_file(leaf_cid)
+            if isinstance(found, VerifiedFile):
+                end = min(end, found.size)
                 if end <= start:
-                    opened.file.close()
                     return b""
-                return FileRegion(opened.file, start, end - start, opened.unchanged)
-            return opened[start:end]
+                return FileRegion(found.path, start, end - start, found.unchanged)
+            return found[start:end]
 
         return exporter.read_parts(cid, offset, length, leaf)
 

@@ -92,6 +92,37 @@ class GcResult:
     blocks_kept: int
 
 
+class PinView:
+    def __init__(self, db: sqlite3.Connection, cache: _ReadCache) -> None:
+        self._db = db
+        self._cache = cache
+
+    def is_servable(self, cid: Cid) -> bool:
+        cache = self._cache
+        mh = cid.multihash
+        found = cache.servable.get(mh)
+        if found is not None:
+            cache.servable.move_to_end(mh)
+            return found
+        row = self._db.execute(
+            "SELECT 1 FROM pins WHERE mh = ? UNION ALL "
+            "SELECT 1 FROM pin_blocks WHERE block_mh = ? LIMIT 1",
+            (mh, mh),
+        )
+        found = row.fetchone() is not None
+        cache.servable[mh] = found
+        if len(cache.servable) > MAX_CACHED_ANSWERS:
+            cache.servable.popitem(last=False)
+        return found
+
+    def direct_multihashes(self) -> frozenset[bytes]:
+        cache = self._cache
+        if cache.direct is None:
+            rows = self._db.execute("SELECT mh FROM pins WHERE mode = 'direct'").fetchall()
+            cache.direct = frozenset(bytes(r[0]) for r in rows)
+        return cache.direct
+
+
 class PinStore:
     def __init__(self, path: Path, store: BlockStore) -> None:
         self.path = path
@@ -260,30 +291,17 @@ class PinStore:
 
     def is_servable(self, cid: Cid) -> bool:
         """True if `cid` is pinned itself or is a block of a recursively pinned DAG."""
-        cache = self._read_cache()
-        mh = cid.multihash
-        found = cache.servable.get(mh)
-        if found is not None:
-            cache.servable.move_to_end(mh)
-            return found
-        row = self._conn().execute(
-            "SELECT 1 FROM pins WHERE mh = ? UNION ALL "
-            "SELECT 1 FROM pin_blocks WHERE block_mh = ? LIMIT 1",
-            (mh, mh),
-        )
-        found = row.fetchone() is not None
-        cache.servable[mh] = found
-        if len(cache.servable) > MAX_CACHED_ANSWERS:
-            cache.servable.popitem(last=False)
-        return found
+        return self.view().is_servable(cid)
 
     def direct_multihashes(self) -> frozenset[bytes]:
         """Multihashes of the direct pins."""
-        cache = self._read_cache()
-        if cache.direct is None:
-            rows = self._conn().execute("SELECT mh FROM pins WHERE mode = 'direct'").fetchall()
-            cache.direct = frozenset(bytes(r[0]) for r in rows)
-        return cache.direct
+        return self.view().direct_multihashes()
+
+    def view(self) -> PinView:
+        """Read-only answers as of now, from the calling thread's cache: one cheap check that
+        the pins did not change, then as many questions as one request needs. Use it within
+        the calling thread, for one request (a later change is seen by the next view)."""
+        return PinView(self._conn(), self._read_cache())
 
     def kept_blocks(self) -> set[bytes]:
         rows = (
