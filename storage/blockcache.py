@@ -15,8 +15,10 @@ Why an identity is enough:
 - File times are coarse (a kernel clock tick): a file changed twice within one tick may keep
   its times. So an identity is remembered only once its ctime is `racy_s` old (as git treats
   "racily clean" index entries); until then every read hashes.
-- Sending a file region with sendfile(2) (`FileRegion`) re-checks the identity of the same open
-  file after the send, and a change cuts the transfer.
+- A large file's raw leaves go out with sendfile(2) (`verified_file`, a `FileRegion` for the
+  gateway): the sender opens the file, checks the open file's identity before the send and again
+  after it, so the bytes sent are those of the inode that was verified; a change seen after the
+  send cuts the transfer (the client gets a truncated body, never a clean end).
 - What no identity can show is the disk changing bytes under an unchanged inode (media rot
   below the file system). Bytes kept in memory are the verified bytes themselves, so they never
   carry that; `flux-node repo verify` re-hashes everything on disk.

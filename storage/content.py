@@ -22,12 +22,13 @@ responses leave out denied blocks (as Kubo does), and `block` refuses them.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Iterator
 
 from fluxnode.core.car import encode_header, encode_section
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.content import ContentEntry, ContentLink, FileRegion, Kind
-from fluxnode.core.errors import NotFound
+from fluxnode.core.errors import NotFound, NotInMemory
 from fluxnode.storage.blockcache import BlockCache, VerifiedFile
 from fluxnode.storage.dag import child_cids, walk
 from fluxnode.storage.exporter import Exporter
@@ -38,10 +39,6 @@ from fluxnode.storage.repo import Repo
 SMALL_FILE_BYTES = 1 << 20
 
 Reader = Callable[[Cid], bytes]
-
-
-class _Miss(Exception):
-    """A block `cached_file` needs is not in memory."""
 
 
 class Coverage(enum.Enum):
@@ -66,9 +63,10 @@ class _Covered:
         self._inherited: set[bytes] = set()
 
     def coverage(self, cid: Cid) -> Coverage:
-        if self._pins is None:
-            self._pins = self._repo.pins.view()
         pins = self._pins
+        if pins is None or pins.thread != threading.get_ident():
+            # A file's blocks are read in whichever worker thread runs the next step.
+            pins = self._pins = self._repo.pins.view()
         if not pins.is_servable(cid):
             return Coverage.NONE
         # A block both direct-pinned and inside a recursive DAG counts as BLOCK here: its
@@ -127,7 +125,7 @@ class RepoContent:
             if data is None:
                 data = self.cache.cached(cid)
                 if data is None:
-                    raise _Miss
+                    raise NotInMemory(f"block {cid} is not in memory")
                 memo[cid.multihash] = data
             return data
 
@@ -139,7 +137,7 @@ class RepoContent:
             if entry.kind is not Kind.FILE or entry.size > SMALL_FILE_BYTES:
                 return None
             return entry, self._body(entry.cid, from_memory, pins)
-        except _Miss:
+        except NotInMemory:
             return None
 
     def open_file(

@@ -93,9 +93,12 @@ class GcResult:
 
 
 class PinView:
+    """Answers from one thread's connection and cache: valid in that thread only (`thread`)."""
+
     def __init__(self, db: sqlite3.Connection, cache: _ReadCache) -> None:
         self._db = db
         self._cache = cache
+        self.thread = threading.get_ident()
 
     def is_servable(self, cid: Cid) -> bool:
         cache = self._cache

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fluxnode.core.cid import RAW, Cid
+from fluxnode.core.content import FileRegion
 from fluxnode.core.errors import BlockCorrupted, BlockNotFound
 from fluxnode.storage import pins as pins_module
 from fluxnode.storage.blockcache import BlockCache, VerifiedFile
@@ -146,3 +147,33 @@ def test_cached_pin_answers_are_bounded(repo: Repo, monkeypatch: pytest.MonkeyPa
     for i in range(30):
         repo.pins.is_servable(Cid(1, RAW, bytes([0x12, 0x20]) + bytes([i]) * 32))
     assert len(repo.pins._read_cache().servable) == 8
+
+
+def test_a_file_read_step_by_step_in_other_threads_asks_each_thread_s_own_pins(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import concurrent.futures
+
+    from fluxnode.storage.content import RepoContent
+
+    monkeypatch.setattr(pins_module, "MAX_CACHED_ANSWERS", 1)  # every answer asked again
+    data = random.Random(3).randbytes(5 * 256 * 1024)
+    root = repo.add(io.BytesIO(data), cid_version=1).cid  # type: ignore[arg-type]
+    repo.pins.add(root, recursive=False)  # direct too: its leaves are checked one by one
+    content = RepoContent(repo, BlockCache(repo.blocks, now=later))
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as first,
+        concurrent.futures.ThreadPoolExecutor(1) as second,
+    ):
+        parts = first.submit(content.read, root, 0, None).result()
+        got = second.submit(lambda: [materialize(p) for p in parts]).result()
+    assert b"".join(got) == data
+
+
+def materialize(part: bytes | FileRegion) -> bytes:
+    if isinstance(part, bytes):
+        return part
+    with open(part.path, "rb") as fh:
+        assert part.verified(fh)
+        fh.seek(part.offset)
+        return fh.read(part.count)
