@@ -1,8 +1,10 @@
 """UnixFS exporter: path resolution, file bytes (whole or ranges) and directory listings.
 
-Every block read goes through `BlockStore.get`, which verifies its digest, and every node is
-checked for consistency (sizes in `blocksizes` must add up) so a hostile DAG can neither make us
-serve wrong bytes silently nor loop: depth is bounded.
+Every block read goes through the source's `get`, which returns only verified bytes
+(`BlockStore.get` hashes each; the gateway's `BlockCache` hashes once per block file, see
+storage/blockcache.py); raw leaves may instead come from a `LeafReader` as regions of verified
+files. Every node is checked for consistency (sizes in `blocksizes` must add up) so a hostile
+DAG can neither make us serve wrong bytes silently nor loop: depth is bounded.
 """
 
 from __future__ import annotations
