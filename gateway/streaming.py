@@ -70,7 +70,13 @@ async def _send_region(request: web.BaseRequest, region: FileRegion) -> None:
         if not region.verified(file):
             raise BlockCorrupted("a block file changed on disk since it was verified")
         loop = asyncio.get_running_loop()
-        await loop.sendfile(transport, file, region.offset, region.count)
+        try:
+            await loop.sendfile(transport, file, region.offset, region.count)
+        except (BrokenPipeError, ConnectionResetError):
+            # The socket says the client went away; the transport has not noticed yet (it
+            # does on its own writes only). Close it, so this is logged as a departure.
+            transport.abort()
+            raise
         if not region.verified(file):
             raise BlockCorrupted("a block file changed on disk while it was sent; transfer cut")
 

@@ -4,7 +4,9 @@ through another handle (the CLI) is seen by the next request."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import os
 import random
 import time
@@ -20,7 +22,7 @@ from fluxnode.gateway import make_gateway_app
 from fluxnode.storage.blockcache import BlockCache
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
-from tests.unit.gateway_helpers import FakeNode, get, raw_request, serve
+from tests.unit.gateway_helpers import FakeNode, get, raw_request, serve, wait_for_record
 
 CHUNK = 256 * 1024
 BIG = random.Random(5).randbytes(40 * CHUNK + 1000)
@@ -131,3 +133,34 @@ async def test_healthz_answers_without_the_node(port: int) -> None:
     resp = await raw_request(port, get("/healthz"))
     assert resp.status == 200
     assert b'"ok": true' in resp.body
+
+
+@pytest.mark.parametrize("gone", [BrokenPipeError, ConnectionResetError])
+async def test_a_client_leaving_during_sendfile_is_a_departure_not_a_warning(
+    port: int,
+    repo: Repo,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    gone: type[OSError],
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fluxnode.gateway")
+    root = add(repo, BIG)
+    assert (await raw_request(port, get(f"/ipfs/{root}"))).body == BIG  # now remembered
+    real = asyncio.get_running_loop().sendfile
+    calls = 0
+
+    async def leaves_midway(*args: object, **kwargs: object) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            # What the socket reports when the client is gone while the transport, which does
+            # not read during a sendfile, has not noticed yet.
+            raise gone(32, "the client went away")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "sendfile", leaves_midway)
+    resp = await raw_request(port, get(f"/ipfs/{root}"))
+    assert len(resp.body) < len(BIG)
+    assert resp.body == BIG[: len(resp.body)]
+    await wait_for_record(lambda: caplog.records, lambda r: "client left" in r.getMessage())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
