@@ -4,9 +4,9 @@ hands it in), so gateway/ never imports storage/."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from fluxnode.core.cid import Cid
 
@@ -34,8 +34,36 @@ class ContentLink:
     size: int
 
 
+@dataclass(frozen=True)
+class FileRegion:
+    """`count` bytes at `offset` of the file at `path`, whose bytes were verified against their
+    CID, to send with sendfile(2). `verified(file)` tells whether an open file of that path is
+    still the one verified: ask it after opening and again after the send (if it turns False,
+    the transfer must be cut)."""
+
+    path: str
+    offset: int
+    count: int
+    verified: Callable[[BinaryIO], bool]
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
 class ContentApi(Protocol):
-    """Synchronous (disk-bound) reads; the gateway runs them in worker threads."""
+    """Synchronous (disk-bound) reads; the gateway runs them in worker threads, except
+    `cached_file`, which touches only memory (and stats a file) and runs on the event loop."""
+
+    def cached_file(self, root: Cid, segments: list[str]) -> tuple[ContentEntry, bytes] | None:
+        """The file at `root/segments` and all its verified bytes if everything needed is in
+        memory and the file is small, else None (ask `open_file`). Raises what `open_file`
+        would (NotFound, ContentDenied, PathNotFound, ...)."""
+
+    def open_file(
+        self, root: Cid, segments: list[str], *, small_body: bool
+    ) -> tuple[ContentEntry, list[Cid], bytes | None]:
+        """`servable` (NotFound if not) and `resolve` in one call; with `small_body`, also the
+        whole verified body of a small file (None for anything else)."""
 
     def servable(self, cid: Cid) -> bool:
         """May this CID be served? (pinned, or a block of a pinned DAG). Raises ContentDenied
@@ -47,8 +75,8 @@ class ContentApi(Protocol):
     def resolve(self, root: Cid, segments: list[str]) -> tuple[ContentEntry, list[Cid]]:
         """The entry at `root/segments`, and the CIDs of the blocks traversed to reach it."""
 
-    def read(self, cid: Cid, offset: int, length: int | None) -> Iterator[bytes]:
-        """File bytes [offset, offset+length)."""
+    def read(self, cid: Cid, offset: int, length: int | None) -> Iterator[bytes | FileRegion]:
+        """File bytes [offset, offset+length), as bytes or regions of verified files."""
 
     def list_dir(self, cid: Cid) -> list[ContentLink]: ...
 

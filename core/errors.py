@@ -289,6 +289,13 @@ class BlockNotFound(NotFound):
     code = "block_not_found"
 
 
+class NotInMemory(LocalError):
+    """A read that may use only memory (the gateway's event-loop path) needs a block that is
+    not there; the caller then reads from disk in a thread. Never answers a client."""
+
+    code = "not_in_memory"
+
+
 class DagIncomplete(BlockNotFound):
     code = "dag_incomplete"
 

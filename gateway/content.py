@@ -1,13 +1,18 @@
 """`/ipfs/...` routes: the IPFS Trustless Gateway (raw blocks, CARs) plus deserialized responses
 for browsers (files with Range and ETag, directory listings).
 
-Only pinned content is served (the node never fetches on demand here). Paths are parsed from the
-raw request path, so percent-encoded traversal (`%2e%2e`, `%2F`) is seen and refused with a 400
-JSON error rather than normalised away.
+Only pinned content is served (the node never fetches on demand here). A file request whose
+blocks are all in the content API's memory (small, hot files) is answered on the event loop
+(`cached_file`); anything else takes one worker thread for the lookup (`open_file`, which also
+reads a small file whole), and a large file's body is streamed as it is read.
+
+Paths are parsed from the raw request path, so percent-encoded traversal (`%2e%2e`, `%2F`) is
+seen and refused with a 400 JSON error rather than normalised away.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import mimetypes
 from typing import Any
@@ -16,7 +21,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from fluxnode.core.cid import Cid
-from fluxnode.core.content import ContentApi, Kind
+from fluxnode.core.content import ContentApi, ContentEntry, Kind
 from fluxnode.core.errors import BadRequest, NotFound, RangeNotSatisfiable
 from fluxnode.core.paths import split_segments
 from fluxnode.gateway.ranges import parse_range
@@ -42,6 +47,7 @@ EXTRA_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def content_type_for(name: str) -> str:
     dot = name.rfind(".")
     ext = name[dot:].lower() if dot > 0 else ""
@@ -49,6 +55,18 @@ def content_type_for(name: str) -> str:
         return EXTRA_TYPES[ext]
     guessed, _ = mimetypes.guess_type(name, strict=False)
     return guessed or "application/octet-stream"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cid(text: str) -> Cid:
+    """Cids are immutable values: the same text parses to the same Cid (errors are not kept)."""
+    return Cid.parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(cid: Cid) -> str:
+    """A Cid's canonical text (base32 of its bytes: worth keeping for hot CIDs)."""
+    return str(cid)
 
 
 def _parse_request_path(request: web.Request) -> tuple[Cid, list[str], bool]:
@@ -62,7 +80,7 @@ def _parse_request_path(request: web.Request) -> tuple[Cid, list[str], bool]:
         raise BadRequest("path is not valid UTF-8 after percent-decoding") from None
     if any("/" in p for p in decoded):
         raise BadRequest("encoded '/' inside a path segment is not allowed")
-    cid = Cid.parse(decoded[0])
+    cid = _parse_cid(decoded[0])
     segments = split_segments("/".join(decoded[1:]))
     return cid, segments, raw.endswith("/")
 
@@ -101,11 +119,15 @@ def _common_headers(etag: str, ipfs_path: str) -> dict[str, str]:
 async def handle_ipfs(request: web.Request) -> web.StreamResponse:
     api = request.app[CONTENT_KEY]
     root, segments, trailing = _parse_request_path(request)
-    if not await _in_thread(api.servable, root):
-        raise NotFound(f"{root} is not pinned on this node")
-    entry, traversed = await _in_thread(api.resolve, root, segments)
-    ipfs_path = "/ipfs/" + "/".join([str(root), *(quote(s) for s in segments)])
     fmt = _wanted_format(request)
+    ipfs_path = "/ipfs/" + "/".join([_text(root), *(quote(s) for s in segments)])
+    if fmt is None:
+        hit = api.cached_file(root, segments)
+        if hit is not None:
+            name = segments[-1] if segments else _text(hit[0].cid)
+            return await _file_response(request, api, hit[0], hit[1], name, ipfs_path)
+    lookup = functools.partial(api.open_file, root, segments, small_body=fmt is None)
+    entry, traversed, body = await _in_thread(lookup)
 
     if fmt == "raw":
         data: bytes = await _in_thread(api.block, entry.cid)
@@ -140,20 +162,26 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         listing = await _in_thread(api.list_dir, entry.cid)
         index = next((link for link in listing if link.name == "index.html"), None)
         if index is not None:
-            return await _file_response(request, api, index.cid, "index.html", ipfs_path)
+            index_entry, _ = await _in_thread(api.resolve, index.cid, [])
+            return await _file_response(request, api, index_entry, None, "index.html", ipfs_path)
         return _listing(request, ipfs_path, entry.cid, listing)
     if entry.kind is Kind.SYMLINK:
         raise BadRequest(f"{ipfs_path} is a symlink; fetch it with ?format=raw")
-    name = segments[-1] if segments else str(entry.cid)
-    return await _file_response(request, api, entry.cid, name, ipfs_path)
+    name = segments[-1] if segments else _text(entry.cid)
+    return await _file_response(request, api, entry, body, name, ipfs_path)
 
 
 async def _file_response(
-    request: web.Request, api: ContentApi, cid: Cid, name: str, ipfs_path: str
+    request: web.Request,
+    api: ContentApi,
+    entry: ContentEntry,
+    body: bytes | None,
+    name: str,
+    ipfs_path: str,
 ) -> web.StreamResponse:
-    entry, _ = await _in_thread(api.resolve, cid, [])
-    size = entry.size
-    etag = f'"{cid}"'
+    """The file `entry`: from `body` (all of its bytes) when given, else streamed."""
+    cid, size = entry.cid, entry.size
+    etag = f'"{_text(cid)}"'
     headers = _common_headers(etag, ipfs_path)
     headers["Accept-Ranges"] = "bytes"
     if _not_modified(request, etag):
@@ -173,6 +201,9 @@ async def _file_response(
             start, end, status = wanted.start, wanted.end, 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Type"] = content_type_for(name)
+    if body is not None and len(body) == size:
+        part = body if (start, end) == (0, size) else body[start:end]
+        return web.Response(body=part, status=status, headers=headers)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = end - start
     chunks = await _in_thread(api.read, cid, start, end - start)

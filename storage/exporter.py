@@ -1,16 +1,18 @@
 """UnixFS exporter: path resolution, file bytes (whole or ranges) and directory listings.
 
-Every block read goes through `BlockStore.get`, which verifies its digest, and every node is
-checked for consistency (sizes in `blocksizes` must add up) so a hostile DAG can neither make us
-serve wrong bytes silently nor loop: depth is bounded.
+Every block read goes through the source's `get`, which returns only verified bytes
+(`BlockStore.get` hashes each; the gateway's `BlockCache` hashes once per block file, see
+storage/blockcache.py); raw leaves may instead come from a `LeafReader` as regions of verified
+files. Every node is checked for consistency (sizes in `blocksizes` must add up) so a hostile
+DAG can neither make us serve wrong bytes silently nor loop: depth is bounded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from fluxnode.core.cid import DAG_PB, RAW, Cid
-from fluxnode.core.content import ContentEntry, ContentLink, Kind
+from fluxnode.core.content import ContentEntry, ContentLink, FileRegion, Kind
 from fluxnode.core.dagpb import DataType, InvalidBlock, PBNode, decode_node, decode_unixfs
 from fluxnode.core.errors import NotAFile as NotAFile  # re-exported
 from fluxnode.core.errors import PathNotFound as PathNotFound
@@ -19,6 +21,9 @@ from fluxnode.storage.dag import BlockSource
 
 MAX_DEPTH = 64
 MAX_PATH_SEGMENTS = 64
+
+#: Bytes [start, end) of a raw leaf: as bytes, or as a region of its block file to send as is.
+LeafReader = Callable[[Cid, int, int], "bytes | FileRegion"]
 
 
 class Exporter:
@@ -93,6 +98,14 @@ class Exporter:
 
     def read(self, cid: Cid, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Yield the file's bytes in [offset, offset+length), fetching only the blocks needed."""
+        for part in self.read_parts(cid, offset, length, self._leaf_bytes):
+            assert isinstance(part, bytes)
+            yield part
+
+    def read_parts(
+        self, cid: Cid, offset: int, length: int | None, leaf: LeafReader
+    ) -> Iterator[bytes | FileRegion]:
+        """`read`, with raw leaves produced by `leaf` (which may give file regions)."""
         entry = self.stat(cid)
         if entry.kind is not Kind.FILE:
             raise NotAFile(f"{cid} is a {entry.kind.value}, not a file")
@@ -100,19 +113,26 @@ class Exporter:
         if offset >= end:
             return
         produced = 0
-        for chunk in self._read(cid, offset, end, 0):
-            produced += len(chunk)
+        for chunk in self._read(cid, offset, end, 0, leaf):
+            produced += chunk.count if isinstance(chunk, FileRegion) else len(chunk)
             yield chunk
         if produced != end - offset:
             # blocksizes lied about the children: refuse rather than serve a wrong length.
             raise InvalidBlock(f"{cid}: DAG holds {produced} bytes where {end - offset} expected")
 
-    def _read(self, cid: Cid, start: int, end: int, depth: int) -> Iterator[bytes]:
+    def _leaf_bytes(self, cid: Cid, start: int, end: int) -> bytes:
+        return self.store.get(cid)[start:end]
+
+    def _read(
+        self, cid: Cid, start: int, end: int, depth: int, leaf: LeafReader
+    ) -> Iterator[bytes | FileRegion]:
         """Bytes [start, end) of the subtree at `cid`, offsets relative to the subtree."""
         if depth > MAX_DEPTH:
             raise InvalidBlock(f"file DAG deeper than {MAX_DEPTH}")
         if cid.codec == RAW:
-            yield self.store.get(cid)[start:end]
+            part = leaf(cid, start, end)
+            if part:
+                yield part
             return
         node = self._node(cid)
         unixfs = decode_unixfs(node.data)
@@ -136,7 +156,7 @@ class Exporter:
             if child_start >= end:
                 break
             yield from self._read(
-                link.cid, max(0, start - child_start), min(size, end - child_start), depth + 1
+                link.cid, max(0, start - child_start), min(size, end - child_start), depth + 1, leaf
             )
 
 

@@ -13,6 +13,13 @@ what no pin references.
 
 One handle serves every thread: each thread gets its own SQLite connection, opened once (with
 its PRAGMAs) and reused.
+
+Reads the gateway makes per request (`is_servable`, `direct_multihashes`) are answered from a
+per-thread cache, bounded, and dropped whole as soon as the pins may have changed: when SQLite's
+`PRAGMA data_version` on that thread's connection moves (it does on every commit by any other
+connection, this process's other threads and other processes such as the CLI alike), or when
+this handle commits a change itself (its own connection's data_version does not move for its own
+commits). Never by time: an unpin is seen by the next read after its commit.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +40,8 @@ from fluxnode.storage.dag import reachable
 
 RECURSIVE, DIRECT = "recursive", "direct"
 MAX_PIN_NAME = 200
+#: Answers of `is_servable` one thread's cache holds (about 150 bytes each).
+MAX_CACHED_ANSWERS = 65536
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pins (
@@ -66,11 +76,54 @@ class PinStoreStatistics:
     connections_opened: int
 
 
+class _ReadCache:
+    """One thread's cached answers, valid for one (data_version, own commits) pair."""
+
+    def __init__(self) -> None:
+        self.version: tuple[int, int] | None = None
+        self.servable: OrderedDict[bytes, bool] = OrderedDict()
+        self.direct: frozenset[bytes] | None = None
+
+
 @dataclass(frozen=True)
 class GcResult:
     blocks_removed: int
     bytes_freed: int
     blocks_kept: int
+
+
+class PinView:
+    """Answers from one thread's connection and cache: valid in that thread only (`thread`)."""
+
+    def __init__(self, db: sqlite3.Connection, cache: _ReadCache) -> None:
+        self._db = db
+        self._cache = cache
+        self.thread = threading.get_ident()
+
+    def is_servable(self, cid: Cid) -> bool:
+        cache = self._cache
+        mh = cid.multihash
+        found = cache.servable.get(mh)
+        if found is not None:
+            cache.servable.move_to_end(mh)
+            return found
+        row = self._db.execute(
+            "SELECT 1 FROM pins WHERE mh = ? UNION ALL "
+            "SELECT 1 FROM pin_blocks WHERE block_mh = ? LIMIT 1",
+            (mh, mh),
+        )
+        found = row.fetchone() is not None
+        cache.servable[mh] = found
+        if len(cache.servable) > MAX_CACHED_ANSWERS:
+            cache.servable.popitem(last=False)
+        return found
+
+    def direct_multihashes(self) -> frozenset[bytes]:
+        cache = self._cache
+        if cache.direct is None:
+            rows = self._db.execute("SELECT mh FROM pins WHERE mode = 'direct'").fetchall()
+            cache.direct = frozenset(bytes(r[0]) for r in rows)
+        return cache.direct
 
 
 class PinStore:
@@ -80,6 +133,8 @@ class PinStore:
         self._local = threading.local()
         self._opened_lock = threading.Lock()
         self._opened = 0
+        # Commits through this handle: a connection's data_version ignores its own commits.
+        self._commits = 0
         with self._db() as db:
             db.executescript(SCHEMA)
 
@@ -95,6 +150,24 @@ class PinStore:
             with self._opened_lock:
                 self._opened += 1
         return db
+
+    def _read_cache(self) -> _ReadCache:
+        db = self._conn()
+        cache: _ReadCache | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = _ReadCache()
+        # Read before any query the cache is filled from: a commit after this read moves the
+        # version, so an answer filled from newer data is dropped at the next read, never kept.
+        version = (int(db.execute("PRAGMA data_version").fetchone()[0]), self._commits)
+        if cache.version != version:
+            cache.servable.clear()
+            cache.direct = None
+            cache.version = version
+        return cache
+
+    def _committed(self) -> None:
+        with self._opened_lock:
+            self._commits += 1
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -172,6 +245,7 @@ class PinStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._committed()
         return pins
 
     def remove(self, cid: Cid, mode: str | None = None) -> int:
@@ -191,6 +265,7 @@ class PinStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._committed()
         return int(n)
 
     def list(self, mode: str | None = None) -> list[Pin]:
@@ -219,12 +294,17 @@ class PinStore:
 
     def is_servable(self, cid: Cid) -> bool:
         """True if `cid` is pinned itself or is a block of a recursively pinned DAG."""
-        row = self._conn().execute(
-            "SELECT 1 FROM pins WHERE mh = ? UNION ALL "
-            "SELECT 1 FROM pin_blocks WHERE block_mh = ? LIMIT 1",
-            (cid.multihash, cid.multihash),
-        )
-        return row.fetchone() is not None
+        return self.view().is_servable(cid)
+
+    def direct_multihashes(self) -> frozenset[bytes]:
+        """Multihashes of the direct pins."""
+        return self.view().direct_multihashes()
+
+    def view(self) -> PinView:
+        """Read-only answers as of now, from the calling thread's cache: one cheap check that
+        the pins did not change, then as many questions as one request needs. Use it within
+        the calling thread, for one request (a later change is seen by the next view)."""
+        return PinView(self._conn(), self._read_cache())
 
     def kept_blocks(self) -> set[bytes]:
         rows = (
