@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from fluxnode.core.world import (
     AssetRef,
     Interactions,
+    Move,
     Permissions,
     SetTo,
     Toggle,
@@ -172,3 +175,15 @@ def test_every_error_is_reported_not_just_the_first() -> None:
 def test_root_must_be_an_object() -> None:
     assert errors([1, 2]) == ["$: must be an object, not an array"]
     assert errors("world") == ["$: must be an object, not a string"]
+
+
+def test_the_objects_shown_in_the_world_format_doc_are_valid() -> None:
+    doc_text = (EXAMPLE.parents[2] / "world-format.md").read_text()
+    shown = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", doc_text, re.S)]
+    assert len(shown) == 3
+    m = parse_manifest(encode(MINIMAL | {"objects": shown}))
+    assert [parse_action(o.interactions.on_click) for o in m.objects] == [
+        Toggle("open"),
+        Move(),
+        Toggle("lit"),
+    ]
