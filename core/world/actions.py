@@ -70,10 +70,6 @@ class Move:
 Action: TypeAlias = Toggle | SetTo | Move
 
 
-class _Duplicate(ValueError):
-    pass
-
-
 def _depth(value: object) -> int:
     if isinstance(value, list):
         return 1 + max(map(_depth, value), default=0)
@@ -86,13 +82,20 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
 
 
-def _no_duplicates(pairs: list[tuple[str, JsonValue]]) -> dict[str, JsonValue]:
-    out: dict[str, JsonValue] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Duplicate(key)
-        out[key] = value
-    return out
+def _parse_literal(literal: str) -> tuple[JsonValue, list[str]]:
+    """The literal's value and its duplicate keys; raises ValueError for invalid JSON."""
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, JsonValue]]) -> dict[str, JsonValue]:
+        out: dict[str, JsonValue] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    value: JsonValue = json.loads(literal, parse_constant=_reject_constant, object_pairs_hook=pairs)
+    return value, duplicates
 
 
 def _has_surrogate(value: object) -> bool:
@@ -145,13 +148,11 @@ def action_problem(text: str) -> str | None:
     if problem := _prop_problem(prop):
         return problem
     try:
-        value = json.loads(
-            literal, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
-        )
-    except _Duplicate as exc:
-        return f"set value has a duplicate key {json.dumps(str(exc))}"
+        value, duplicates = _parse_literal(literal)
     except ValueError:
         return f"set value {literal!r} is not valid JSON"
+    if duplicates:
+        return f"set value has a duplicate key {json.dumps(duplicates[0])}"
     if isinstance(value, float) and not math.isfinite(value):
         return "set value must be a finite number"
     if problem := check_literal(value):
