@@ -7,8 +7,9 @@ keeps the two in agreement. We validate by hand (no `jsonschema` at run time) so
 its JSON path in plain words, e.g. ``objects[3].scale.x: must be > 0``, and so that checks a schema
 cannot express are done too. `parse_manifest` reports *all* errors it finds, not just the first.
 The package's modules import one way: `limits` (bounds, size formatting) <- `paths` (asset
-paths) <- `model` (the dataclasses) <- `jsonguard` (parser guards) <- `check` (`parse_manifest`
-and the validator); this `__init__` re-exports the public names. The errors it raises,
+paths) <- `model` (the dataclasses) <- `jsonguard` (parser guards) and `actions` (the grammar of
+interaction actions) <- `check` (`parse_manifest` and the validator); this `__init__` re-exports
+the public names. The errors it raises,
 `WorldManifestInvalid` and `WorldPackageInvalid`, live in `fluxnode.core.errors`.
 
 The model (keys are camelCase in JSON, snake_case here; "optional" keys may be omitted):
@@ -29,8 +30,10 @@ The model (keys are camelCase in JSON, snake_case here; "optional" keys may be o
   ``position`` (default 0,0,0), ``rotation`` (Euler angles in the viewer's convention, default
   0,0,0), ``scale`` (every component > 0, default 1,1,1), ``properties`` (free-form object, default
   {}), ``interactions`` (``onClick``, ``onEnter``, ``onLeave``, ``onInteract``: each null or a
-  script/action name of 1..128 characters without control characters; these are names resolved
-  by the runtime, not asset paths), ``permissions`` (``canMove``, ``canDelete``, ``canModify``:
+  value of 1..128 characters without control characters: a declarative action — ``move``,
+  ``toggle:<prop>``, ``set:<prop>=<json>``, see `fluxnode.core.world.actions`, which also says
+  which property values a toggled property allows — or else a script name resolved by the
+  viewer; never an asset path), ``permissions`` (``canMove``, ``canDelete``, ``canModify``:
   booleans defaulting to false; ``owner``: null or ``0x`` + 40 hex digits, any letter case).
 - vectors are ``{"x", "y", "z"}`` with all three finite numbers and no other key.
 - free-form objects (``properties``, ``lighting``, ``physics``) nest at most
@@ -49,7 +52,8 @@ anything else), a UTF-8 byte order mark, bytes that are not UTF-8, JSON nested d
 and numbers that overflow a float, integers over 300 digits, duplicate keys in any object, and
 strings holding unpaired UTF-16 surrogate escapes. Checks that JSON Schema cannot express (so the
 schema is more lenient there): unique object ids, duplicate keys, free-form depth/size, path
-segment byte length, number range, manifest size.
+segment byte length, number range, manifest size, the JSON literal of a ``set:`` action (the
+schema checks its ``set:<prop>=`` form only) and the boolean type of toggled properties.
 
 The model objects are frozen; the free-form ``properties``/``lighting``/``physics`` dicts are
 fresh copies owned by the manifest — treat them as read-only.
@@ -61,6 +65,14 @@ from fluxnode.core.errors import (
     WorldManifestInvalid,
     WorldPackageInvalid,
     summarize,
+)
+from fluxnode.core.world.actions import (
+    Action,
+    Move,
+    SetTo,
+    Toggle,
+    action_problem,
+    parse_action,
 )
 from fluxnode.core.world.check import parse_manifest
 from fluxnode.core.world.limits import (
@@ -112,12 +124,16 @@ __all__ = [
     "TAGS_MAX",
     "TAG_MAX_CHARS",
     "UNIT_SCALE",
+    "Action",
     "AssetRef",
     "Interactions",
     "JsonValue",
     "ManifestError",
+    "Move",
     "PackageProblem",
     "Permissions",
+    "SetTo",
+    "Toggle",
     "Vec3",
     "Visibility",
     "WorldLimits",
@@ -126,10 +142,12 @@ __all__ = [
     "WorldObject",
     "WorldPackageInvalid",
     "WorldSettings",
+    "action_problem",
     "check_relative_path",
     "format_excess",
     "format_size",
     "is_skybox_path",
+    "parse_action",
     "parse_manifest",
     "summarize",
 ]

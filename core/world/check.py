@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from fluxnode.core.errors import ManifestError, WorldManifestInvalid
+from fluxnode.core.world.actions import Action, action_problem, parse_action, property_problems
 from fluxnode.core.world.jsonguard import (
     _BadNumber,
     _constant,
@@ -390,7 +391,10 @@ class _Checker:
                         self.asset(d["properties"][key], f"{path}.properties.{key}")
         interactions = Interactions()
         if "interactions" in d:
-            interactions = self.interactions(d["interactions"], f"{path}.interactions")
+            actions: dict[str, Action] = {}
+            interactions = self.interactions(d["interactions"], f"{path}.interactions", actions)
+            for key, problem in property_problems(actions, properties).items():
+                self.error(f"{path}.interactions.{key}", problem)
         permissions = Permissions()
         if "permissions" in d:
             permissions = self.permissions(d["permissions"], f"{path}.permissions")
@@ -398,14 +402,22 @@ class _Checker:
             id_, type_, position, rotation, scale, properties, interactions, permissions
         )
 
-    def interactions(self, v: object, path: str) -> Interactions:
+    def interactions(self, v: object, path: str, actions: dict[str, Action]) -> Interactions:
+        """The interactions; fills `actions` (by trigger) with the well-formed actions named."""
         d = self.obj(v, path, (), tuple(_INTERACTIONS))
         if d is None:
             return Interactions()
         values: dict[str, str | None] = {}
         for key, attr in _INTERACTIONS.items():
             if d.get(key) is not None:
-                values[attr] = self.string(d[key], f"{path}.{key}", ACTION_MAX_CHARS)
+                count = len(self.errors)
+                values[attr] = text = self.string(d[key], f"{path}.{key}", ACTION_MAX_CHARS)
+                if len(self.errors) > count or f"{path}.{key}" in self.reported:
+                    continue
+                if problem := action_problem(text):
+                    self.error(f"{path}.{key}", problem)
+                elif (action := parse_action(text)) is not None:
+                    actions[key] = action
         return Interactions(**values)
 
     def permissions(self, v: object, path: str) -> Permissions:

@@ -16,6 +16,7 @@ from fluxnode.core.errors import OpRejected
 from fluxnode.core.session.actions import Move, SetTo, Toggle, action_problem, parse_action
 from fluxnode.core.session.hlc import Hlc, HlcClock
 from fluxnode.core.session.state import OpKind, StateOp, WorldState, delete_op, move_op
+from fluxnode.core.world import actions as world_actions
 from fluxnode.core.world import parse_manifest
 
 ALICE = "0x" + "a" * 40
@@ -93,6 +94,12 @@ def test_action_grammar() -> None:
     assert action_problem("set:x=" + "[" * 5 + "]" * 5) == "set value must nest at most 4 levels"
     with pytest.raises(ValueError, match="reserved"):
         parse_action("toggle:position")
+
+
+def test_the_session_uses_the_grammar_the_manifest_validator_checks() -> None:
+    assert parse_action is world_actions.parse_action
+    assert action_problem is world_actions.action_problem
+    assert (Toggle, SetTo, Move) == (world_actions.Toggle, world_actions.SetTo, world_actions.Move)
 
 
 # --- HLC ----------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +12,18 @@ import pytest
 from fluxnode.core.world import (
     AssetRef,
     Interactions,
+    Move,
     Permissions,
+    SetTo,
+    Toggle,
     Vec3,
     Visibility,
     WorldManifest,
+    action_problem,
+    parse_action,
     parse_manifest,
 )
+from tests.unit.world_action_samples import ACTION_CASES, ACTION_VALID_CHANGES
 from tests.unit.world_samples import (
     CASES,
     EXAMPLE,
@@ -94,7 +102,7 @@ def test_asset_paths_are_deduplicated_and_a_skybox_preset_is_no_asset() -> None:
     assert m.asset_paths().count("thumb.png") == 1
 
 
-@pytest.mark.parametrize("change", VALID_CHANGES)
+@pytest.mark.parametrize("change", VALID_CHANGES + ACTION_VALID_CHANGES)
 def test_valid_variants(change: Callable[[dict[str, Any]], object]) -> None:
     assert isinstance(parse_manifest(encode(mutated(change))), WorldManifest)
 
@@ -109,12 +117,38 @@ def test_the_example_package_manifest_is_valid() -> None:
     m = parse_manifest(EXAMPLE.read_bytes())
     assert m.name == "Hello World"
     assert m.asset_paths() == ["scripts/door.js", "thumbnail.png"]
+    door = next(o for o in m.objects if o.type == "door")
+    assert parse_action(door.interactions.on_click) == Toggle("open")  # a real action
+
+
+def test_actions_keep_their_text_in_the_model() -> None:
+    doc = mutated(ACTION_VALID_CHANGES[0])
+    door = parse_manifest(encode(doc)).objects[3]
+    assert door.interactions == Interactions("toggle:open", "set:open=true", "set:open=false")
+    assert parse_action(door.interactions.on_enter) == SetTo("open", True)
+
+
+def test_a_malformed_action_is_refused_with_its_reason_not_a_crash() -> None:
+    # Each of these raised (UnicodeEncodeError, RecursionError) inside the action grammar.
+    assert (
+        action_problem('set:s="\\ud800"') == "set value must not hold an unpaired UTF-16 surrogate"
+    )
+    assert (
+        action_problem("set:d=" + "[" * 5000) == "action must be at most 128 characters (got 5006)"
+    )
+    assert action_problem("move") is None
+    assert action_problem("a script") is None
 
 
 # --- invalid manifests: exact paths and messages ------------------------------------------------
 
 
-@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+ALL_CASES = CASES + ACTION_CASES
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [c[1:] for c in ALL_CASES], ids=[c[0] for c in ALL_CASES]
+)
 def test_invalid_manifest_names_the_path(
     change: Callable[[dict[str, Any]], object], expected: list[str]
 ) -> None:
@@ -141,3 +175,15 @@ def test_every_error_is_reported_not_just_the_first() -> None:
 def test_root_must_be_an_object() -> None:
     assert errors([1, 2]) == ["$: must be an object, not an array"]
     assert errors("world") == ["$: must be an object, not a string"]
+
+
+def test_the_objects_shown_in_the_world_format_doc_are_valid() -> None:
+    doc_text = (EXAMPLE.parents[2] / "world-format.md").read_text()
+    shown = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", doc_text, re.S)]
+    assert len(shown) == 3
+    m = parse_manifest(encode(MINIMAL | {"objects": shown}))
+    assert [parse_action(o.interactions.on_click) for o in m.objects] == [
+        Toggle("open"),
+        Move(),
+        Toggle("lit"),
+    ]

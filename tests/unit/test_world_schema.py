@@ -15,6 +15,12 @@ from fluxnode.core.world import (
     WorldManifest,
     WorldManifestInvalid,
 )
+from tests.unit.world_action_samples import (
+    ACTION_CASES,
+    ACTION_PYTHON_ONLY,
+    ACTION_VALID_CHANGES,
+    action_edits,
+)
 from tests.unit.world_samples import (
     CASES,
     EXAMPLE,
@@ -55,9 +61,23 @@ def test_schema_is_shipped_as_package_data() -> None:
 
 
 AGREEMENT_VALID = [VALID, MINIMAL, json.loads(EXAMPLE.read_text())]
-AGREEMENT_VALID += [mutated(change) for change in VALID_CHANGES]
-# Unique object ids cannot be expressed in JSON Schema.
-SCHEMA_CASES = [c for c in CASES if not any("duplicate id" in e for e in c[2])]
+AGREEMENT_VALID += [mutated(change) for change in VALID_CHANGES + ACTION_VALID_CHANGES]
+# Checks only the Python side makes (JSON Schema cannot express them); fuzzing skips these.
+PYTHON_ONLY = (
+    "duplicate id",
+    "nested deeper than",
+    "over the",
+    "segment longer than",
+    "digits",
+    *ACTION_PYTHON_ONLY,
+)
+
+
+def _python_only(messages: list[str]) -> bool:
+    return all(any(p in m for p in PYTHON_ONLY) for m in messages)
+
+
+SCHEMA_CASES = [c for c in CASES + ACTION_CASES if not _python_only(c[2])]
 
 
 def _python_valid(doc: object) -> bool:
@@ -87,19 +107,35 @@ def test_schema_rejects_what_the_validator_rejects(
     assert list(validator.iter_errors(doc)) != []
 
 
-# Checks only the Python side makes (JSON Schema cannot express them); fuzzing skips these.
-PYTHON_ONLY = ("duplicate id", "nested deeper than", "over the", "segment longer than", "digits")
+def _agree(doc: dict[str, Any]) -> None:
+    validator = _validator()
+    result = parses_or_is_invalid(encode(doc))
+    schema_ok = not list(validator.iter_errors(doc))
+    if isinstance(result, WorldManifestInvalid):
+        if _python_only([e.message for e in result.errors]):
+            return
+        assert not schema_ok, result.errors
+    else:
+        assert schema_ok, [e.message for e in validator.iter_errors(doc)]
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 @given(mutations())
 def test_schema_and_validator_agree_on_random_mutations(doc: dict[str, Any]) -> None:
+    _agree(doc)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(action_edits())
+def test_schema_and_validator_agree_on_random_actions(
+    edit: Callable[[dict[str, Any]], object],
+) -> None:
+    _agree(mutated(edit))
+
+
+def test_the_schema_refuses_each_malformed_action_form() -> None:
     validator = _validator()
-    result = parses_or_is_invalid(encode(doc))
-    schema_ok = not list(validator.iter_errors(doc))
-    if isinstance(result, WorldManifestInvalid):
-        if all(any(p in e.message for p in PYTHON_ONLY) for e in result.errors):
-            return
-        assert not schema_ok, result.errors
-    else:
-        assert schema_ok, [e.message for e in validator.iter_errors(doc)]
+    for text in ("set:open", "toggle:", "set:=1", "toggle:9x", "toggle:position", "set:x="):
+        doc = mutated(lambda d: None)
+        doc["objects"][0]["interactions"]["onClick"] = text
+        assert list(validator.iter_errors(doc)) != [], text
