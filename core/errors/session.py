@@ -1,0 +1,73 @@
+"""Errors of live sessions: frames, state ops, transforms, chat, seats, entry proofs, bans."""
+
+from __future__ import annotations
+
+from fluxnode.core.errors.base import ReasonError, RemoteError
+
+# --- live sessions (fluxnode.core.session) ----------------------------------------------------
+
+
+class SessionError(RemoteError):
+    """Base for bad input on a live session: frames, state operations, transforms, chat."""
+
+    code = "session_error"
+
+
+class FrameInvalid(SessionError):
+    """A session frame is malformed, oversized, of an unknown type or has a bad field."""
+
+    code = "frame_invalid"
+
+
+class OpRejected(SessionError):
+    """A world-state operation failed its signature, bounds or permission check."""
+
+    code = "op_rejected"
+    http_status = 403
+
+
+class TransformRejected(SessionError):
+    """An avatar transform is out of bounds (not finite, outside the world, too fast, too often)."""
+
+    code = "transform_rejected"
+
+
+class ChatRejected(SessionError):
+    """A chat message is empty, too long or over the sender's rate."""
+
+    code = "chat_rejected"
+
+
+class SeatUnavailable(SessionError):
+    """No seat can be had in this instance (full as far as this node knows, or not a member)."""
+
+    code = "seat_unavailable"
+    http_status = 409
+
+
+# -- entering a world: entry proofs, session keys, owner bans (fluxnode.core.session) ----------
+
+
+class EntryProofInvalid(ReasonError, SessionError):
+    """An entry proof (the visitor's signed SIWE message naming a session key) is malformed,
+    refused (wrong domain/chain, expired, nonce spent, not the wallet's signature) or cannot
+    be checked now (``chain_unavailable``, 503). `reason` names the failed rule."""
+
+    code = "entry_proof_invalid"
+
+
+class SessionSignatureInvalid(SessionError):
+    """Something that must be signed by the visitor's session key (Ed25519) is not."""
+
+    code = "session_signature_invalid"
+    http_status = 401
+
+
+class BanListInvalid(ReasonError, RemoteError):
+    """An owner-signed ban list is malformed, forged or not signed by the world's owner.
+
+    `reason`: ``malformed``, ``too_large``, ``bad_signature``, ``signer_mismatch``,
+    ``not_world_owner``, ``from_future``, ``chain_unavailable``.
+    """
+
+    code = "ban_list_invalid"
