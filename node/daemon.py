@@ -98,13 +98,15 @@ class Node:
         def announce() -> Coroutine[Any, Any, None]:
             return self._announce(record.world_id, wire, record.cid)
 
+        work = announce()
         try:
             if self.tasks is None:
                 raise RuntimeError("no TaskGroup yet")
-            task = self.tasks.create_task(announce())
+            task = self.tasks.create_task(work)
         except RuntimeError:
             # Outside the TaskGroup's life (the admin socket opens before it and closes after
             # it): nothing could own a task, so the announcement is done before answering.
+            work.close()
             await announce()
         else:
             self._announcing.add(task)
