@@ -1,10 +1,12 @@
-"""secp256k1 wallet keys without eth-account: reading a key file, the address, EIP-191 signing.
+"""secp256k1 wallet keys without eth-account: key files, addresses, EIP-191 signing and recovery.
 
 `flux-node publish` signs one record and exits. Importing eth-account costs it most of a
 second (it pulls py_ecc, which computes pairing constants at import), so the signing path
 uses `coincurve` (libsecp256k1, the backend eth-keys itself prefers) and pycryptodome's
 keccak. The signatures are byte-identical to eth-account's `sign_message(encode_defunct(...))`:
 RFC 6979 nonces and low-s, as libsecp256k1 always produces, `r ‖ s ‖ v` with v = 27 + recid.
+`recover_personal` recovers what eth-account's `recover_message` recovers, refusing the same
+signatures; every node runs it on every world record it validates.
 
 Key files: `read_key_secret(path)` reads one hex private key (optional 0x, surrounding
 whitespace ignored) from a file that, like ssh keys, must be a regular file owned by the current
@@ -21,7 +23,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coincurve import PrivateKey
+from coincurve import PrivateKey, PublicKey
 from Crypto.Hash import keccak
 
 from fluxnode.core.errors import KeyFileError
@@ -33,6 +35,7 @@ __all__ = [
     "load_wallet_key",
     "personal_message_hash",
     "read_key_secret",
+    "recover_personal",
 ]
 
 _KEY = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
@@ -79,6 +82,32 @@ class WalletKey:
         """The 65-byte EIP-191 signature `r ‖ s ‖ v` (v = 27 or 28) of `text`."""
         sig = PrivateKey(self.key).sign_recoverable(personal_message_hash(text), hasher=None)
         return sig[:64] + bytes([27 + sig[64]])
+
+
+def recover_personal(text: str, signature: bytes) -> str:
+    """The EIP-55 address whose key made the 65-byte EIP-191 signature `signature` of `text`.
+
+    v may be 27/28 or 0/1; r and s must be below the group order, as eth-keys requires (high s
+    is accepted, as eth-account accepts it). Raises ValueError for anything that does not
+    recover a public key."""
+    if len(signature) != 65:
+        raise ValueError(f"an EOA signature is 65 bytes, got {len(signature)}")
+    v = signature[64]
+    if v not in (0, 1, 27, 28):
+        raise ValueError(f"signature recovery id v={v} is not 27/28 (or 0/1)")
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+    if r >= _SECP256K1_N or s >= _SECP256K1_N:
+        raise ValueError("signature r or s is not below the secp256k1 group order")
+    compact = bytes(signature[:64]) + bytes([v % 27])
+    try:
+        public = PublicKey.from_signature_and_message(
+            compact, personal_message_hash(text), hasher=None
+        )
+    except Exception as exc:  # libsecp256k1 refuses: not a signature of anything
+        raise ValueError(
+            f"signature does not recover a public key ({type(exc).__name__})"
+        ) from None
+    return checksum_address(keccak256(public.format(compressed=False)[1:])[-20:])
 
 
 def read_key_secret(path: Path | None, env_var: str) -> tuple[bytes, str]:

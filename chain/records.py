@@ -16,9 +16,10 @@ check. The model and the rules that need no I/O are `fluxnode.core.world_record`
 
 Contract wallets (EIP-1271) cannot sign records: a record must carry a 65-byte EOA signature.
 
-Signing uses `fluxnode.chain.keys` (coincurve), not eth-account, and nothing chain-heavy is
-imported at module level: `flux-node publish` imports this module to sign one record, and
-eth-account's and web3's imports would cost it about a second. The signatures are the same bytes.
+Signing and recovery use `fluxnode.chain.keys` (coincurve), not eth-account, and nothing
+chain-heavy is imported at module level: `flux-node publish` imports this module to sign one
+record, and eth-account's and web3's imports would cost it about a second (and a node its first
+validation). Signatures and recovered addresses are the same as eth-account's.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from fluxnode.chain.keys import WalletKey
+from fluxnode.chain.keys import WalletKey, recover_personal
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import ChainCallFailed, ChainUnavailable, RemoteError
-from fluxnode.core.siwe import SiweError
 from fluxnode.core.world import Visibility
 from fluxnode.core.world_record import (
     DEFAULT_MAX_AGE,
@@ -99,12 +99,10 @@ def sign_record(
 
 def recover_owner(record: WorldRecord) -> str:
     """The EIP-55 address whose key signed this record's canonical text."""
-    from fluxnode.chain.siwe_verify import recover_address  # eth-account: only to verify
-
     try:
-        return recover_address(record.signing_text(), record.signature)
-    except SiweError as exc:
-        raise RecordInvalid("bad_signature", exc.message) from None
+        return recover_personal(record.signing_text(), record.signature)
+    except ValueError as exc:
+        raise RecordInvalid("bad_signature", str(exc)) from None
 
 
 async def verify_record(

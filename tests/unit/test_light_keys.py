@@ -21,10 +21,11 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.serialization import deserialize_private_key
 from libp2p.peer.id import ID
 
-from fluxnode.chain.keys import WalletKey, load_wallet_key, read_key_secret
+from fluxnode.chain.keys import WalletKey, load_wallet_key, read_key_secret, recover_personal
 from fluxnode.chain.records import recover_owner, sign_record, verify_record
 from fluxnode.chain.siwe_verify import recover_address
 from fluxnode.core.errors import IdentityError, KeyFileError
+from fluxnode.core.siwe import SiweError
 from fluxnode.p2p import identity
 
 #: A fixed Ed25519 seed and the peer ID py-libp2p 0.8.1 gives its key (checked below too).
@@ -179,3 +180,47 @@ def test_key_file_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("FLUX_TEST_KEY", "not hex")
     with pytest.raises(KeyFileError, match="32-byte hex"):
         read_key_secret(None, "FLUX_TEST_KEY")
+
+
+# -- recovery --------------------------------------------------------------------------------
+
+
+def eth_account_recovery(text: str, sig: bytes) -> str | None:
+    try:
+        return recover_address(text, sig)
+    except SiweError:
+        return None
+
+
+def ours(text: str, sig: bytes) -> str | None:
+    try:
+        return recover_personal(text, sig)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rs=st.binary(min_size=64, max_size=64)
+    | st.tuples(
+        st.sampled_from([0, 1, SECP256K1_N - 1, SECP256K1_N, 2**256 - 1]),
+        st.integers(min_value=0, max_value=2**256 - 1),
+    ).map(lambda t: t[0].to_bytes(32, "big") + t[1].to_bytes(32, "big")),
+    v=st.sampled_from([0, 1, 2, 26, 27, 28, 29, 255]),
+    text=st.text(max_size=50),
+)
+def test_recovery_agrees_with_eth_account_on_any_signature(rs: bytes, v: int, text: str) -> None:
+    sig = rs + bytes([v])
+    assert ours(text, sig) == eth_account_recovery(text, sig)
+
+
+def test_recovery_of_real_and_malleated_signatures_agrees() -> None:
+    text = "flux world record\n"
+    sig = WalletKey.from_secret(ANVIL_KEY).sign_personal(text)
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    high_s = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # the twin (s, v)
+    for candidate in (sig, sig[:64] + bytes([v - 27]), high_s):
+        assert ours(text, candidate) == eth_account_recovery(text, candidate)
+    assert ours(text, sig) == ANVIL_ADDRESS
+    with pytest.raises(ValueError, match="65 bytes"):
+        recover_personal(text, sig[:64])
