@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -47,6 +47,8 @@ log = logging.getLogger("fluxnode.node")
 SHUTDOWN_GRACE_S = 1.5
 #: Seconds a stopping node lets announcements still in flight finish before cancelling them.
 ANNOUNCE_GRACE_S = 0.3
+#: Worlds whose DHT announcements may run at once (each a put and a provide).
+MAX_ANNOUNCING = 4
 
 
 @dataclass
@@ -57,8 +59,10 @@ class AnnounceStats:
     done: int = 0
     #: DHT operations that raised (one announcement can count two: put and provide).
     failed: int = 0
-    #: Announcements still running when the node stopped.
+    #: Announcements still running or queued when the node stopped.
     cancelled: int = 0
+    #: Records replaced by a newer one of their world before their announcement began.
+    superseded: int = 0
     last_error: str | None = None
 
 
@@ -85,33 +89,56 @@ class Node:
         self.announce = AnnounceStats()
         #: The node's TaskGroup, once `run_node` has entered it; owns the announcements.
         self.tasks: asyncio.TaskGroup | None = None
-        self._announcing: set[asyncio.Task[None]] = set()
+        #: Per world: the newest record still to announce, and the task announcing it.
+        self._announce_next: dict[str, tuple[bytes, Cid]] = {}
+        self._announcers: dict[str, asyncio.Task[None]] = {}
+        self._announce_slots = asyncio.Semaphore(MAX_ANNOUNCING)
 
     async def publish(self, record_wire: bytes) -> dict[str, Any]:
         """Store and gossip `record_wire`, then answer. The DHT put and provide are best effort
         (gossip already carried the record; the DHT serves nodes that join later) and can take
-        seconds with few peers, so they run in the background, owned by the node's TaskGroup."""
+        seconds with few peers, so they run in the background, owned by the node's TaskGroup:
+        one worker per world, at most MAX_ANNOUNCING at a time. A record that a newer one of
+        its world replaces before its turn is not announced (the DHT keeps the highest seq)."""
         record = await self.worlds.publish_local(record_wire)
         wire = record.to_wire()
         await self.host.publish(WORLDS_TOPIC, wire)
+        world_id = record.world_id
+        if world_id in self._announce_next:
+            self.announce.superseded += 1
+        self._announce_next[world_id] = (wire, record.cid)
+        if world_id not in self._announcers:  # else its worker picks the newest up
+            work = self._announce_world(world_id)
+            try:
+                if self.tasks is None:
+                    raise RuntimeError("no TaskGroup yet")
+                task = self.tasks.create_task(work)
+            except RuntimeError:
+                # Outside the TaskGroup's life (the admin socket opens before it and closes
+                # after it): nothing could own a task, so the announcement is done first.
+                work.close()
+                await self._announce_world(world_id, register=False)
+            else:
+                self._announcers[world_id] = task
+                task.add_done_callback(self._forget_announcer)
+        return {"world_id": world_id, "cid": str(record.cid), "seq": record.seq}
 
-        def announce() -> Coroutine[Any, Any, None]:
-            return self._announce(record.world_id, wire, record.cid)
+    def _forget_announcer(self, task: asyncio.Task[None]) -> None:
+        """For a worker cancelled before it ever ran (its `finally` never did)."""
+        for world_id, worker in list(self._announcers.items()):
+            if worker is task:
+                del self._announcers[world_id]
 
-        work = announce()
+    async def _announce_world(self, world_id: str, *, register: bool = True) -> None:
         try:
-            if self.tasks is None:
-                raise RuntimeError("no TaskGroup yet")
-            task = self.tasks.create_task(work)
-        except RuntimeError:
-            # Outside the TaskGroup's life (the admin socket opens before it and closes after
-            # it): nothing could own a task, so the announcement is done before answering.
-            work.close()
-            await announce()
-        else:
-            self._announcing.add(task)
-            task.add_done_callback(self._announcing.discard)
-        return {"world_id": record.world_id, "cid": str(record.cid), "seq": record.seq}
+            async with self._announce_slots:
+                while (item := self._announce_next.pop(world_id, None)) is not None:
+                    await self._announce(world_id, *item)
+        finally:
+            # No await between the last empty pop and this: a publish that comes later
+            # finds no worker and starts one, so nothing queued is left behind.
+            if register:
+                self._announcers.pop(world_id, None)
 
     async def _announce(self, world_id: str, wire: bytes, cid: Cid) -> None:
         stats = self.announce
@@ -142,12 +169,14 @@ class Node:
     async def wait_announced(self, grace_s: float = ANNOUNCE_GRACE_S) -> None:
         """Let the announcements in flight finish for `grace_s`, then cancel the rest; returns
         when every one has ended (so none outlives the host it calls)."""
-        pending = set(self._announcing)
+        pending = set(self._announcers.values())
         if not pending:
             return
         _, late = await asyncio.wait(pending, timeout=grace_s)
         for task in late:
             task.cancel()
+        self.announce.cancelled += len(self._announce_next)  # queued, never started
+        self._announce_next.clear()
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def world_list(self) -> list[dict[str, Any]]:

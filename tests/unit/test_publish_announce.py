@@ -35,11 +35,13 @@ class FakeHost:
         self.put_error: Exception | None = None
         self.provide_error: Exception | None = None
         self.provided: list[Cid] = []
+        self.puts: list[bytes] = []
 
     async def publish(self, topic: str, data: bytes) -> None:
         self.published.append(topic)
 
     async def dht_put(self, key: str, value: bytes) -> None:
+        self.puts.append(value)
         self.put_started.set()
         await self.release.wait()
         if self.put_error is not None:
@@ -101,7 +103,7 @@ async def test_stopping_cancels_dht_work_past_the_grace_and_awaits_it(
         await n.publish(record_wire())
         await host.put_started.wait()
         await n.wait_announced(grace_s=0)  # the put never finishes on its own
-        assert not n._announcing  # nothing left running when the host closes
+        assert not n._announcers  # nothing left running when the host closes
     assert n.announce.cancelled == 1 and n.announce.done == 0
 
 
@@ -145,5 +147,41 @@ def test_status_shows_the_announce_counters(node: Any) -> None:
         "done": 0,
         "failed": 0,
         "cancelled": 0,
+        "superseded": 0,
         "last_error": None,
     }
+
+
+async def test_records_of_one_world_queued_behind_a_put_coalesce_to_the_newest(
+    node: tuple[Node, FakeHost],
+) -> None:
+    n, host = node
+    wires = [record_wire(seq) for seq in (1, 2, 3)]
+    async with asyncio.TaskGroup() as tg:
+        n.tasks = tg
+        await n.publish(wires[0])
+        await host.put_started.wait()  # seq 1 is being put; 2 and 3 wait their turn
+        await n.publish(wires[1])
+        answer = await n.publish(wires[2])
+        assert answer["seq"] == 3  # every publish is answered at once
+        host.release.set()
+        await n.wait_announced()
+    assert host.puts == [wires[0], wires[2]]  # seq 2 was replaced before its turn
+    assert n.announce.superseded == 1 and n.announce.done == 2
+    assert not n._announcers and not n._announce_next
+
+
+async def test_a_record_published_as_the_worker_ends_is_still_announced(
+    node: tuple[Node, FakeHost],
+) -> None:
+    n, host = node
+    host.release.set()
+    wires = [record_wire(seq) for seq in range(1, 6)]
+    async with asyncio.TaskGroup() as tg:
+        n.tasks = tg
+        for wire in wires:
+            await n.publish(wire)
+            await asyncio.sleep(0)  # let the worker run, and end, between publications
+        await n.wait_announced()
+    assert host.puts[-1] == wires[-1]
+    assert n.announce.done + n.announce.superseded == 5
