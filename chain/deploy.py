@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import stat
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from fluxnode.atomicfile import atomic_write, read_regular_file
+from fluxnode.chain.keys import read_key_secret
 from fluxnode.contracts import CONTRACT_NAMES, load_artifact
 from fluxnode.core.errors import DeployError as DeployError  # re-exported
 from fluxnode.core.errors import KeyFileError as KeyFileError
@@ -49,8 +47,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEPLOY_KEY_ENV = "FLUX_DEPLOY_KEY"
-_KEY = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
-_MAX_KEY_FILE = 4096
 MAX_DEPLOYMENT_BYTES = 1 << 20
 
 
@@ -133,56 +129,17 @@ def load_private_key(path: Path | None, env_var: str = DEPLOY_KEY_ENV) -> LocalA
 
     The file holds one hex private key (optional 0x, surrounding whitespace ignored). Like ssh,
     it is refused unless it is a regular file owned by the current user (or root) with no
-    group/other permission bits (chmod 600). Never pass keys on the command line: argv is
-    visible to every local user. Errors never include key material.
+    group/other permission bits (chmod 600); see `fluxnode.chain.keys.read_key_secret`. Never
+    pass keys on the command line: argv is visible to every local user. Errors never include
+    key material.
     """
-    if path is not None:
-        text = _read_key_file(Path(path))
-        source = f"key file {path}"
-    else:
-        value = os.environ.get(env_var)
-        if not value:
-            raise KeyFileError(f"no deploy key: give a key file or set {env_var}")
-        text = value
-        source = f"environment variable {env_var}"
-    match = _KEY.fullmatch(text.strip())
-    if match is None:
-        raise KeyFileError(f"{source} does not hold a 32-byte hex private key")
+    secret, source = read_key_secret(path, env_var)
     try:
-        account = cast(LocalAccount, Account.from_key(bytes.fromhex(match.group(1))))
+        account = cast(LocalAccount, Account.from_key(secret))
     except Exception:
         raise KeyFileError(f"{source} does not hold a valid secp256k1 private key") from None
     log.info("deploy key loaded from %s (address %s)", source, account.address)
     return account
-
-
-def _read_key_file(path: Path) -> str:
-    try:
-        # O_NONBLOCK: a FIFO would block the open before fstat could refuse it.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise KeyFileError(f"cannot open key file {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"key file {path} is not a regular file")
-        if st.st_uid not in (os.geteuid(), 0):
-            raise KeyFileError(f"key file {path} is owned by another user (uid {st.st_uid})")
-        if st.st_mode & 0o077:
-            mode = stat.S_IMODE(st.st_mode)
-            raise KeyFileError(
-                f"key file {path} has permissions {mode:04o}, which are too open: "
-                f"it must not be accessible by group or others (chmod 600 {path})"
-            )
-        if st.st_size > _MAX_KEY_FILE:
-            raise KeyFileError(f"key file {path} is too large to be a key")
-        data = os.read(fd, _MAX_KEY_FILE + 1)
-    finally:
-        os.close(fd)
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        raise KeyFileError(f"key file {path} is not ASCII hex") from None
 
 
 def deploy_all(

@@ -1,5 +1,5 @@
-"""World records, the I/O edge: signing with eth-account, signature recovery and the on-chain
-land ownership check. The model and the rules that need no I/O are `fluxnode.core.world_record`.
+"""World records, the I/O edge: signing, signature recovery and the on-chain land ownership
+check. The model and the rules that need no I/O are `fluxnode.core.world_record`.
 
 `verify_record` runs the checks cheapest first, so junk costs no chain round trip:
 
@@ -15,22 +15,22 @@ land ownership check. The model and the rules that need no I/O are `fluxnode.cor
    relayed unverified.
 
 Contract wallets (EIP-1271) cannot sign records: a record must carry a 65-byte EOA signature.
+
+Signing and recovery use `fluxnode.chain.keys` (coincurve), not eth-account, and nothing
+chain-heavy is imported at module level: `flux-node publish` imports this module to sign one
+record, and eth-account's and web3's imports would cost it about a second (and a node its first
+validation). Signatures and recovered addresses are the same as eth-account's.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-
-from fluxnode.chain.oracle import NOBODY, Oracle
-from fluxnode.chain.rpc import ChainCallFailed, ChainUnavailable
-from fluxnode.chain.siwe_verify import recover_address
+from fluxnode.chain.keys import WalletKey, recover_personal
 from fluxnode.core.cid import Cid
-from fluxnode.core.errors import RemoteError
-from fluxnode.core.siwe import SiweError
+from fluxnode.core.errors import ChainCallFailed, ChainUnavailable, RemoteError
 from fluxnode.core.world import Visibility
 from fluxnode.core.world_record import (
     DEFAULT_MAX_AGE,
@@ -43,9 +43,22 @@ from fluxnode.core.world_record import (
     normalize_access,
 )
 
-__all__ = ["recover_owner", "sign_record", "verify_record"]
+if TYPE_CHECKING:
+    from fluxnode.chain.oracle import Oracle
+
+__all__ = ["SigningAccount", "recover_owner", "sign_record", "verify_record"]
 
 log = logging.getLogger("fluxnode.chain.records")
+
+
+class SigningAccount(Protocol):
+    """What `sign_record` needs of a key: a `WalletKey`, or eth-account's `LocalAccount`."""
+
+    @property
+    def key(self) -> bytes: ...
+
+    @property
+    def address(self) -> str: ...
 
 
 def sign_record(
@@ -55,7 +68,7 @@ def sign_record(
     seq: int,
     visibility: Visibility | str,
     issued_at: int,
-    account: LocalAccount,
+    account: SigningAccount,
     access: Iterable[str] = (),
 ) -> WorldRecord:
     """Build and sign a record with `account` (its address becomes `owner`). `access` may be in
@@ -69,25 +82,27 @@ def sign_record(
         vis = Visibility(visibility)
     except ValueError:
         raise RecordInvalid("malformed", f"unknown visibility {visibility!r}") from None
+    wallet = (
+        account if isinstance(account, WalletKey) else WalletKey.from_secret(bytes(account.key))
+    )
     unsigned = UnsignedRecord(
         world_id=world_id,
         cid=cid_value,
         seq=seq,
         visibility=vis,
         access=normalize_access(access),
-        owner=str(account.address),
+        owner=wallet.address,
         issued_at=issued_at,
     )
-    signed = account.sign_message(encode_defunct(text=unsigned.signing_text()))
-    return unsigned.signed(bytes(signed.signature))
+    return unsigned.signed(wallet.sign_personal(unsigned.signing_text()))
 
 
 def recover_owner(record: WorldRecord) -> str:
     """The EIP-55 address whose key signed this record's canonical text."""
     try:
-        return recover_address(record.signing_text(), record.signature)
-    except SiweError as exc:
-        raise RecordInvalid("bad_signature", exc.message) from None
+        return recover_personal(record.signing_text(), record.signature)
+    except ValueError as exc:
+        raise RecordInvalid("bad_signature", str(exc)) from None
 
 
 async def verify_record(
@@ -121,6 +136,8 @@ async def verify_record(
         raise RecordInvalid(
             "chain_unavailable", f"cannot read land {token} owner: {exc}", http_status=503
         ) from None
+    from fluxnode.chain.oracle import NOBODY
+
     if land_owner == NOBODY:
         raise RecordInvalid("not_world_owner", f"land {token} does not exist")
     if not authorized:

@@ -407,14 +407,13 @@ def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
     import time
 
-    from fluxnode.chain.deploy import load_private_key
+    # Not chain.deploy's loader: web3 and eth-account would cost this command about a second.
+    from fluxnode.chain.keys import load_wallet_key
     from fluxnode.chain.records import sign_record
     from fluxnode.node.admin import admin_request
     from fluxnode.storage.worldpkg import open_package
 
-    account = load_private_key(
-        Path(args.key_file) if args.key_file else None, env_var=OWNER_KEY_ENV
-    )
+    account = load_wallet_key(Path(args.key_file) if args.key_file else None, env_var=OWNER_KEY_ENV)
     pack = open_package(Path(args.dir), cfg.world)
     with pack:
         world_id = (

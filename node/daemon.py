@@ -14,12 +14,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
 from fluxnode import __version__
+from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import FluxError
 from fluxnode.core.status import NodeStatus
@@ -44,6 +45,25 @@ log = logging.getLogger("fluxnode.node")
 
 #: Seconds the trio side gets to stop before we give up waiting: a stop must stay under 2 s.
 SHUTDOWN_GRACE_S = 1.5
+#: Seconds a stopping node lets announcements still in flight finish before cancelling them.
+ANNOUNCE_GRACE_S = 0.3
+#: Worlds whose DHT announcements may run at once (each a put and a provide).
+MAX_ANNOUNCING = 4
+
+
+@dataclass
+class AnnounceStats:
+    """The best-effort DHT work after a publication (record put, CID provide)."""
+
+    started: int = 0
+    done: int = 0
+    #: DHT operations that raised (one announcement can count two: put and provide).
+    failed: int = 0
+    #: Announcements still running or queued when the node stopped.
+    cancelled: int = 0
+    #: Records replaced by a newer one of their world before their announcement began.
+    superseded: int = 0
+    last_error: str | None = None
 
 
 class Node:
@@ -66,16 +86,98 @@ class Node:
         )
         self.hosting: Hosting | None = None
         self.loops = Loops()
+        self.announce = AnnounceStats()
+        #: The node's TaskGroup, once `run_node` has entered it; owns the announcements.
+        self.tasks: asyncio.TaskGroup | None = None
+        #: Per world: the newest record still to announce, and the task announcing it.
+        self._announce_next: dict[str, tuple[bytes, Cid]] = {}
+        self._announcers: dict[str, asyncio.Task[None]] = {}
+        self._announce_slots = asyncio.Semaphore(MAX_ANNOUNCING)
 
     async def publish(self, record_wire: bytes) -> dict[str, Any]:
+        """Store and gossip `record_wire`, then answer. The DHT put and provide are best effort
+        (gossip already carried the record; the DHT serves nodes that join later) and can take
+        seconds with few peers, so they run in the background, owned by the node's TaskGroup:
+        one worker per world, at most MAX_ANNOUNCING at a time. A record that a newer one of
+        its world replaces before its turn is not announced (the DHT keeps the highest seq)."""
         record = await self.worlds.publish_local(record_wire)
-        await self.host.publish(WORLDS_TOPIC, record.to_wire())
-        # Best effort: gossip already carried it; the DHT serves nodes that join later.
-        with contextlib.suppress(FluxError):
-            await self.host.dht_put(dht_key(record.world_id), record.to_wire())
-        with contextlib.suppress(FluxError):
-            await self.host.provide(record.cid)
-        return {"world_id": record.world_id, "cid": str(record.cid), "seq": record.seq}
+        wire = record.to_wire()
+        await self.host.publish(WORLDS_TOPIC, wire)
+        world_id = record.world_id
+        if world_id in self._announce_next:
+            self.announce.superseded += 1
+        self._announce_next[world_id] = (wire, record.cid)
+        if world_id not in self._announcers:  # else its worker picks the newest up
+            work = self._announce_world(world_id)
+            try:
+                if self.tasks is None:
+                    raise RuntimeError("no TaskGroup yet")
+                task = self.tasks.create_task(work)
+            except RuntimeError:
+                # Outside the TaskGroup's life (the admin socket opens before it and closes
+                # after it): nothing could own a task, so the announcement is done first.
+                work.close()
+                await self._announce_world(world_id, register=False)
+            else:
+                self._announcers[world_id] = task
+                task.add_done_callback(self._forget_announcer)
+        return {"world_id": world_id, "cid": str(record.cid), "seq": record.seq}
+
+    def _forget_announcer(self, task: asyncio.Task[None]) -> None:
+        """For a worker cancelled before it ever ran (its `finally` never did)."""
+        for world_id, worker in list(self._announcers.items()):
+            if worker is task:
+                del self._announcers[world_id]
+
+    async def _announce_world(self, world_id: str, *, register: bool = True) -> None:
+        try:
+            async with self._announce_slots:
+                while (item := self._announce_next.pop(world_id, None)) is not None:
+                    await self._announce(world_id, *item)
+        finally:
+            # No await between the last empty pop and this: a publish that comes later
+            # finds no worker and starts one, so nothing queued is left behind.
+            if register:
+                self._announcers.pop(world_id, None)
+
+    async def _announce(self, world_id: str, wire: bytes, cid: Cid) -> None:
+        stats = self.announce
+        stats.started += 1
+        try:
+            for what, op in (
+                ("DHT put", lambda: self.host.dht_put(dht_key(world_id), wire)),
+                ("provide", lambda: self.host.provide(cid)),
+            ):
+                try:
+                    await op()
+                except Exception as exc:  # FluxError, or a bug: counted, never fatal here
+                    stats.failed += 1
+                    stats.last_error = f"{what} {world_id}: {exc}"
+                    log.log(
+                        logging.INFO if isinstance(exc, FluxError) else logging.ERROR,
+                        "%s of %s failed: %s",
+                        what,
+                        world_id,
+                        exc,
+                        exc_info=not isinstance(exc, FluxError),
+                    )
+            stats.done += 1
+        except asyncio.CancelledError:
+            stats.cancelled += 1
+            raise
+
+    async def wait_announced(self, grace_s: float = ANNOUNCE_GRACE_S) -> None:
+        """Let the announcements in flight finish for `grace_s`, then cancel the rest; returns
+        when every one has ended (so none outlives the host it calls)."""
+        pending = set(self._announcers.values())
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace_s)
+        for task in late:
+            task.cancel()
+        self.announce.cancelled += len(self._announce_next)  # queued, never started
+        self._announce_next.clear()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def world_list(self) -> list[dict[str, Any]]:
         return self.worlds.listing()
@@ -109,6 +211,7 @@ class Node:
                 "claims": {r.peer_id: sorted(r.cids) for r in self.hosting.table.live(time.time())},
                 "failed_claims": self.hosting.table.failures(),
             }
+        data["announce"] = asdict(self.announce)
         data["worlds"] = {
             "known": len(self.worlds.book),
             **asdict(self.worlds.stats),
@@ -224,6 +327,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         )
 
         async with asyncio.TaskGroup() as tg:
+            node.tasks = tg
             background = [
                 tg.create_task(_watch_host(host, stop)),
                 tg.create_task(_drain_events(host)),
@@ -236,6 +340,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
             await stop.wait()
             for task in background:
                 task.cancel()
+            await node.wait_announced()
         log.info("stopping")
         return 0
     finally:

@@ -11,11 +11,18 @@
   deliberately (`max_rate_per_topic`), since Flux batches avatar updates per node and tick.
 - Bounded delivery: accepted messages go to asyncio with `emit_nowait`; when the consumer is
   behind they are dropped and counted (`dropped`), never queued without bound.
+- Flood publish for our own messages (go-libp2p's `floodPublish`, which py-libp2p 0.8.1 lacks):
+  what this node originates goes to every peer subscribed to the topic, not only to its mesh,
+  so a new record reaches direct neighbours in one hop even while the mesh is still forming
+  or smaller than the topic. Graylisted peers are skipped. Relayed messages use the mesh.
+- Heartbeat every second (py-libp2p's default is 120 s): mesh repair, GRAFTs after a start
+  and IHAVE gossip to peers outside the mesh happen within a second, not minutes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +64,33 @@ class GossipStats:
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
+class FloodPublishGossipSub(GossipSub):
+    """GossipSub that sends the messages this node originates to every subscribed peer."""
+
+    def _get_peers_to_send(
+        self,
+        topic_ids: Iterable[str],
+        msg_forwarder: ID,
+        origin: ID,
+        msg_id: bytes | None = None,
+    ) -> Iterable[ID]:
+        topic_ids = list(topic_ids)
+        peers = set(super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id))
+        pubsub = self.pubsub
+        if pubsub is None or origin != pubsub.my_id:
+            return peers
+        scorer = self.scorer
+        for topic in topic_ids:
+            peers.update(
+                peer
+                for peer in pubsub.peer_topics.get(topic, ())
+                if peer in self.peer_protocol
+                and (scorer is None or not scorer.is_graylisted(peer, [topic]))
+            )
+        peers.discard(origin)
+        return peers
+
+
 class Gossip:
     """Owns one Pubsub+GossipSub pair on a host for the life of the host service."""
 
@@ -65,7 +99,7 @@ class Gossip:
         self.io = io
         self.settings = settings
         self.stats = GossipStats()
-        self.router = GossipSub(
+        self.router = FloodPublishGossipSub(
             protocols=[PROTOCOL_ID_V11],
             degree=settings.degree,
             degree_low=settings.degree_low,
