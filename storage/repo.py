@@ -112,7 +112,7 @@ class Repo:
         before it is rolled back like any other failure.
         """
         if only_hash:
-            result = _import(source, _discard, cid_version, progress)
+            result = _import(source, None, cid_version, progress)
             return AddResult(result.root.cid, result.bytes_read, result.blocks, False)
         if isinstance(source, Path):
             # Known size: refuse up front rather than part-way through.
@@ -268,12 +268,13 @@ def _discard(blocks: list[Block]) -> None:
 
 def _import(
     source: Path | BinaryIO | Importer,
-    sink: Callable[[list[Block]], None],
+    sink: Callable[[list[Block]], None] | None,
     cid_version: int,
     progress: Callable[[int], None] | None,
 ) -> ImportResult:
+    """`sink` None: only the CIDs are wanted (see importer.BlockSink)."""
     if callable(source):
-        return source(sink)
+        return source(sink if sink is not None else _discard)
     if isinstance(source, Path):
         return import_path(source, sink, cid_version, progress)
     return import_stream(source, sink, cid_version, progress)
