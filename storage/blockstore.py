@@ -71,6 +71,13 @@ class StoreStats:
     quota: int | None
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (raw `os.write`: no buffered file object per block)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def key_for(cid: Cid) -> str:
     return base64.b32encode(cid.multihash).decode().rstrip("=")
 
@@ -185,9 +192,7 @@ class BlockStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
                 # The disk starts on it now; the flush before the pin waits for less.
                 start_writeback(fd)
             finally:

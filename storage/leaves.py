@@ -109,6 +109,35 @@ def make_leaf(chunk: bytes | bytearray, cid_version: int, want_block: bool) -> L
     return Leaf(leaf_link(len(chunk), digest, cid_version), block)
 
 
+_local = threading.local()
+
+
+def _scratch(n: int) -> bytearray:
+    """This thread's reusable read buffer of `n` bytes: a leaf that is only hashed needs no
+    memory of its own, and a fresh 256 KiB per chunk costs page faults on every one."""
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) != n:
+        buf = _local.buf = bytearray(n)
+    return buf
+
+
+def hash_at(fd: int, n: int, offset: int, cid_version: int) -> Leaf:
+    """Read up to `n` bytes at `offset` into this thread's buffer and hash them as a leaf; the
+    block is not kept (see `make_leaf` for the one that is)."""
+    buf = _scratch(n)
+    with memoryview(buf) as view:
+        got = 0
+        while got < n and (k := os.preadv(fd, [view[got:]], offset + got)):
+            got += k
+        chunk = view[:got]
+        head, tail = leaf_frame(got, cid_version)
+        h = hashlib.sha256(head)
+        h.update(chunk)
+        h.update(tail)
+        chunk.release()
+    return Leaf(leaf_link(got, h.digest(), cid_version), None)
+
+
 def pread_full(fd: int, n: int, offset: int) -> bytes:
     """Up to `n` bytes at `offset`; fewer only at the end of the file."""
     data = os.pread(fd, n, offset)
@@ -154,6 +183,8 @@ def file_leaves(
         pool = shared_pool()
 
     def job(offset: int) -> Callable[[], Leaf]:
+        if not want_blocks:
+            return lambda: hash_at(fd, chunk_size, offset, cid_version)
         return lambda: make_leaf(pread_full(fd, chunk_size, offset), cid_version, want_blocks)
 
     offsets = (i * chunk_size for i in itertools.count())
