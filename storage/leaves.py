@@ -61,6 +61,14 @@ def shared_pool() -> Executor | None:
         return _pool
 
 
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def ordered(
     jobs: Iterable[Callable[[], T]], window: int, pool: Executor | None
 ) -> Generator[T, None, None]:
@@ -110,6 +118,7 @@ def make_leaf(chunk: bytes | bytearray, cid_version: int, want_block: bool) -> L
 
 
 _local = threading.local()
+_HAVE_PREADV = hasattr(os, "preadv")
 
 
 def _scratch(n: int) -> bytearray:
@@ -183,7 +192,7 @@ def file_leaves(
         pool = shared_pool()
 
     def job(offset: int) -> Callable[[], Leaf]:
-        if not want_blocks:
+        if not want_blocks and _HAVE_PREADV:
             return lambda: hash_at(fd, chunk_size, offset, cid_version)
         return lambda: make_leaf(pread_full(fd, chunk_size, offset), cid_version, want_blocks)
 

@@ -39,6 +39,14 @@ def shared_pool() -> Executor | None:
         return _pool
 
 
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 class WriteBehind:
     """Puts our own (already hashed) blocks into `store` on `pool`, in any order."""
 
