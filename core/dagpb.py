@@ -91,18 +91,26 @@ def encode_unixfs(u: UnixFSData) -> bytes:
     return bytes(out)
 
 
-def file_leaf_node(chunk: bytes | memoryview) -> bytes:
-    """A CIDv0-style leaf: dag-pb node whose Data is UnixFS{File, Data=chunk, filesize}.
+def file_leaf_frame(n: int) -> tuple[bytes, bytes]:
+    """The bytes before and after an n-byte chunk in its CIDv0-style leaf (see `file_leaf_node`).
 
-    Hand-assembled (not via `encode_unixfs`) to copy the 256 KiB chunk exactly once.
+    Separate so a hasher can hash the three parts without assembling the block at all.
     """
-    n = len(chunk)
     inner_head = _key(1, 0) + b"\x02"
     if n:
         inner_head += _key(2, 2) + encode_varint(n)
     inner_tail = _key(3, 0) + encode_varint(n)
     inner_len = len(inner_head) + n + len(inner_tail)
-    return b"".join((_key(1, 2), encode_varint(inner_len), inner_head, chunk, inner_tail))
+    return _key(1, 2) + encode_varint(inner_len) + inner_head, inner_tail
+
+
+def file_leaf_node(chunk: bytes | memoryview) -> bytes:
+    """A CIDv0-style leaf: dag-pb node whose Data is UnixFS{File, Data=chunk, filesize}.
+
+    Hand-assembled (not via `encode_unixfs`) to copy the 256 KiB chunk exactly once.
+    """
+    head, tail = file_leaf_frame(len(chunk))
+    return b"".join((head, chunk, tail))
 
 
 # -- decoding ----------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Sans-IO: `FileBuilder.write()` takes bytes and returns the blocks that became complete; the
 caller stores them. Memory stays flat in file size: one chunk buffer plus at most 174 pending
-links per tree level.
+links per tree level. A caller that reads and hashes chunks itself (on several threads, see
+storage/leaves.py) frames each chunk with `leaf_frame`, names it with `leaf_link` and hands the
+links to `FileBuilder.add_leaf` in file order; the builder then only makes the parents.
 
 Layouts (Kubo defaults, cross-checked against the JS reference importer in the test suite):
 - fixed-size chunks of 262,144 bytes;
@@ -17,6 +19,7 @@ leftover leaf handled wrongly), which is why this exists.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from fluxnode.core.dagpb import (
     encode_link,
     encode_node,
     encode_unixfs,
-    file_leaf_node,
+    file_leaf_frame,
 )
 
 CHUNK_SIZE = 262_144
@@ -58,6 +61,23 @@ class Link:
     filesize: int
 
 
+@functools.lru_cache(maxsize=8)
+def leaf_frame(n: int, cid_version: int) -> tuple[bytes, bytes]:
+    """The bytes before and after an n-byte chunk in its leaf block: a dag-pb/UnixFS wrapper
+    for CIDv0, nothing for the raw leaves of CIDv1. The block is `head + chunk + tail`."""
+    if cid_version == 0:
+        return file_leaf_frame(n)
+    return b"", b""
+
+
+def leaf_link(n: int, digest: bytes, cid_version: int) -> Link:
+    """The link to the leaf of an n-byte chunk whose block (see `leaf_frame`) has this sha256."""
+    if cid_version == 0:
+        head, tail = leaf_frame(n, 0)
+        return Link(Cid.v0(digest), len(head) + n + len(tail), n)
+    return Link(Cid.v1(RAW, digest), n, n)
+
+
 class FileBuilder:
     """Chunk a byte stream and build its balanced UnixFS DAG, emitting blocks as they complete."""
 
@@ -79,12 +99,15 @@ class FileBuilder:
         self._buf = bytearray()
         self._levels: list[list[Link]] = [[]]
         self._leaves = 0
+        self._short = False  # a chunk shorter than chunk_size came: it must be the last
         self.bytes_in = 0
         self._finished = False
 
     def write(self, data: bytes | bytearray | memoryview) -> list[Block]:
         if self._finished:
             raise RuntimeError("write after finish")
+        if self._short:
+            raise RuntimeError("write after the last (short) leaf")
         self.bytes_in += len(data)
         chunks: list[bytes | memoryview] = []
         view = memoryview(data)
@@ -102,6 +125,27 @@ class FileBuilder:
             self._buf += view
         out: list[Block] = []
         self._leaves_from(chunks, out)
+        return out
+
+    def add_leaf(self, link: Link) -> list[Block]:
+        """Take the next leaf, read and hashed by the caller: a full chunk, or the last one.
+
+        Returns the parent blocks that became complete; the leaf's own block is the caller's
+        to store. Not mixed with a `write` that left part of a chunk buffered.
+        """
+        if self._finished:
+            raise RuntimeError("add_leaf after finish")
+        if self._buf:
+            raise RuntimeError("add_leaf after a write that left a partial chunk")
+        if self._short or link.filesize > self.chunk_size:
+            raise ValueError("only the last leaf may be shorter than chunk_size, none longer")
+        if link.filesize == 0 and self._leaves:
+            raise ValueError("an empty leaf stands only for an empty file")
+        self._short = link.filesize < self.chunk_size
+        self.bytes_in += link.filesize
+        out: list[Block] = []
+        self._leaves += 1
+        self._push(0, link, out)
         return out
 
     def finish(self) -> tuple[list[Block], Link]:
@@ -129,18 +173,16 @@ class FileBuilder:
     def _leaves_from(self, chunks: list[bytes | memoryview], out: list[Block]) -> None:
         if not chunks:
             return
-        if self.cid_version == 0:
-            datas = [file_leaf_node(c) for c in chunks]
-        else:
-            datas = [bytes(c) for c in chunks]
+        datas = [self._leaf_block(c) for c in chunks]
         for chunk, data, digest in zip(chunks, datas, self._digest_many(datas), strict=True):
-            if self.cid_version == 0:
-                cid, tsize = Cid.v0(digest), len(data)
-            else:
-                cid, tsize = Cid.v1(RAW, digest), len(chunk)
-            out.append(Block(cid, data))
+            link = leaf_link(len(chunk), digest, self.cid_version)
+            out.append(Block(link.cid, data))
             self._leaves += 1
-            self._push(0, Link(cid, tsize, len(chunk)), out)
+            self._push(0, link, out)
+
+    def _leaf_block(self, chunk: bytes | memoryview) -> bytes:
+        head, tail = leaf_frame(len(chunk), self.cid_version)
+        return b"".join((head, chunk, tail)) if head else bytes(chunk)
 
     def _push(self, level: int, link: Link, out: list[Block]) -> None:
         if level == len(self._levels):

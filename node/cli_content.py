@@ -175,13 +175,11 @@ def cmd_add(args: argparse.Namespace, cfg: Config) -> int:
         # Nothing is opened or created: the data dir may not even exist.
         from fluxnode.storage.importer import import_path, import_stream
 
-        def discard(blocks: Any) -> None:
-            return None
-
+        # No sink: only the CIDs are computed, no block is assembled.
         if isinstance(source, Path):
-            res = import_path(source, discard, args.cid_version, progress)
+            res = import_path(source, None, args.cid_version, progress)
         else:
-            res = import_stream(source, discard, args.cid_version, progress)
+            res = import_stream(source, None, args.cid_version, progress)
         progress.close()
         print(res.root.cid)
         return 0

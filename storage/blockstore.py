@@ -23,7 +23,7 @@ threads, the p2p thread). The tracked size, the quota check and the dirty-file l
 one lock; a block is linked into place (`link(2)`: exactly one writer of the same block wins,
 so the size is counted once); the dirty list is bounded (a full list flushes).
 
-Temp files are named `<pid>-<random>` in `blocks/.tmp`, so a stale one (its writer is dead, or
+Temp files are named `<pid>-<random>-<n>` in `blocks/.tmp`, so a stale one (its writer is dead, or
 it is older than any write takes) can be removed on open without touching a live writer's.
 """
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import threading
@@ -47,7 +48,7 @@ from fluxnode.core.errors import BlockHashMismatch as BlockHashMismatch
 from fluxnode.core.errors import BlockNotFound as BlockNotFound
 from fluxnode.core.errors import BlockTooLarge as BlockTooLarge
 from fluxnode.core.errors import QuotaExceeded as QuotaExceeded
-from fluxnode.storage.fsutil import WriteLock, fsync_dir, is_stale_tmp, syncfs
+from fluxnode.storage.fsutil import WriteLock, fsync_dir, is_stale_tmp, start_writeback, syncfs
 
 #: Files written but not yet flushed that one handle remembers; past this a put flushes itself, so
 #: a writer that never flushes (the p2p side fetching blocks) cannot grow the list without bound.
@@ -70,6 +71,13 @@ class StoreStats:
     quota: int | None
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (raw `os.write`: no buffered file object per block)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def key_for(cid: Cid) -> str:
     return base64.b32encode(cid.multihash).decode().rstrip("=")
 
@@ -79,6 +87,10 @@ class BlockStore:
         self.root = root
         self.quota_bytes = quota_bytes
         self._tmp = root / ".tmp"
+        # Temp names: this handle's random tag and a counter (no random draw per block); the
+        # pid comes first, read per write, so a forked child never picks its parent's names.
+        self._tmp_tag = secrets.token_hex(6)
+        self._tmp_seq = itertools.count()
         # Guards everything below: several threads share one handle.
         self._lock = threading.Lock()
         # One flush at a time, so a flush returns only once every write before it is durable
@@ -176,11 +188,15 @@ class BlockStore:
                 self._size += nbytes
 
     def _write(self, path: Path, data: bytes) -> bool:
-        tmp = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+        tmp = self._tmp / f"{os.getpid()}-{self._tmp_tag}-{next(self._tmp_seq)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            try:
+                write_all(fd, data)
+                # The disk starts on it now; the flush before the pin waits for less.
+                start_writeback(fd)
+            finally:
+                os.close(fd)
             return self._link(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -36,6 +36,25 @@ def syncfs(path: Path) -> bool:
     return True
 
 
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing `fd`'s dirty pages to disk now, without waiting
+    (sync_file_range(2) with SYNC_FILE_RANGE_WRITE). Durability still comes from the later
+    syncfs/fsync; this only lets the disk work while the writer goes on, so that sync has
+    less left to wait for. A no-op where the call is missing."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(_libc, "sync_file_range", None)
+    if fn is None:
+        return
+    fn(fd, ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -8,41 +8,35 @@ Folder rules, as `ipfs add -r` with Kubo's defaults:
 - directories become UnixFS directories, HAMT-sharded past the importer's size threshold;
 - folders nest at most `MAX_DEPTH` levels; names must be valid UTF-8.
 
-Each entry is read once, through file descriptors: a folder is opened (without following links)
-relative to its parent's descriptor and listed from its own, a file is opened without following
-links and checked with `fstat`, so a file or folder swapped for a link (or a FIFO) between the
-listing and the read is refused instead of followed. `tree_size` applies the same rules to
-estimate what an add will store.
+Leaves are read and hashed on a few threads (storage/leaves.py), a bounded window of chunks at
+a time, and come back in file order. Each entry is read once, through file descriptors: a
+folder is opened (without following links) relative to its parent's descriptor and listed from
+its own, a file is opened without following links and checked with `fstat`, so a file or
+folder swapped for a link (or a FIFO) between the listing and the read is refused instead of
+followed. `tree_size` applies the same rules to estimate what an add will store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.hamt import hamt_directory, should_shard
-from fluxnode.core.unixfs import (
-    CHUNK_SIZE,
-    Block,
-    FileBuilder,
-    Link,
-    directory_node,
-    sha256_many,
-    symlink_node,
-)
+from fluxnode.core.unixfs import Block, FileBuilder, Link, directory_node, symlink_node
+from fluxnode.storage.leaves import Leaves, file_leaves, stream_leaves
 
-READ_SIZE = 4 * CHUNK_SIZE
 MAX_DEPTH = 128
 
 
+#: Takes the blocks as they complete. An import given no sink (None) only computes the CIDs:
+#: blocks are counted but not handed over, and CIDv0 leaves are hashed without being assembled.
 BlockSink = Callable[[list[Block]], None]
 
 
@@ -57,7 +51,7 @@ class ImportResult:
 
 
 class _Counter:
-    def __init__(self, sink: BlockSink, progress: Progress | None) -> None:
+    def __init__(self, sink: BlockSink | None, progress: Progress | None) -> None:
         self.sink = sink
         self.progress = progress
         self.bytes = 0
@@ -66,7 +60,8 @@ class _Counter:
     def emit(self, blocks: list[Block]) -> None:
         if blocks:
             self.blocks += len(blocks)
-            self.sink(blocks)
+            if self.sink is not None:
+                self.sink(blocks)
 
     def advance(self, n: int) -> None:
         self.bytes += n
@@ -75,36 +70,26 @@ class _Counter:
 
 
 def import_stream(
-    stream: BinaryIO, sink: BlockSink, cid_version: int = 0, progress: Progress | None = None
+    stream: BinaryIO, sink: BlockSink | None, cid_version: int = 0, progress: Progress | None = None
 ) -> ImportResult:
     counter = _Counter(sink, progress)
-    link = _stream(stream, counter, cid_version)
+    want = sink is not None
+    link = _build(stream_leaves(stream, cid_version, want), counter, cid_version)
     return ImportResult(link, counter.bytes, counter.blocks)
 
 
-_POOL: ThreadPoolExecutor | None = None
-
-
-def parallel_sha256(blocks: Sequence[bytes]) -> list[bytes]:
-    """sha256 of several blocks on all cores: hashlib drops the GIL for large inputs."""
-    global _POOL
-    if len(blocks) < 2 or (os.cpu_count() or 1) < 2:
-        return sha256_many(blocks)
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="flux-hash")
-    return list(_POOL.map(lambda b: hashlib.sha256(b).digest(), blocks))
-
-
-def _stream(stream: BinaryIO, counter: _Counter, cid_version: int) -> Link:
-    builder = FileBuilder(cid_version, digest_many=parallel_sha256)
-    buf = bytearray(READ_SIZE)
-    view = memoryview(buf)
-    while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
-        if not n:
-            break
-        counter.emit(builder.write(view[:n]))
-        counter.advance(n)
+def _build(leaves: Leaves, counter: _Counter, cid_version: int) -> Link:
+    """Build one file's DAG from its leaves (in file order), emitting blocks as they complete."""
+    builder = FileBuilder(cid_version)
+    with contextlib.closing(leaves):  # waits for reads in flight
+        for leaf in leaves:
+            parents = builder.add_leaf(leaf.link)
+            if leaf.block is not None:
+                counter.emit([Block(leaf.link.cid, leaf.block), *parents])
+            else:
+                counter.blocks += 1
+                counter.emit(parents)
+            counter.advance(leaf.link.filesize)
     rest, root = builder.finish()
     counter.emit(rest)
     return root
@@ -202,7 +187,7 @@ def _open_top(path: Path) -> int:
 
 
 def import_path(
-    path: Path, sink: BlockSink, cid_version: int = 0, progress: Progress | None = None
+    path: Path, sink: BlockSink | None, cid_version: int = 0, progress: Progress | None = None
 ) -> ImportResult:
     counter = _Counter(sink, progress)
     fd = _open_top(path)
@@ -218,8 +203,9 @@ def import_path(
 
 def _file(fd: int, shown: str, counter: _Counter, cid_version: int) -> Link:
     try:
-        with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
-            return _stream(fh, counter, cid_version)
+        size = os.fstat(fd).st_size
+        leaves = file_leaves(fd, cid_version, counter.sink is not None, size_hint=size)
+        return _build(leaves, counter, cid_version)
     except OSError as exc:
         raise BadRequest(f"cannot read {shown}: {_reason(exc)}") from exc
 

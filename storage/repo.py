@@ -24,6 +24,7 @@ from fluxnode.storage.dag import walk
 from fluxnode.storage.exporter import Exporter
 from fluxnode.storage.importer import ImportResult, import_path, import_stream, tree_size
 from fluxnode.storage.pins import GcResult, Pin, PinStore
+from fluxnode.storage.writebehind import WriteBehind
 
 log = logging.getLogger("fluxnode.storage.repo")
 
@@ -112,34 +113,34 @@ class Repo:
         before it is rolled back like any other failure.
         """
         if only_hash:
-            result = _import(source, _discard, cid_version, progress)
+            result = _import(source, None, cid_version, progress)
             return AddResult(result.root.cid, result.bytes_read, result.blocks, False)
         if isinstance(source, Path):
             # Known size: refuse up front rather than part-way through.
             self.blocks.reserve(tree_size(source))
-        added: list[Cid] = []
         dag: set[bytes] = set()
-        found: list[bool] = [False]  # some block was already stored (maybe not yet durable)
-
+        # Blocks are written on a few threads while the import reads and hashes the next ones.
+        writer = WriteBehind(self.blocks)
         denylist = self.denylist
 
         def store(blocks: list[Block]) -> None:
             for block in blocks:
                 if denylist:
-                    denylist.check(block.cid)
+                    denylist.check(block.cid)  # before the write: a denied block never lands
                 dag.add(block.cid.multihash)
-                if self.blocks.put(block.cid, block.data, verified=True):
-                    added.append(block.cid)
-                else:
-                    found[0] = True
+                writer.put(block.cid, block.data)
 
         try:
             with self.blocks.write_lock():
-                result = _import(source, store, cid_version, progress)
+                try:
+                    result = _import(source, store, cid_version, progress)
+                finally:
+                    writer.wait()  # no write outlives the lock, and `added` is complete
+                writer.check()
                 # The root went through `store` too; checked again as the one that matters.
                 self.denylist.check(result.root.cid)
                 # Blocks found present may come from a writer that has not flushed yet.
-                self.blocks.flush(force=found[0])
+                self.blocks.flush(force=writer.found)
                 if pin:
                     # Every block of the DAG just went through `store`: no need to re-read it.
                     self.pins.add(result.root.cid, recursive=True, name=name, known_blocks=dag)
@@ -147,7 +148,7 @@ class Repo:
             # Leave the store as it was: remove what this add wrote (blocks that existed before
             # were never in `added`), after releasing the shared lock, and only blocks no pin
             # references: another writer may have found them present and pinned them.
-            self.pins.discard_unpinned(added)
+            self.pins.discard_unpinned(writer.added)
             raise
         return AddResult(result.root.cid, result.bytes_read, result.blocks, pin)
 
@@ -268,12 +269,13 @@ def _discard(blocks: list[Block]) -> None:
 
 def _import(
     source: Path | BinaryIO | Importer,
-    sink: Callable[[list[Block]], None],
+    sink: Callable[[list[Block]], None] | None,
     cid_version: int,
     progress: Callable[[int], None] | None,
 ) -> ImportResult:
+    """`sink` None: only the CIDs are wanted (see importer.BlockSink)."""
     if callable(source):
-        return source(sink)
+        return source(sink if sink is not None else _discard)
     if isinstance(source, Path):
         return import_path(source, sink, cid_version, progress)
     return import_stream(source, sink, cid_version, progress)

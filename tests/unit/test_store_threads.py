@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -52,16 +51,16 @@ class WriteGate:
         self.n = n
         self.arrived = self.refused = 0
         self.cond = threading.Condition()
-        real = os.fdopen
+        real = blockstore.write_all
 
-        def fdopen(fd: int, *a: Any, **kw: Any) -> Any:
+        def write_all(fd: int, data: bytes) -> None:
             with self.cond:
                 self.arrived += 1
                 self.cond.notify_all()
                 assert self.cond.wait_for(lambda: self.arrived + self.refused >= self.n, WAIT_S)
-            return real(fd, *a, **kw)
+            real(fd, data)
 
-        monkeypatch.setattr(blockstore.os, "fdopen", fdopen)
+        monkeypatch.setattr(blockstore, "write_all", write_all)
 
     def refuse(self) -> None:
         with self.cond:
