@@ -4,11 +4,8 @@ The repository's top-level folders (core/, node/, p2p/, storage/, chain/, gatewa
 contracts/) are installed as sub-packages of this one namespace.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("flux-node")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it from here (setuptools `attr:`),
+# so every command learns it without importlib.metadata's ~35 ms scan of installed packages.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

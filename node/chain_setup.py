@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from fluxnode.core.errors import ConfigError
 from fluxnode.node.config import Config
 from fluxnode.node.config_keys import KEYS_BY_NAME
-from fluxnode.node.loops import Loops
 
 if TYPE_CHECKING:  # web3 / eth-account are heavy imports: loaded only when a chain is used
     from fluxnode.chain.deploy import Deployment
     from fluxnode.chain.indexer import ChainIndex, Contracts
     from fluxnode.chain.oracle import Oracle
     from fluxnode.chain.rpc import RpcPool
+    from fluxnode.node.loops import Loops
 
 log = logging.getLogger("fluxnode.node.chain")
 

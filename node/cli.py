@@ -7,7 +7,6 @@ Heavy imports (libp2p, aiohttp) happen inside the commands that need them, so `v
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -158,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     init_data_dir(cfg)
     with run_lock(cfg.data_dir):
         try:
+            import asyncio
+
             return asyncio.run(run_node(cfg, denylist))
         except BaseExceptionGroup as group:
             # A crash inside the TaskGroup (e.g. the p2p side failing) arrives grouped.
@@ -190,6 +191,8 @@ def _admin(
     from fluxnode.node.admin import admin_request
 
     cfg = _config(args)
+    import asyncio
+
     return asyncio.run(admin_request(cfg.data_dir, method, path, body))
 
 

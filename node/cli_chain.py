@@ -7,7 +7,6 @@ variable, never from argv, and never printed or logged.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import signal
 import sys
@@ -67,7 +66,11 @@ def cmd_chain(args: argparse.Namespace, cfg: Config) -> int:
     if args.chain_cmd == "deploy":
         return _deploy(args, cfg)
     if args.chain_cmd == "status":
+        import asyncio  # only for the commands that need a loop
+
         return asyncio.run(_status(cfg))
+    import asyncio  # only for the commands that need a loop
+
     return asyncio.run(_check(args, cfg))
 
 

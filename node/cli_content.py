@@ -7,7 +7,6 @@ it (block files and SQLite WAL are safe across processes; GC takes an exclusive 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -439,6 +438,8 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
         # Checked while it is stored (one pass, like `world pack`); an invalid one is rolled back.
         result = _repo(cfg).add(pack.importer(args.cid_version), name=f"world:{world_id}")
     record = sign(result.cid)
+    import asyncio  # only for the commands that need a loop
+
     answer = asyncio.run(
         admin_request(cfg.data_dir, "POST", "/v0/publish", {"record": record.to_wire().decode()})
     )
@@ -447,6 +448,8 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_worlds(args: argparse.Namespace, cfg: Config) -> int:
+    import asyncio  # only for the commands that need a loop
+
     from fluxnode.node.admin import admin_request
 
     print(json.dumps(asyncio.run(admin_request(cfg.data_dir, "GET", "/v0/worlds")), indent=2))
