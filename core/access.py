@@ -113,3 +113,34 @@ def decide(
     if facts.has_valid_ticket:
         return Decision(True, "valid ticket")
     return Decision(False, "no valid ticket for this world")
+
+
+_ANY_CASE_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def normalize_addresses(addresses: object, *, what: str, limit: int) -> tuple[str, ...]:
+    """Any iterable of 0x addresses (any letter case) as a canonical tuple: lower-case, sorted,
+    unique, at most `limit`. Raises BadRequest naming `what` (the field) for anything else; the
+    signed records that carry address lists (access lists, ban lists) wrap it in their own
+    error."""
+    if isinstance(addresses, str | bytes) or not hasattr(addresses, "__iter__"):
+        raise BadRequest(f"{what} must be a list of addresses, not a string")
+    out = set()
+    for a in addresses:
+        if not isinstance(a, str) or not _ANY_CASE_ADDRESS.fullmatch(a):
+            shown = repr(a) if len(repr(a)) <= 60 else repr(a)[:60] + "..."
+            raise BadRequest(f"{what} entry {shown} is not 0x + 40 hex digits")
+        out.add(a.lower())
+    if len(out) > limit:
+        raise BadRequest(f"{what} list has {len(out)} addresses, over {limit}")
+    return tuple(sorted(out))
+
+
+def canonical_world_id(world_id: object) -> str:
+    """`world_id` if it is a world id in its canonical spelling; BadRequest otherwise."""
+    if not isinstance(world_id, str):
+        raise BadRequest("world_id must be a string")
+    canonical = WorldRef.parse(world_id).canonical_id
+    if canonical != world_id:
+        raise BadRequest(f"world_id must be canonical (lower-case address): {canonical!r}")
+    return world_id

@@ -58,7 +58,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fluxnode.core.access import MAX_ALLOWLIST, AccessRule, WorldRef
+from fluxnode.core.access import (
+    MAX_ALLOWLIST,
+    AccessRule,
+    WorldRef,
+    canonical_world_id,
+    normalize_addresses,
+)
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import BadRequest, RemoteError
 from fluxnode.core.errors import RecordInvalid as RecordInvalid  # re-exported
@@ -112,16 +118,10 @@ def _show(value: object, limit: int = 60) -> str:
 def normalize_access(addresses: Any) -> tuple[str, ...]:
     """Any iterable of 0x addresses (any letter case) as the canonical access tuple: lower-case,
     sorted, unique. Raises RecordInvalid("malformed") for a non-address or too many."""
-    if isinstance(addresses, str | bytes):
-        raise _malformed("access must be a list of addresses, not a string")
-    out = set()
-    for a in addresses:
-        if not isinstance(a, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", a):
-            raise _malformed(f"access entry {_show(a)} is not 0x + 40 hex digits")
-        out.add(a.lower())
-    if len(out) > MAX_RECORD_ACCESS:
-        raise _malformed(f"access list has {len(out)} addresses, over {MAX_RECORD_ACCESS}")
-    return tuple(sorted(out))
+    try:
+        return normalize_addresses(addresses, what="access", limit=MAX_RECORD_ACCESS)
+    except BadRequest as exc:
+        raise _malformed(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -140,16 +140,10 @@ class UnsignedRecord:
     issued_at: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.world_id, str):
-            raise _malformed("world_id must be a string")
         try:
-            ref = WorldRef.parse(self.world_id)
+            canonical_world_id(self.world_id)
         except BadRequest as exc:
             raise _malformed(str(exc)) from None
-        if ref.canonical_id != self.world_id:
-            raise _malformed(
-                f"world_id must be canonical (lower-case address): {ref.canonical_id!r}"
-            )
         if not isinstance(self.cid, Cid):
             raise _malformed("cid must be a Cid")
         if type(self.seq) is not int or not 1 <= self.seq <= MAX_SEQ:

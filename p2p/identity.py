@@ -15,6 +15,7 @@ import base58
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fluxnode.core.cid import encode_varint
 from fluxnode.core.errors import IdentityError
 
 if TYPE_CHECKING:
@@ -29,18 +30,6 @@ _ED25519 = 1
 _SEED_BYTES = 32
 #: Public keys this short are embedded in the peer ID (identity multihash, code 0x00).
 _MAX_INLINE_KEY = 42
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -58,7 +47,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _key_message(key_type: int, data: bytes) -> bytes:
     """A libp2p `PublicKey`/`PrivateKey` message: field 1 type (varint), field 2 data."""
-    return b"\x08" + _varint(key_type) + b"\x12" + _varint(len(data)) + data
+    return b"\x08" + encode_varint(key_type) + b"\x12" + encode_varint(len(data)) + data
 
 
 def _parse_key_message(data: bytes) -> tuple[int, bytes]:
@@ -124,7 +113,7 @@ def peer_id_from_private_key(data: bytes) -> str:
     the protobuf-encoded public key, as libp2p's `ID.from_pubkey` computes it."""
     public = _key_message(_ED25519, public_key_bytes(data))
     assert len(public) <= _MAX_INLINE_KEY
-    return base58.b58encode(b"\x00" + _varint(len(public)) + public).decode()
+    return base58.b58encode(b"\x00" + encode_varint(len(public)) + public).decode()
 
 
 def key_pair_from_private_key(data: bytes) -> KeyPair:

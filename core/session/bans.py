@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fluxnode.core.access import WorldRef
+from fluxnode.core.access import WorldRef, canonical_world_id, normalize_addresses
 from fluxnode.core.errors import BadRequest, BanListInvalid
 from fluxnode.core.siwe import is_checksum_address
 from fluxnode.core.world_record import DEFAULT_MAX_FUTURE_SKEW, MAX_ISSUED_AT, MAX_SEQ
@@ -71,16 +71,10 @@ def _malformed(message: str) -> BanListInvalid:
 
 def normalize_banned(addresses: Any) -> tuple[str, ...]:
     """Any iterable of 0x addresses as the canonical tuple: lower-case, sorted, unique."""
-    if isinstance(addresses, str | bytes):
-        raise _malformed("banned must be a list of addresses, not a string")
-    out = set()
-    for a in addresses:
-        if not isinstance(a, str) or not _ADDRESS.fullmatch(a):
-            raise _malformed(f"banned entry {str(a)[:60]!r} is not 0x + 40 hex digits")
-        out.add(a.lower())
-    if len(out) > MAX_BANNED:
-        raise _malformed(f"{len(out)} banned addresses, over {MAX_BANNED}")
-    return tuple(sorted(out))
+    try:
+        return normalize_addresses(addresses, what="banned", limit=MAX_BANNED)
+    except BadRequest as exc:
+        raise _malformed(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -97,14 +91,10 @@ class UnsignedBanList:
     issued_at: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.world_id, str):
-            raise _malformed("world_id must be a string")
         try:
-            ref = WorldRef.parse(self.world_id)
+            canonical_world_id(self.world_id)
         except BadRequest as exc:
             raise _malformed(str(exc)) from None
-        if ref.canonical_id != self.world_id:
-            raise _malformed(f"world_id must be canonical: {ref.canonical_id!r}")
         if type(self.seq) is not int or not 1 <= self.seq <= MAX_SEQ:
             raise _malformed("seq must be an integer in 1 .. 2**63-1")
         if not isinstance(self.banned, tuple) or normalize_banned(self.banned) != self.banned:
