@@ -100,6 +100,9 @@ class BlockStore:
         self._dirty_files: list[Path] = []
         self._flushes = 0
         self._size: int | None = None  # computed lazily by a scan, then tracked
+        #: False after a scan that writes overlapped: `_size` may count those writes twice
+        #: (an overestimate keeps the quota safe), and the next `total_size()` scans again.
+        self._size_exact = False
         self._changes = 0  # net bytes written by this handle, to correct a scan that ran meanwhile
         root.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(exist_ok=True)
@@ -165,8 +168,8 @@ class BlockStore:
     def _claim(self, nbytes: int) -> None:
         """Count `nbytes` as used, failing with QuotaExceeded first if they do not fit; the
         check and the count are one step, so threads writing at once cannot pass it together."""
-        if self.quota_bytes is not None:
-            self.total_size()  # the first scan, outside the lock
+        if self.quota_bytes is not None and self._size is None:
+            self.stats()  # the first scan, outside the lock
         with self._lock:
             if (
                 self.quota_bytes is not None
@@ -329,10 +332,15 @@ class BlockStore:
                     continue  # not ours: ignore rather than delete
 
     def total_size(self) -> int:
+        """Bytes stored: tracked after one scan; scanned again if writes overlapped the last
+        scan (so an overestimate from a busy moment does not stay)."""
         with self._lock:
-            if self._size is not None:
+            if self._size is not None and self._size_exact:
                 return self._size
-        return self.stats().bytes
+        self.stats()
+        with self._lock:
+            assert self._size is not None
+            return self._size
 
     def stats(self) -> StoreStats:
         """Count blocks and bytes on disk (also refreshes the tracked size: other processes
@@ -348,8 +356,11 @@ class BlockStore:
                             total += entry.stat().st_size
                             count += 1
         with self._lock:
-            # Writes during the scan may be counted twice: an overestimate keeps the quota safe.
-            self._size = total + (self._changes - changes_before)
+            # Writes during the scan may be counted twice: an overestimate keeps the quota safe,
+            # and `total_size()` scans again before it trusts the figure.
+            overlapped = self._changes - changes_before
+            self._size = total + overlapped
+            self._size_exact = overlapped == 0
         return StoreStats(count, total, self.quota_bytes)
 
     def statistics(self) -> StoreStatistics:
