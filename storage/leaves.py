@@ -21,11 +21,12 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from fluxnode.core.unixfs import CHUNK_SIZE, Link, leaf_frame, leaf_link
+from fluxnode.storage.pools import LazyPool
 
 #: Threads that read and hash. More than the cores buys nothing: the work is CPU-bound.
 HASH_THREADS = min(4, os.cpu_count() or 1)
@@ -46,27 +47,12 @@ class Leaf:
 #: Leaves in file order; close it (or run it to its end) before closing what it reads.
 Leaves = Generator[Leaf, None, None]
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_POOL = LazyPool(HASH_THREADS, "flux-leaves")
 
 
 def shared_pool() -> Executor | None:
     """The process's leaf-hashing threads, started on first use; None on a single core."""
-    global _pool
-    if HASH_THREADS < 2:
-        return None
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="flux-leaves")
-        return _pool
-
-
-def _forget_pool() -> None:
-    global _pool
-    _pool = None  # a forked child has none of the parent's threads: it starts its own
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+    return _POOL.get()
 
 
 def ordered(

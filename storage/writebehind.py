@@ -14,37 +14,22 @@ a caller rolls back or flushes after `wait()`, never before.
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 from fluxnode.core.cid import Cid
 from fluxnode.storage.blockstore import BlockStore
+from fluxnode.storage.pools import LazyPool
 
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 WINDOW = 8
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_POOL = LazyPool(WRITE_THREADS, "flux-store")
 
 
 def shared_pool() -> Executor | None:
     """The process's block-writing threads, started on first use; None on a single core."""
-    global _pool
-    if WRITE_THREADS < 2:
-        return None
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="flux-store")
-        return _pool
-
-
-def _forget_pool() -> None:
-    global _pool
-    _pool = None  # a forked child has none of the parent's threads: it starts its own
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+    return _POOL.get()
 
 
 class WriteBehind:
