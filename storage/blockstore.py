@@ -103,6 +103,8 @@ class BlockStore:
         #: False after a scan that writes overlapped: `_size` may count those writes twice
         #: (an overestimate keeps the quota safe), and the next `total_size()` scans again.
         self._size_exact = False
+        #: Puts between their claim and their link (or undo): a scan may or may not see them.
+        self._in_flight = 0
         self._changes = 0  # net bytes written by this handle, to correct a scan that ran meanwhile
         root.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(exist_ok=True)
@@ -152,11 +154,12 @@ class BlockStore:
         try:
             new = self._write(path, data)
         except BaseException:
-            self._account(-len(data))
+            self._account(-len(data), done=True)
             raise
         if not new:
-            self._account(-len(data))
+            self._account(-len(data), done=True)
             return False
+        self._account(0, done=True)
         with self._lock:
             self._dirty_dirs.add(path.parent)
             self._dirty_files.append(path)
@@ -181,12 +184,15 @@ class BlockStore:
                     f"{self.quota_bytes} bytes ({self._size} used)"
                 )
             self._changes += nbytes
+            self._in_flight += 1
             if self._size is not None:
                 self._size += nbytes
 
-    def _account(self, nbytes: int) -> None:
+    def _account(self, nbytes: int, *, done: bool = False) -> None:
         with self._lock:
             self._changes += nbytes
+            if done:
+                self._in_flight -= 1
             if self._size is not None:
                 self._size += nbytes
 
@@ -347,6 +353,7 @@ class BlockStore:
         write to the same directory)."""
         with self._lock:
             changes_before = self._changes
+            in_flight_before = self._in_flight
         count = total = 0
         for shard in self._shard_dirs():
             with contextlib.suppress(FileNotFoundError):
@@ -358,9 +365,11 @@ class BlockStore:
         with self._lock:
             # Writes during the scan may be counted twice: an overestimate keeps the quota safe,
             # and `total_size()` scans again before it trusts the figure.
+            # A put in flight when the scan began may be missed by it (linked after its shard
+            # was read) as well as counted: only a scan no put overlapped is exact.
             overlapped = self._changes - changes_before
             self._size = total + overlapped
-            self._size_exact = overlapped == 0
+            self._size_exact = overlapped == 0 and in_flight_before == 0
         return StoreStats(count, total, self.quota_bytes)
 
     def statistics(self) -> StoreStatistics:
