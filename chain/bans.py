@@ -11,14 +11,13 @@ stored or relayed). Verified lists go to a `BanBook`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from fluxnode.chain.oracle import NOBODY, Oracle
-from fluxnode.chain.rpc import ChainCallFailed, ChainUnavailable
+from fluxnode.chain.oracle import Oracle
+from fluxnode.chain.records import check_land_signer
 from fluxnode.chain.siwe_verify import recover_address
 from fluxnode.core.errors import BanListInvalid, SiweError
 from fluxnode.core.session.bans import (
@@ -31,8 +30,6 @@ from fluxnode.core.session.bans import (
 from fluxnode.core.world_record import DEFAULT_MAX_FUTURE_SKEW
 
 __all__ = ["sign_ban_list", "verify_ban_list"]
-
-log = logging.getLogger("fluxnode.chain.bans")
 
 
 def sign_ban_list(
@@ -73,25 +70,6 @@ async def verify_ban_list(
             "signer_mismatch", f"ban list names owner {ban_list.owner} but {signer} signed it"
         )
     check_ban_owner_matches_id(ban_list)
-    token = ban_list.ref.land_token
-    if token is None:
-        return
-    if oracle is None:
-        raise BanListInvalid(
-            "chain_unavailable",
-            "land ban lists need the chain; none is configured",
-            http_status=503,
-        )
-    try:
-        land_owner, authorized = await oracle.land_owner_and_operator(token, signer)
-    except (ChainUnavailable, ChainCallFailed) as exc:
-        log.warning("cannot verify ban list for %s: %s", ban_list.world_id, exc)
-        raise BanListInvalid(
-            "chain_unavailable", f"cannot read land {token} owner: {exc}", http_status=503
-        ) from None
-    if land_owner == NOBODY:
-        raise BanListInvalid("not_world_owner", f"land {token} does not exist")
-    if not authorized:
-        raise BanListInvalid(
-            "not_world_owner", f"{signer} neither owns land {token} nor is approved for it"
-        )
+    await check_land_signer(
+        ban_list.ref.land_token, signer, oracle, BanListInvalid, "ban list", ban_list.world_id
+    )

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fluxnode.chain.keys import WalletKey, recover_personal
 from fluxnode.core.cid import Cid
-from fluxnode.core.errors import ChainCallFailed, ChainUnavailable, RemoteError
+from fluxnode.core.errors import ChainCallFailed, ChainUnavailable, ReasonError, RemoteError
 from fluxnode.core.world import Visibility
 from fluxnode.core.world_record import (
     DEFAULT_MAX_AGE,
@@ -122,25 +122,38 @@ async def verify_record(
             "signer_mismatch", f"record names owner {record.owner} but {signer} signed it"
         )
     check_owner_matches_id(record)
-    token = record.ref.land_token
+    await check_land_signer(
+        record.ref.land_token, signer, oracle, RecordInvalid, "record", record.world_id
+    )
+
+
+async def check_land_signer(
+    token: int | None,
+    signer: str,
+    oracle: Oracle | None,
+    error: type[ReasonError],
+    what: str,
+    world_id: str,
+) -> None:
+    """For a land world (`token` set), `signer` must own the land or be approved for it at a
+    confirmed block; fails closed (`error("chain_unavailable")`, 503) when the chain cannot say.
+    Shared by every owner-signed record of a world (world records, ban lists)."""
     if token is None:
         return
     if oracle is None:
-        raise RecordInvalid(
-            "chain_unavailable", "land records need the chain; none is configured", http_status=503
+        raise error(
+            "chain_unavailable", f"land {what}s need the chain; none is configured", http_status=503
         )
     try:
         land_owner, authorized = await oracle.land_owner_and_operator(token, signer)
     except (ChainUnavailable, ChainCallFailed) as exc:
-        log.warning("cannot verify record for %s: %s", record.world_id, exc)
-        raise RecordInvalid(
+        log.warning("cannot verify %s for %s: %s", what, world_id, exc)
+        raise error(
             "chain_unavailable", f"cannot read land {token} owner: {exc}", http_status=503
         ) from None
     from fluxnode.chain.oracle import NOBODY
 
     if land_owner == NOBODY:
-        raise RecordInvalid("not_world_owner", f"land {token} does not exist")
+        raise error("not_world_owner", f"land {token} does not exist")
     if not authorized:
-        raise RecordInvalid(
-            "not_world_owner", f"{signer} neither owns land {token} nor is approved for it"
-        )
+        raise error("not_world_owner", f"{signer} neither owns land {token} nor is approved for it")
