@@ -29,13 +29,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
-from typing import Any, Final, TypeAlias
+from dataclasses import astuple
+from typing import Any, Final
 
 import msgpack
 
 from fluxnode.core.errors import FrameInvalid
 from fluxnode.core.session.chat import ChatMessage
+from fluxnode.core.session.frames import (
+    Ack,
+    Batch,
+    Challenge,
+    Denied,
+    Error,
+    Frame,
+    Heartbeat,
+    Hello,
+    InstanceOps,
+    Join,
+    Joined,
+    Leave,
+    MemberJoin,
+    RedirectTo,
+    Report,
+    Resync,
+    SignedIn,
+    StateSnapshot,
+    StateSync,
+    VisitorIn,
+    VisitorOut,
+)
 from fluxnode.core.session.hlc import Hlc
 from fluxnode.core.session.presence import Transform, ViewerFrame
 from fluxnode.core.session.seat_messages import (
@@ -54,66 +77,10 @@ MAX_FRAME: Final = 64 << 10
 MAX_ID: Final = 128
 MAX_TEXT: Final = 2000  # bytes, enough for 500 characters of any script
 MAX_LIST: Final = 128
+#: Ops in one snapshot or batch: a world has at most a few hundred interactive registers.
+MAX_OPS: Final = 512
 _INT_MAX: Final = (1 << 53) - 1
 
-
-@dataclass(frozen=True)
-class Hello:
-    proof: str
-    proof_signature: bytes
-    session_key: bytes
-
-
-@dataclass(frozen=True)
-class Join:
-    world_id: str
-
-
-@dataclass(frozen=True)
-class Joined:
-    world_id: str
-    instance_id: str
-    node: str
-    seat: int
-
-
-@dataclass(frozen=True)
-class Denied:
-    reason: str
-
-
-@dataclass(frozen=True)
-class RedirectTo:
-    node: str
-    addresses: tuple[str, ...]
-    instance_id: str | None
-
-
-@dataclass(frozen=True)
-class Ack:
-    seq: int
-
-
-@dataclass(frozen=True)
-class Resync:
-    pass
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    pass
-
-
-@dataclass(frozen=True)
-class Leave:
-    pass
-
-
-Frame: TypeAlias = (
-    Hello | Join | Joined | Denied | RedirectTo | Transform | ViewerFrame | Ack | Resync
-    | StateOp | ChatMessage | Heartbeat | Leave
-    | SeatClaim | SeatAck | SeatNack | SeatRelease | Handover
-)  # fmt: skip
 
 # --- field checks (each raises FrameInvalid naming the field) --------------------------------
 
@@ -204,6 +171,46 @@ def _op(f: list[Any]) -> StateOp:
                    _b(f[9], "signature", 128))  # fmt: skip
 
 
+def _chat(f: list[Any]) -> ChatMessage:
+    return ChatMessage(_s(f[0], "instance"), _s(f[1], "author"), _s(f[2], "text", MAX_TEXT),
+                       _i(f[3], "sent_ms"), _b(f[4], "signature", 128))  # fmt: skip
+
+
+def _ops(v: object) -> tuple[StateOp, ...]:
+    items = _list(v, "ops", MAX_OPS)
+    out = []
+    for item in items:
+        fields = _list(item, "op", 10)
+        if len(fields) != 10:
+            raise FrameInvalid("op must have 10 fields")
+        out.append(_op(fields))
+    return tuple(out)
+
+
+def _chats(v: object) -> tuple[ChatMessage, ...]:
+    out = []
+    for item in _list(v, "chat", 50):
+        fields = _list(item, "chat message", 5)
+        if len(fields) != 5:
+            raise FrameInvalid("chat message must have 5 fields")
+        out.append(_chat(fields))
+    return tuple(out)
+
+
+def _transforms(v: object) -> dict[str, Transform]:
+    if not isinstance(v, dict) or len(v) > 100:
+        raise FrameInvalid("transforms must be a map of at most 100 visitors")
+    return {_s(k, "visitor"): _transform(t) for k, t in v.items()}
+
+
+def _info(v: object) -> dict[str, JsonValue]:
+    if not isinstance(v, dict):
+        raise FrameInvalid("info must be a map")
+    out = _json(v, "info", 3)
+    assert isinstance(out, dict)
+    return out
+
+
 def _frame(f: list[Any]) -> ViewerFrame:
     changed_in = f[2]
     if not isinstance(changed_in, dict) or len(changed_in) > 100:
@@ -223,8 +230,8 @@ def _frame(f: list[Any]) -> ViewerFrame:
 
 
 _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
-    1: (3, lambda f: Hello(_s(f[0], "proof", 4096), _b(f[1], "proof_signature", 8192),
-                           _b(f[2], "session_key", 64))),
+    1: (4, lambda f: Hello(_s(f[0], "proof", 4096), _b(f[1], "proof_signature", 8192),
+                           _b(f[2], "session_key", 64), _b(f[3], "possession_signature", 128))),
     2: (1, lambda f: Join(_s(f[0], "world_id"))),
     3: (4, lambda f: Joined(_s(f[0], "world_id"), _s(f[1], "instance_id"), _s(f[2], "node"),
                             _i(f[3], "seat", 0, 99))),
@@ -237,9 +244,15 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
     12: (1, lambda f: Ack(_i(f[0], "seq"))),
     13: (0, lambda f: Resync()),
     20: (10, _op),
-    30: (5, lambda f: ChatMessage(_s(f[0], "instance"), _s(f[1], "author"),
-                                  _s(f[2], "text", MAX_TEXT), _i(f[3], "sent_ms"),
-                                  _b(f[4], "signature", 128))),
+    6: (6, lambda f: Challenge(_s(f[0], "node"), _s(f[1], "domain", 256),
+                               _i(f[2], "chain_id", 1), _s(f[3], "uri", 512), _s(f[4], "nonce"),
+                               _b(f[5], "challenge", 64))),
+    7: (3, lambda f: SignedIn(_s(f[0], "visitor"), _s(f[1], "address"), _i(f[2], "expires_ms"))),
+    8: (2, lambda f: Error(_s(f[0], "code", 64), _s(f[1], "message", MAX_TEXT))),
+    9: (3, lambda f: Report(_s(f[0], "world_id"), _opt_s(f[1], "subject"),
+                            _s(f[2], "reason", MAX_TEXT))),
+    14: (3, lambda f: StateSnapshot(_s(f[0], "instance"), _ops(f[1]), _chats(f[2]))),
+    30: (5, _chat),
     40: (0, lambda f: Heartbeat()),
     41: (0, lambda f: Leave()),
     50: (4, lambda f: SeatClaim(_s(f[0], "instance"), _i(f[1], "slot", 0, 99), _key(f[2]),
@@ -252,6 +265,15 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
     53: (3, lambda f: SeatRelease(_s(f[0], "instance"), _i(f[1], "slot", 0, 99), _key(f[2]))),
     54: (4, lambda f: Handover(_s(f[0], "instance"), _s(f[1], "sender"), _opt_s(f[2], "successor"),
                                tuple(_handed(h) for h in _list(f[3], "seats", 100)))),
+    60: (3, lambda f: MemberJoin(_s(f[0], "world_id"), _s(f[1], "instance"),
+                                 _i(f[2], "capacity", 1, 100))),
+    61: (6, lambda f: VisitorIn(_s(f[0], "instance"), _s(f[1], "visitor"), _s(f[2], "proof", 4096),
+                                _b(f[3], "proof_signature", 8192), _info(f[4]),
+                                _transform(f[5]))),
+    62: (2, lambda f: VisitorOut(_s(f[0], "instance"), _s(f[1], "visitor"))),
+    63: (3, lambda f: Batch(_s(f[0], "instance"), _i(f[1], "tick"), _transforms(f[2]))),
+    64: (2, lambda f: InstanceOps(_s(f[0], "instance"), _ops(f[1]))),
+    65: (3, lambda f: StateSync(_s(f[0], "instance"), _ops(f[1]), _chats(f[2]))),
 }  # fmt: skip
 
 
@@ -263,10 +285,18 @@ def _handed(v: object) -> HandedSeat:
 
 
 _CODES: dict[type, int] = {
-    Hello: 1, Join: 2, Joined: 3, Denied: 4, RedirectTo: 5, Transform: 10, ViewerFrame: 11,
-    Ack: 12, Resync: 13, StateOp: 20, ChatMessage: 30, Heartbeat: 40, Leave: 41,
+    Hello: 1, Join: 2, Joined: 3, Denied: 4, RedirectTo: 5, Challenge: 6, SignedIn: 7,
+    Error: 8, Report: 9, Transform: 10, ViewerFrame: 11, Ack: 12, Resync: 13, StateSnapshot: 14,
+    StateOp: 20, ChatMessage: 30, Heartbeat: 40, Leave: 41,
     SeatClaim: 50, SeatAck: 51, SeatNack: 52, SeatRelease: 53, Handover: 54,
+    MemberJoin: 60, VisitorIn: 61, VisitorOut: 62, Batch: 63, InstanceOps: 64, StateSync: 65,
 }  # fmt: skip
+
+
+def _enc_op(op: StateOp) -> list[object]:
+    h = op.hlc
+    return [op.object_id, str(op.kind), op.prop, op.value, op.trigger,
+            h.wall_ms, h.counter, h.actor, op.author, op.signature]  # fmt: skip
 
 
 def _fields(frame: Frame) -> list[object]:
@@ -276,9 +306,18 @@ def _fields(frame: Frame) -> list[object]:
         changed = {k: None if t is None else _enc_transform(t) for k, t in frame.changed.items()}
         return [frame.seq, frame.base, changed, list(frame.removed), dict(frame.info)]
     if isinstance(frame, StateOp):
-        h = frame.hlc
-        return [frame.object_id, str(frame.kind), frame.prop, frame.value, frame.trigger,
-                h.wall_ms, h.counter, h.actor, frame.author, frame.signature]  # fmt: skip
+        return _enc_op(frame)
+    if isinstance(frame, StateSnapshot | StateSync):
+        return [frame.instance, [_enc_op(o) for o in frame.ops],
+                [list(astuple(m)) for m in frame.chat]]  # fmt: skip
+    if isinstance(frame, InstanceOps):
+        return [frame.instance, [_enc_op(o) for o in frame.ops]]
+    if isinstance(frame, VisitorIn):
+        return [frame.instance, frame.visitor, frame.proof, frame.proof_signature,
+                dict(frame.info), _enc_transform(frame.transform)]  # fmt: skip
+    if isinstance(frame, Batch):
+        return [frame.instance, frame.tick,
+                {k: _enc_transform(t) for k, t in frame.transforms.items()}]  # fmt: skip
     if isinstance(frame, RedirectTo):
         return [frame.node, list(frame.addresses), frame.instance_id]
     if isinstance(frame, SeatAck):

@@ -26,15 +26,26 @@ from fluxnode.core.session.state import OpKind, StateOp
 from fluxnode.core.session.wire import (
     MAX_FRAME,
     Ack,
+    Batch,
+    Challenge,
     Denied,
+    Error,
     Frame,
     Heartbeat,
     Hello,
+    InstanceOps,
     Join,
     Joined,
     Leave,
+    MemberJoin,
     RedirectTo,
+    Report,
     Resync,
+    SignedIn,
+    StateSnapshot,
+    StateSync,
+    VisitorIn,
+    VisitorOut,
     decode,
     encode,
 )
@@ -44,7 +55,7 @@ T = Transform((1.5, 0.0, -2.25), (0.0, 0.0, 0.0, 1.0), "walk")
 ALICE = "0x" + "a" * 40
 
 SAMPLES: list[Frame] = [
-    Hello("example.org wants you to sign in...", b"\x01" * 65, b"\x02" * 32),
+    Hello("example.org wants you to sign in...", b"\x01" * 65, b"\x02" * 32, b"\x03" * 64),
     Join("land:7"),
     Joined("land:7", "0123456789abcdef", "node-a", 3),
     Denied("denied: no valid ticket for this world"),
@@ -65,6 +76,22 @@ SAMPLES: list[Frame] = [
     SeatRelease("i1", 3, KEY),
     Handover("i1", "node-a", "node-b", (HandedSeat(3, KEY, "visitor-1"),)),
     Handover("i1", "node-a", None, ()),
+    Challenge("node-a", "flux.example", 31337, "http://flux.example/", "n0nce1234", b"\x07" * 32),
+    SignedIn("A" * 43, ALICE, 1_700_000_000_000),
+    Error("op_rejected", "canModify is false for door"),
+    Report("land:7", ALICE, "spamming the chat"),
+    Report("land:7", None, "broken world"),
+    StateSnapshot(
+        "i1",
+        (StateOp("door", OpKind.SET, "open", True, "onClick", Hlc(5, 1, "a"), ALICE, b"sig"),),
+        (ChatMessage("i1", "v1", "hi", 1_700_000_000_000, b"s"),),
+    ),
+    MemberJoin("land:7", "i1", 100),
+    VisitorIn("i1", "A" * 43, "siwe text", b"\x01" * 65, {"address": ALICE, "avatar": "fox"}, T),
+    VisitorOut("i1", "A" * 43),
+    Batch("i1", 12, {"A" * 43: T}),
+    InstanceOps("i1", ()),
+    StateSync("i1", (), ()),
 ]
 
 
@@ -98,7 +125,7 @@ def test_transforms_are_compact() -> None:
          "nested at most 4"),
         (msgpack.packb([50, "i", 100, [1, "n", 1], "v"]), "slot must be an integer in 0..99"),
         (msgpack.packb([2, "x" * 200]), "1..128 bytes"),
-        (msgpack.packb([1, "p", "not-bytes", b""], use_bin_type=True), "proof_signature"),
+        (msgpack.packb([1, "p", "not-bytes", b"", b""], use_bin_type=True), "proof_signature"),
         (b"\x92\x02\xc7\x01\x05x", "not one msgpack value"),  # ext types are refused
         (b"\x91" * 5000 + b"\x0d", "not one msgpack value"),  # nested far too deep
     ],

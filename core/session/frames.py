@@ -1,0 +1,173 @@
+"""The frames of the session protocol (docs/session-protocol.md), encoded by `wire`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from fluxnode.core.session.chat import ChatMessage
+from fluxnode.core.session.presence import Transform, ViewerFrame
+from fluxnode.core.session.seat_messages import (
+    Handover,
+    SeatAck,
+    SeatClaim,
+    SeatNack,
+    SeatRelease,
+)
+from fluxnode.core.session.state import StateOp
+from fluxnode.core.world import JsonValue
+
+
+@dataclass(frozen=True)
+class Hello:
+    proof: str
+    proof_signature: bytes
+    session_key: bytes
+    possession_signature: bytes
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """The node's first frame: what the entry proof must name, and bytes to sign for possession."""
+
+    node: str
+    domain: str
+    chain_id: int
+    uri: str
+    nonce: str
+    challenge: bytes
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    visitor: str
+    address: str
+    expires_ms: int
+
+
+@dataclass(frozen=True)
+class Error:
+    """A refused frame (nothing changed); `code` is an error code of `fluxnode.core.errors`."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    world_id: str
+    subject: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    instance: str
+    ops: tuple[StateOp, ...]
+    chat: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True)
+class MemberJoin:
+    world_id: str
+    instance: str
+    capacity: int
+
+
+@dataclass(frozen=True)
+class VisitorIn:
+    instance: str
+    visitor: str
+    proof: str
+    proof_signature: bytes
+    info: dict[str, JsonValue]
+    transform: Transform
+
+
+@dataclass(frozen=True)
+class VisitorOut:
+    instance: str
+    visitor: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    instance: str
+    tick: int
+    transforms: dict[str, Transform]
+
+
+@dataclass(frozen=True)
+class InstanceOps:
+    instance: str
+    ops: tuple[StateOp, ...]
+
+
+@dataclass(frozen=True)
+class StateSync:
+    instance: str
+    ops: tuple[StateOp, ...]
+    chat: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True)
+class Join:
+    world_id: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    world_id: str
+    instance_id: str
+    node: str
+    seat: int
+
+
+@dataclass(frozen=True)
+class Denied:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RedirectTo:
+    node: str
+    addresses: tuple[str, ...]
+    instance_id: str | None
+
+
+@dataclass(frozen=True)
+class Ack:
+    seq: int
+
+
+@dataclass(frozen=True)
+class Resync:
+    pass
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    pass
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+Frame: TypeAlias = (
+    Hello | Join | Joined | Denied | RedirectTo | Challenge | SignedIn | Error | Report
+    | Transform | ViewerFrame | Ack | Resync | StateSnapshot
+    | StateOp | ChatMessage | Heartbeat | Leave
+    | SeatClaim | SeatAck | SeatNack | SeatRelease | Handover
+    | MemberJoin | VisitorIn | VisitorOut | Batch | InstanceOps | StateSync
+)  # fmt: skip
+#: Frames a client may send to its home node; anything else from a client is refused.
+CLIENT_FRAMES: Final = (
+    Hello, Join, Report, Transform, Ack, Resync, StateOp, ChatMessage, Heartbeat, Leave
+)  # fmt: skip
+#: Frames member nodes send each other.
+NODE_FRAMES: Final = (
+    SeatClaim, SeatAck, SeatNack, SeatRelease, Handover,
+    MemberJoin, VisitorIn, VisitorOut, Batch, InstanceOps, StateSync, ChatMessage,
+)  # fmt: skip
