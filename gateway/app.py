@@ -3,7 +3,8 @@
 `GET /ipfs/...` serves pinned content (see gateway/content.py); `GET /api/v0/node` gives the
 node's public identity (peer ID, addresses, version) so a browser or thin app can find its libp2p
 addresses; `GET /healthz` is for load balancers: it answers from the app alone (no call into
-the node, no thread, no disk), so it stays cheap when polled hard.
+the node, no thread, no disk), so it stays cheap when polled hard. `GET /session` is the session
+protocol's WebSocket (gateway/session_ws.py, docs/session-protocol.md).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import time
 from aiohttp import web
 
 from fluxnode.core.content import ContentApi
+from fluxnode.core.session.gate import SessionGate
 from fluxnode.core.status import NodeApi
 from fluxnode.gateway.content import add_content_routes
 from fluxnode.gateway.errors import MAX_FIELD_BYTES, MAX_LINE_BYTES, public_error_middleware
 from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
+from fluxnode.gateway.session_ws import add_session_route
 
 NODE_API_KEY = web.AppKey("node_api", NodeApi)
 STARTED_KEY = web.AppKey("started", float)
@@ -39,7 +42,10 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def make_gateway_app(
-    api: NodeApi, content: ContentApi | None = None, limits: GatewayLimits | None = None
+    api: NodeApi,
+    content: ContentApi | None = None,
+    limits: GatewayLimits | None = None,
+    sessions: SessionGate | None = None,
 ) -> web.Application:
     """Serve it with `GatewayRunner` (gateway/server.py), so that requests aiohttp cannot
     parse are answered in JSON too."""
@@ -61,4 +67,6 @@ def make_gateway_app(
     app.router.add_get("/healthz", _healthz)
     if content is not None:
         add_content_routes(app, content)
+    if sessions is not None:
+        add_session_route(app, sessions)
     return app

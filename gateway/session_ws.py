@@ -1,0 +1,112 @@
+"""`GET /session`: the session protocol's WebSocket (binary messages, one frame each).
+
+A slow client must never stall the node: frames for a client go into a bounded queue that one
+writer task drains; when the queue is full the client is dropped (close code 1008, "too slow")
+instead of buffering without bound or making the session logic wait. Text messages, messages
+over the frame limit and pings the client never answers close the connection (aiohttp enforces
+`max_msg_size` and `heartbeat`). What a frame means is the node's business (`SessionGate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from fluxnode.core.session.gate import SessionGate, SessionPeer
+from fluxnode.core.session.wire import MAX_FRAME
+
+log = logging.getLogger("fluxnode.gateway.session")
+
+SESSION_GATE_KEY = web.AppKey("session_gate", SessionGate)
+#: Frames queued for one client before it counts as too slow (about 10 s of ticks at 10 Hz,
+#: plus bursts of state operations and chat).
+SEND_QUEUE = 256
+#: Seconds between WebSocket pings; a client that misses one pong is dropped.
+HEARTBEAT_S = 15.0
+#: Connections one gateway holds at once (each is a visitor; a node hosts a few hundred).
+MAX_CONNECTIONS = 2000
+
+
+class _Sink:
+    """The gateway's half of one connection: a bounded queue and the close it asks for."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    def send(self, data: bytes) -> bool:
+        if self.close_code is not None:
+            return False
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.close(WSCloseCode.POLICY_VIOLATION, "too slow: frames not read")
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        if self._queue.full():  # a client too slow for its frames gets none of them
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self._queue.put_nowait(None)  # after the frames already queued: they still go out
+
+    async def write_loop(self) -> None:
+        ws = self._ws
+        with contextlib.suppress(ConnectionError):
+            while (data := await self._queue.get()) is not None:
+                await ws.send_bytes(data)
+        await ws.close(
+            code=self.close_code or WSCloseCode.OK, message=self.close_reason.encode()[:120]
+        )
+
+
+async def session_socket(request: web.Request) -> web.StreamResponse:
+    counter = request.app[_OPEN_KEY]
+    if counter[0] >= MAX_CONNECTIONS:
+        raise web.HTTPServiceUnavailable(reason="too many sessions")
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT_S, compress=False, autoping=True
+    )
+    await ws.prepare(request)
+    counter[0] += 1
+    sink = _Sink(ws)
+    writer = asyncio.create_task(sink.write_loop())
+    peer: SessionPeer | None = None
+    try:
+        peer = await request.app[SESSION_GATE_KEY].open_session(sink, request.remote or "")
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                await peer.receive(msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                sink.close(WSCloseCode.UNSUPPORTED_DATA, "session frames are binary")
+            if sink.close_code is not None:
+                break
+    finally:
+        counter[0] -= 1
+        if peer is not None:
+            try:
+                await peer.closed()
+            except Exception:  # the node's cleanup failing must not hide why we are here
+                log.exception("session cleanup failed")
+        sink.close(WSCloseCode.GOING_AWAY, "")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer, 2.0)
+        writer.cancel()
+    return ws
+
+
+_OPEN_KEY = web.AppKey("session_open", list)
+
+
+def add_session_route(app: web.Application, gate: SessionGate) -> None:
+    app[SESSION_GATE_KEY] = gate
+    app[_OPEN_KEY] = [0]
+    app.router.add_get("/session", session_socket)

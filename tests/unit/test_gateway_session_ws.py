@@ -1,0 +1,113 @@
+"""The gateway's `/session` WebSocket: bytes in order both ways, limits, slow clients dropped."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from fluxnode.core.session.gate import SessionPeer, SessionSink
+from fluxnode.core.session.wire import MAX_FRAME
+from fluxnode.gateway import make_gateway_app
+from fluxnode.gateway.session_ws import SEND_QUEUE
+from tests.unit.gateway_helpers import FakeNode, serve
+
+
+class EchoGate:
+    """Answers every frame with b"re:" + frame; `flood` sends more than a client can queue."""
+
+    def __init__(self) -> None:
+        self.sinks: list[SessionSink] = []
+        self.received: list[bytes] = []
+        self.closed = asyncio.Event()
+
+    async def open_session(self, sink: SessionSink, remote: str) -> SessionPeer:
+        self.sinks.append(sink)
+        sink.send(b"hello " + remote.encode())
+        gate = self
+
+        class Peer:
+            async def receive(self, data: bytes) -> None:
+                gate.received.append(data)
+                if data == b"flood":
+                    results = [sink.send(b"x" * 1000) for _ in range(SEND_QUEUE * 4)]
+                    gate.flood_results = results
+                elif data == b"bye":
+                    sink.send(b"last words")
+                    sink.close(1000, "bye")
+                else:
+                    sink.send(b"re:" + data)
+
+            async def closed(self) -> None:
+                gate.closed.set()
+
+        return Peer()
+
+
+async def test_frames_flow_both_ways_in_order_and_close_is_reported() -> None:
+    gate = EchoGate()
+    app = make_gateway_app(FakeNode(), sessions=gate)
+    async with serve(app) as port, aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"http://127.0.0.1:{port}/session") as ws:
+            first = await ws.receive()
+            assert first.type is WSMsgType.BINARY and first.data == b"hello 127.0.0.1"
+            for i in range(50):
+                await ws.send_bytes(b"%d" % i)
+            got = [(await ws.receive()).data for _ in range(50)]
+            assert got == [b"re:%d" % i for i in range(50)]
+            await ws.send_bytes(b"bye")
+            assert (await ws.receive()).data == b"last words"  # queued frames go out first
+            closing = await ws.receive()
+            assert closing.type is WSMsgType.CLOSE and closing.data == 1000
+        await asyncio.wait_for(gate.closed.wait(), 5)
+
+
+async def test_text_messages_close_the_connection() -> None:
+    gate = EchoGate()
+    app = make_gateway_app(FakeNode(), sessions=gate)
+    async with serve(app) as port, aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"http://127.0.0.1:{port}/session") as ws:
+            await ws.receive()
+            await ws.send_str("hello")
+            msg = await ws.receive()
+            assert msg.type is WSMsgType.CLOSE and msg.data == 1003
+        await asyncio.wait_for(gate.closed.wait(), 5)
+    assert gate.received == []
+
+
+async def test_a_message_over_the_frame_limit_closes_without_reaching_the_node() -> None:
+    gate = EchoGate()
+    app = make_gateway_app(FakeNode(), sessions=gate)
+    async with serve(app) as port, aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"http://127.0.0.1:{port}/session") as ws:
+            await ws.receive()
+            await ws.send_bytes(b"y" * (MAX_FRAME + 1))
+            msg = await ws.receive()
+            assert msg.type is WSMsgType.CLOSE and msg.data == 1009  # message too big
+        await asyncio.wait_for(gate.closed.wait(), 5)
+    assert gate.received == []
+
+
+async def test_a_client_that_does_not_read_is_dropped_not_buffered() -> None:
+    gate = EchoGate()
+    app = make_gateway_app(FakeNode(), sessions=gate)
+    url = "http://127.0.0.1:{}/session"
+    async with (
+        serve(app) as port,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url.format(port)) as ws,
+    ):
+        await ws.receive()
+        await ws.send_bytes(b"flood")
+        await asyncio.wait_for(gate.closed.wait(), 5)
+        # The node was told "too slow" (False) instead of being made to wait.
+        results = gate.flood_results
+        assert results[0] is True and results[-1] is False
+        assert results.count(True) <= SEND_QUEUE
+        frames = []
+        while (msg := await ws.receive()).type is WSMsgType.BINARY:
+            frames.append(msg.data)
+        assert msg.type is WSMsgType.CLOSE and msg.data == 1008
+        assert "too slow" in msg.extra
+        assert len(frames) < SEND_QUEUE * 4
