@@ -112,7 +112,13 @@ class StateSync:
 
 @dataclass(frozen=True)
 class Join:
+    """Enter `world_id`; `avatar` names the avatar model (an asset path or CID, shown to
+    others as is) and `wearables` FluxItems token ids the visitor claims to own (the home node
+    keeps only those the chain index says the address holds)."""
+
     world_id: str
+    avatar: str | None = None
+    wearables: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

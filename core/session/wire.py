@@ -79,6 +79,7 @@ MAX_TEXT: Final = 2000  # bytes, enough for 500 characters of any script
 MAX_LIST: Final = 128
 #: Ops in one snapshot or batch: a world has at most a few hundred interactive registers.
 MAX_OPS: Final = 512
+MAX_WEARABLES: Final = 16
 _INT_MAX: Final = (1 << 53) - 1
 
 
@@ -232,7 +233,9 @@ def _frame(f: list[Any]) -> ViewerFrame:
 _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
     1: (4, lambda f: Hello(_s(f[0], "proof", 4096), _b(f[1], "proof_signature", 8192),
                            _b(f[2], "session_key", 64), _b(f[3], "possession_signature", 128))),
-    2: (1, lambda f: Join(_s(f[0], "world_id"))),
+    2: (3, lambda f: Join(_s(f[0], "world_id"), _opt_s(f[1], "avatar"),
+                          tuple(_i(w, "wearable", 0, (1 << 63) - 1)
+                                for w in _list(f[2], "wearables", MAX_WEARABLES)))),
     3: (4, lambda f: Joined(_s(f[0], "world_id"), _s(f[1], "instance_id"), _s(f[2], "node"),
                             _i(f[3], "seat", 0, 99))),
     4: (1, lambda f: Denied(_s(f[0], "reason", 512))),
@@ -318,6 +321,8 @@ def _fields(frame: Frame) -> list[object]:
     if isinstance(frame, Batch):
         return [frame.instance, frame.tick,
                 {k: _enc_transform(t) for k, t in frame.transforms.items()}]  # fmt: skip
+    if isinstance(frame, Join):
+        return [frame.world_id, frame.avatar, list(frame.wearables)]
     if isinstance(frame, RedirectTo):
         return [frame.node, list(frame.addresses), frame.instance_id]
     if isinstance(frame, SeatAck):

@@ -57,6 +57,7 @@ ALICE = "0x" + "a" * 40
 SAMPLES: list[Frame] = [
     Hello("example.org wants you to sign in...", b"\x01" * 65, b"\x02" * 32, b"\x03" * 64),
     Join("land:7"),
+    Join("land:7", "avatars/fox.glb", (1, 2, 3)),
     Joined("land:7", "0123456789abcdef", "node-a", 3),
     Denied("denied: no valid ticket for this world"),
     RedirectTo("node-b", ("/ip4/127.0.0.1/tcp/4001",), None),
@@ -113,8 +114,8 @@ def test_transforms_are_compact() -> None:
         (msgpack.packb({"a": 1}), "array starting with its type code"),
         (msgpack.packb([]), "array starting with its type code"),
         (msgpack.packb([99]), "unknown frame type 99"),
-        (msgpack.packb([2, "land:7", "extra"]), "has 1 fields, not 2"),
-        (msgpack.packb([2, 7]), "world_id must be a string"),
+        (msgpack.packb([2, "land:7", None, [], "extra"]), "has 3 fields, not 4"),
+        (msgpack.packb([2, 7, None, []]), "world_id must be a string"),
         (msgpack.packb([10, [[0, 0, float("nan")], [0, 0, 0, 1], "idle"]]), "finite"),
         (msgpack.packb([10, [[0, 0], [0, 0, 0, 1], "idle"]]), "position must be 3 numbers"),
         (msgpack.packb([10, [[0, 0, True], [0, 0, 0, 1], "idle"]]), "finite number"),
@@ -124,7 +125,9 @@ def test_transforms_are_compact() -> None:
         (msgpack.packb([20, "o", "set", "p", [[[[[[1]]]]]], None, 1, 0, "a", "x", b""]),
          "nested at most 4"),
         (msgpack.packb([50, "i", 100, [1, "n", 1], "v"]), "slot must be an integer in 0..99"),
-        (msgpack.packb([2, "x" * 200]), "1..128 bytes"),
+        (msgpack.packb([2, "x" * 200, None, []]), "1..128 bytes"),
+        (msgpack.packb([2, "w", None, list(range(17))]), "wearables must be a list of at most 16"),
+        (msgpack.packb([2, "w", None, [-1]]), "wearable must be an integer"),
         (msgpack.packb([1, "p", "not-bytes", b"", b""], use_bin_type=True), "proof_signature"),
         (b"\x92\x02\xc7\x01\x05x", "not one msgpack value"),  # ext types are refused
         (b"\x91" * 5000 + b"\x0d", "not one msgpack value"),  # nested far too deep
