@@ -38,6 +38,14 @@ class ChatRejected(SessionError):
     code = "chat_rejected"
 
 
+class RateLimited(SessionError):
+    """A visitor (or peer) sent more of something than its rate allows: try again later.
+    Nothing of the refused request was kept."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
 class SeatUnavailable(SessionError):
     """No seat can be had in this instance (full as far as this node knows, or not a member)."""
 
