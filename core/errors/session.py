@@ -75,7 +75,9 @@ class BanListInvalid(ReasonError, RemoteError):
     """An owner-signed ban list is malformed, forged or not signed by the world's owner.
 
     `reason`: ``malformed``, ``too_large``, ``bad_signature``, ``signer_mismatch``,
-    ``not_world_owner``, ``from_future``, ``chain_unavailable``.
+    ``not_world_owner``, ``from_future``, ``chain_unavailable``; and when a node is handed
+    one to publish: ``stale`` (not newer than the list it holds), ``full`` (it holds lists of
+    as many worlds as it keeps).
     """
 
     code = "ban_list_invalid"
