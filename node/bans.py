@@ -171,9 +171,11 @@ class BanDirectory:
 
     async def check(self, data: bytes) -> BanList:
         """Parse and verify a list (signature, owner, not from the future); BanListInvalid."""
+        return await self._verify(ban_list_from_wire(data))
+
+    async def _verify(self, ban_list: BanList) -> BanList:
         from fluxnode.chain.bans import verify_ban_list
 
-        ban_list = ban_list_from_wire(data)
         await verify_ban_list(ban_list, oracle=self.oracle, now=int(self._clock()))
         return ban_list
 
@@ -212,7 +214,10 @@ class BanDirectory:
     async def offer(self, data: bytes, *, forwarder: str) -> bool:
         """The gossip validator: True = keep and relay, False = drop."""
         try:
-            ban_list = await self.check(data)
+            ban_list = ban_list_from_wire(data)
+            if not self._is_news(ban_list):  # cheapest first: no signature recovery, no RPC
+                return self._not_news(ban_list, forwarder)
+            await self._verify(ban_list)
         except BanListInvalid as exc:
             self._reject(exc.reason or "malformed", forwarder)
             return False
@@ -222,8 +227,11 @@ class BanDirectory:
         except StateStoreError as exc:
             log.error("bans of %s not kept: %s", ban_list.world_id, exc)
             return False
+        return self._not_news(ban_list, forwarder)
+
+    def _not_news(self, ban_list: BanList, forwarder: str) -> bool:
         if forwarder == self.own_peer_id and self.book.get(ban_list.world_id) == ban_list:
-            return True  # our own publication, already taken in: let it go out
+            return True  # our own publication, already verified and taken in: let it go out
         self.stats.stale += 1
         return False
 

@@ -201,3 +201,23 @@ async def test_land_world_without_a_chain_fails_closed() -> None:
     assert not await d.offer(bl.to_wire(), forwarder=PEER)
     assert d.rejections == {"chain_unavailable": 1}
     assert d.get("land:42") is None
+
+
+async def test_a_list_that_is_no_news_costs_no_signature_check() -> None:
+    alice = owner()
+    d = directory()
+    assert await d.offer(signed(alice, 5, [A]).to_wire(), forwarder=PEER)
+    calls = 0
+    verify = d._verify
+
+    async def counting(ban_list: BanList) -> BanList:
+        nonlocal calls
+        calls += 1
+        return await verify(ban_list)
+
+    d._verify = counting  # type: ignore[method-assign]
+    old_forgery = signed(owner(), 3, [], world_id=f"{alice.address.lower()}/plaza")
+    assert not await d.offer(old_forgery.to_wire(), forwarder=PEER)
+    assert calls == 0 and d.stats.stale == 1 and d.stats.rejected == 0
+    assert await d.offer(signed(alice, 6, []).to_wire(), forwarder=PEER)
+    assert calls == 1
