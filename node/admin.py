@@ -42,6 +42,13 @@ class AdminBackend(Protocol):
 
     async def world_list(self) -> list[dict[str, Any]]: ...
 
+    # -- moderation (node.moderation) ----------------------------------------------------------
+    async def reports(self, world_id: str | None, limit: int) -> list[dict[str, Any]]: ...
+
+    async def publish_bans(self, ban_list_wire: bytes) -> dict[str, Any]: ...
+
+    async def ban_list(self, world_id: str) -> dict[str, Any] | None: ...
+
 
 BACKEND_KEY = web.AppKey("backend", AdminBackend)
 
@@ -93,6 +100,38 @@ async def _worlds(request: web.Request) -> web.Response:
     return web.json_response({"worlds": await request.app[BACKEND_KEY].world_list()})
 
 
+def _int_query(request: web.Request, name: str, default: int, hi: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not 1 <= int(text) <= hi:
+        raise BadRequest(f"{name} must be an integer in 1..{hi}")
+    return int(text)
+
+
+async def _reports(request: web.Request) -> web.Response:
+    from fluxnode.node.reports_store import MAX_LIST
+
+    limit = _int_query(request, "limit", 100, MAX_LIST)
+    world = request.query.get("world")
+    reports = await request.app[BACKEND_KEY].reports(world, limit)
+    return web.json_response({"reports": reports})
+
+
+async def _bans_get(request: web.Request) -> web.Response:
+    world = request.query.get("world")
+    if not world:
+        raise BadRequest("expected ?world=<world id>")
+    return web.json_response({"ban_list": await request.app[BACKEND_KEY].ban_list(world)})
+
+
+async def _bans_post(request: web.Request) -> web.Response:
+    wire = (await _json_body(request)).get("ban_list")
+    if not isinstance(wire, str):
+        raise BadRequest('expected {"ban_list": "<ban list wire JSON>"}')
+    return web.json_response(await request.app[BACKEND_KEY].publish_bans(wire.encode()))
+
+
 def make_admin_app(backend: AdminBackend) -> web.Application:
     app = web.Application(middlewares=[json_error_middleware], client_max_size=MAX_ADMIN_BODY)
     app[BACKEND_KEY] = backend
@@ -101,6 +140,9 @@ def make_admin_app(backend: AdminBackend) -> web.Application:
     app.router.add_post("/v0/connect", _connect)
     app.router.add_post("/v0/publish", _publish)
     app.router.add_get("/v0/worlds", _worlds)
+    app.router.add_get("/v0/reports", _reports)
+    app.router.add_get("/v0/bans", _bans_get)
+    app.router.add_post("/v0/bans", _bans_post)
     return app
 
 

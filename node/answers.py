@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from fluxnode.core.cid import Cid
 from fluxnode.core.errors import FluxError, NodeStarting
+from fluxnode.node.bans import BANS_TOPIC, BanDirectory
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_select
 from fluxnode.node.worlds import dht_validate as _dht_validate
@@ -50,6 +51,7 @@ class NodeAnswers:
         self.repo = repo
         self.worlds: WorldDirectory | None = None
         self.hosting: Hosting | None = None
+        self.bans: BanDirectory | None = None
 
     # -- validation ----------------------------------------------------------------------------
     async def validate_gossip(self, ask: ValidateGossip) -> bool:
@@ -59,6 +61,8 @@ class NodeAnswers:
             return await self.worlds.offer(ask.data, forwarder=ask.forwarder)
         if ask.topic == HOSTING_TOPIC and self.hosting is not None:
             return self.hosting.validate(ask.data, ask.author)
+        if ask.topic == BANS_TOPIC and self.bans is not None:
+            return await self.bans.offer(ask.data, forwarder=ask.forwarder)
         return False
 
     async def validate_dht_record(self, ask: ValidateDhtRecord) -> bool:

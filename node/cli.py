@@ -17,7 +17,7 @@ from typing import Any
 
 from fluxnode import __version__
 from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
-from fluxnode.node import cli_chain, cli_content
+from fluxnode.node import cli_chain, cli_content, cli_moderation
 from fluxnode.node.config import Config, add_config_flags, load_config, overrides_from_args
 from fluxnode.node.config_keys import LogLevel
 
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     cli_content.register(sub)
     cli_chain.register(sub)
+    cli_moderation.register(sub)
     return parser
 
 
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in cli_content.COMMANDS:
             return int(cli_content.COMMANDS[args.command](args, _config(args)))
+        if args.command in cli_moderation.COMMANDS:
+            return int(cli_moderation.COMMANDS[args.command](args, _config(args)))
         if args.command == "chain":
             return int(cli_chain.cmd_chain(args, _config(args)))
         return int(COMMANDS[args.command](args))
@@ -137,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fluxnode.node.chain_setup import load_deployment
     from fluxnode.node.daemon import run_node
     from fluxnode.node.datadir import check_key_if_present, init_data_dir, run_lock
-    from fluxnode.node.denylist_files import load_denylist
+    from fluxnode.node.denylist_files import load_address_denylist, load_denylist
 
     # Everything that can be wrong with the configuration is checked before the first write
     # (data dir, key, lock): a start that exits 2 leaves the data dir as it was.
@@ -145,6 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_key_if_present(cfg)
     socket_path(cfg.data_dir)  # an over-long socket path
     denylist = load_denylist(cfg)
+    load_address_denylist(cfg)  # read again at start; a bad file must exit 2 before any write
     load_deployment(cfg, required=False)
     logging.basicConfig(
         level=cfg.log.level.upper(),

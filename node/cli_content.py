@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from fluxnode.core.content import Kind
 from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.paths import parse_content_path
+from fluxnode.node import cli_moderation
 from fluxnode.node.config import Config
 from fluxnode.node.config_keys import OWNER_KEY_ENV
 
@@ -110,6 +111,7 @@ def register(sub: Any) -> None:
         default=1,
         help="CID version of the package (default 1: raw leaves, base32)",
     )
+    cli_moderation.register_world_ban(world)
 
     p = sub.add_parser("publish", help="pack a world, sign its record, announce it via the node")
     _data_dir_arg(p)
@@ -376,6 +378,8 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
     from fluxnode.storage.worldpkg import WorldPackage, open_package, scan_package
 
+    if args.world_cmd == "ban":
+        return cli_moderation.cmd_world_ban(args, cfg)
     limits = cfg.world
 
     def summary(package: WorldPackage) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from fluxnode.node.config_keys import (
     KeySpec,
     LogSection,
     NetworkSection,
+    SessionSection,
     StorageSection,
 )
 from fluxnode.node.config_kinds import Boolean, Choice, ListOf
@@ -74,6 +75,7 @@ class Config:
     content: ContentSection
     chain: ChainSection
     hosting: HostingSection
+    session: SessionSection
     world: WorldLimits
     #: (key, where its value came from) for every key not at its default.
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -88,6 +90,11 @@ class Config:
     @property
     def config_file(self) -> Path:
         return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def siwe_domain(self) -> str:
+        """The domain visitors sign in for: `session.domain`, else the gateway's HOST:PORT."""
+        return self.session.domain or str(self.gateway.listen)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxnode.core.replication import HostingPolicy, Policy
+from fluxnode.core.siwe.grammar import is_authority
 from fluxnode.core.world import WorldLimits
 from fluxnode.node.config_kinds import (
     Boolean,
@@ -40,6 +41,7 @@ MAX_ADDRS = 64
 MAX_DENYLIST_FILES = 64
 MAX_RPC_ENDPOINTS = 16
 MAX_HOSTING_ENTRIES = 10_000
+MAX_TICK_HZ = 30
 
 #: The variable naming the data dir: read before the config file, so it is no config key.
 DATA_DIR_ENV = "FLUX_DATA_DIR"
@@ -163,6 +165,22 @@ class HostingSection:
         )
 
 
+@dataclass(frozen=True)
+class SessionSection:
+    """Live sessions on this node: who may visit through it and how fast it ticks."""
+
+    #: Visitors this node hosts at once; 0 = none (it still relays for its instances).
+    max_visitors: int
+    #: Address denylist files (one 0x address a line, `#` comments), see
+    #: `fluxnode.node.denylist_files.load_address_denylist`.
+    deny_addresses: tuple[Path, ...]
+    #: The SIWE domain visitors sign for; None = the gateway's HOST:PORT (`Config.siwe_domain`).
+    domain: str | None
+    tick_hz: int
+    #: Visitor reports kept (the oldest are dropped beyond it).
+    reports_max: int
+
+
 #: Section name -> the frozen class its keys build (WorldLimits is core's own).
 SECTIONS: dict[str, type] = {
     "identity": IdentitySection,
@@ -173,6 +191,7 @@ SECTIONS: dict[str, type] = {
     "content": ContentSection,
     "chain": ChainSection,
     "hosting": HostingSection,
+    "session": SessionSection,
     "world": WorldLimits,
 }
 
@@ -181,6 +200,15 @@ _PEER = Text(
     "multiaddr ending in `/p2p/<id>`", check=lambda t: check_multiaddr(t, need_peer_id=True)
 )
 _SIZE = Size(1, 1 << 40)
+
+
+def check_domain(text: str) -> str:
+    """A SIWE domain is an RFC 3986 authority with a host (`example.org`, `127.0.0.1:8011`)."""
+    if not is_authority(text, require_host=True):
+        raise ValueError(f"not a host[:port] (RFC 3986 authority): {text[:60]!r}")
+    return text
+
+
 _HP = HostingPolicy
 
 KEYS: tuple[KeySpec, ...] = (
@@ -357,6 +385,45 @@ KEYS: tuple[KeySpec, ...] = (
         "seconds between hosting rounds (gossip, plan, challenge)",
         field="interval_s",
         env="FLUX_HOSTING_INTERVAL",
+    ),
+    KeySpec(
+        "session.max_visitors",
+        Integer(0, 100_000),
+        200,
+        "visitors this node hosts at once (more are sent to another node hosting the world); "
+        "0: no visitors, the node still relays for its instances",
+        env="FLUX_SESSION_MAX_VISITORS",
+    ),
+    KeySpec(
+        "session.deny_addresses",
+        ListOf(FilePath(), max_items=MAX_DENYLIST_FILES, doc="list of paths"),
+        [],
+        "address denylists (one 0x address a line, `#` comments) of wallets this node never "
+        "lets in; relative to the data dir; a malformed file stops the node",
+        env="FLUX_SESSION_DENY_ADDRESSES",
+        example='["denylists/addresses.txt"]',
+    ),
+    KeySpec(
+        "session.domain",
+        Text("host[:port]", check=check_domain),
+        None,
+        "the domain visitors' sign-in messages must name (unset: the gateway's HOST:PORT)",
+        env="FLUX_SESSION_DOMAIN",
+        example='"worlds.example.org"',
+    ),
+    KeySpec(
+        "session.tick_hz",
+        Integer(1, MAX_TICK_HZ),
+        10,
+        "session ticks per second (one batch of transforms per instance and tick)",
+        env="FLUX_SESSION_TICK_HZ",
+    ),
+    KeySpec(
+        "session.reports_max",
+        Integer(1, 10_000_000),
+        10_000,
+        "visitor reports kept for the operator (`flux-node reports`); the oldest go first",
+        env="FLUX_SESSION_REPORTS_MAX",
     ),
     KeySpec(
         "world.max_total_size",

@@ -27,6 +27,7 @@ from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.answers import NodeAnswers
+from fluxnode.node.bans import BANS_TOPIC
 from fluxnode.node.chain_setup import ChainParts, follow_chain, open_chain
 from fluxnode.node.config import Config
 from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
@@ -34,6 +35,7 @@ from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.loops import Loops
+from fluxnode.node.moderation import Moderation
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_key
 from fluxnode.node.worldstore import WORLDS_DB, WorldStore
 from fluxnode.p2p import HostClient, HostInfo, HostSettings
@@ -93,6 +95,19 @@ class Node:
         self._announce_next: dict[str, tuple[bytes, Cid]] = {}
         self._announcers: dict[str, asyncio.Task[None]] = {}
         self._announce_slots = asyncio.Semaphore(MAX_ANNOUNCING)
+        # -- moderation: bans, the operator's address denylist, reports (node.moderation) --
+        self.moderation = Moderation(
+            cfg, oracle=oracle, own_peer_id=info.peer_id, publish=host.publish
+        )
+
+    async def reports(self, world_id: str | None, limit: int) -> list[dict[str, Any]]:
+        return await self.moderation.report_list(world_id, limit)
+
+    async def publish_bans(self, ban_list_wire: bytes) -> dict[str, Any]:
+        return await self.moderation.publish_bans(ban_list_wire)
+
+    async def ban_list(self, world_id: str) -> dict[str, Any] | None:
+        return self.moderation.ban_list(world_id)
 
     async def publish(self, record_wire: bytes) -> dict[str, Any]:
         """Store and gossip `record_wire`, then answer. The DHT put and provide are best effort
@@ -217,6 +232,7 @@ class Node:
             **asdict(self.worlds.stats),
             "rejections": dict(self.worlds.rejections),
         }
+        data.update(self.moderation.statistics())  # "bans", "denied_addresses", "reports"
         return data
 
     async def ping(self, peer: str, count: int) -> dict[str, Any]:
@@ -250,7 +266,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
     if denylist is None:
         denylist = load_denylist(cfg)
     repo = Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
-    topics = (WORLDS_TOPIC, HOSTING_TOPIC)
+    topics = (WORLDS_TOPIC, HOSTING_TOPIC, BANS_TOPIC)
     settings = HostSettings(
         private_key=read_key(cfg.identity.key_file),
         listen=cfg.network.listen,
@@ -266,7 +282,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
     answers = NodeAnswers(repo)
     host = HostClient(settings, answers)
     runners: list[web.AppRunner] = []
-    stores: list[WorldStore | HostingStore] = []
+    stores: list[WorldStore | HostingStore | Moderation] = []
     chain = open_chain(cfg, required=False)
     try:
         info = await host.start()
@@ -276,6 +292,9 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         # Before any record is validated (gossip is refused until `answers.worlds` is set):
         # a restart must know every world it had, or it would accept an older seq of one.
         await node.worlds.load()
+        stores.append(node.moderation)
+        await node.moderation.load()  # like the worlds: before any ban list is validated
+        answers.bans = node.moderation.bans
         hosting_service = Hosting(
             me=info.peer_id,
             host=host,

@@ -77,6 +77,7 @@ from fluxnode.core.errors.session import ChatRejected as ChatRejected
 from fluxnode.core.errors.session import EntryProofInvalid as EntryProofInvalid
 from fluxnode.core.errors.session import FrameInvalid as FrameInvalid
 from fluxnode.core.errors.session import OpRejected as OpRejected
+from fluxnode.core.errors.session import RateLimited as RateLimited
 from fluxnode.core.errors.session import SeatUnavailable as SeatUnavailable
 from fluxnode.core.errors.session import SessionError as SessionError
 from fluxnode.core.errors.session import SessionSignatureInvalid as SessionSignatureInvalid

@@ -38,6 +38,14 @@ class ChatRejected(SessionError):
     code = "chat_rejected"
 
 
+class RateLimited(SessionError):
+    """A visitor (or peer) sent more of something than its rate allows: try again later.
+    Nothing of the refused request was kept."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
 class SeatUnavailable(SessionError):
     """No seat can be had in this instance (full as far as this node knows, or not a member)."""
 
@@ -67,7 +75,9 @@ class BanListInvalid(ReasonError, RemoteError):
     """An owner-signed ban list is malformed, forged or not signed by the world's owner.
 
     `reason`: ``malformed``, ``too_large``, ``bad_signature``, ``signer_mismatch``,
-    ``not_world_owner``, ``from_future``, ``chain_unavailable``.
+    ``not_world_owner``, ``from_future``, ``chain_unavailable``; and when a node is handed
+    one to publish: ``stale`` (not newer than the list it holds), ``full`` (it holds lists of
+    as many worlds as it keeps).
     """
 
     code = "ban_list_invalid"

@@ -263,5 +263,9 @@ class BanBook:
     def get(self, world_id: str) -> BanList | None:
         return self._lists.get(world_id)
 
+    def lists(self) -> list[BanList]:
+        """Every list held, by world id."""
+        return [self._lists[w] for w in sorted(self._lists)]
+
     def __len__(self) -> int:
         return len(self._lists)
