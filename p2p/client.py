@@ -179,7 +179,9 @@ class HostClient:
     async def session_send(self, peer: str, frames: Iterable[bytes]) -> None:
         """Write `frames` to `peer` on our session stream to it, in order. Returns once they
         are on the stream; PeerError if its send queue is full or it cannot be reached.
-        Sends to different peers are independent: run them concurrently."""
+        Sends to different peers are independent: run them concurrently. Calls to ONE peer
+        keep their order only if each is awaited before the next starts (concurrent calls
+        may reach the host in any order)."""
         await self._bridge.call(SessionSend(peer, tuple(frames)))
 
     async def session_link_status(self) -> SessionLinkStats:

@@ -77,6 +77,8 @@ MAX_CHALLENGE_DEPTH = 32
 CHALLENGE_TIMEOUT_S = 10.0
 #: Upper bound on how long the bootstrap loop sleeps between checks for dropped peers.
 BOOTSTRAP_TICK_S = 1.0
+#: Longest the host spends closing its connections when it stops.
+CLOSE_GRACE_S = 2.0
 #: Longest Bitswap waits for the node to read, store or judge one block.
 BLOCK_ASK_S = 30.0
 
@@ -200,7 +202,28 @@ class HostService:
             if self._settings.gossip is not None:
                 self._gossip = Gossip(host, io, self._settings.gossip)
                 io.start_soon(self._gossip.run)
-            await io.sleep_forever()
+            try:
+                await io.sleep_forever()
+            finally:
+                with io.shielded(CLOSE_GRACE_S):
+                    await self._close_connections(host)
+
+    @staticmethod
+    async def _close_connections(host: IHost) -> None:
+        """Close every connection's socket, so peers see us go now.
+
+        py-libp2p's `run()` only cancels its tasks when stopped, and its connection close path
+        is cancelled with them: the sockets stayed open, and peers saw us connected, until the
+        host object was collected. The socket (under the muxer) is closed directly: the
+        muxer's own close sleeps 0.1 s per connection, too long for a node with many peers,
+        and a peer sees the same end of stream as when a node process exits."""
+        for conns in list(host.get_network().connections.values()):
+            for conn in list(conns):
+                muxed = conn.muxed_conn
+                try:
+                    await getattr(muxed, "secured_conn", muxed).close()
+                except Exception as exc:  # closing anyway: a failure here changes nothing
+                    log.debug("closing a connection on shutdown failed: %s", exc)
 
     async def handle(self, request: Request[Any]) -> object:
         handler = self._handlers.get(type(request))
