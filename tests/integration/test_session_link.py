@@ -145,9 +145,12 @@ class RawWrite(Request[str]):
 
 
 class RawPeer:
-    """A bare libp2p host that writes whatever bytes it is told on `/flux/session/1`."""
+    """A bare libp2p host that writes whatever bytes it is told on `/flux/session/1`; with
+    `sink`, it also accepts session streams and never reads them (a stalled peer). Ready with
+    its (peer ID, address)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sink: bool = False) -> None:
+        self._sink = sink
         self._host: IHost | None = None
         self._io: ServiceIO | None = None
 
@@ -156,8 +159,15 @@ class RawPeer:
         host = build_host(settings)
         async with host.run(listen_addrs=[multiaddr.Multiaddr(a) for a in settings.listen]):
             self._host, self._io = host, io
-            io.ready(str(host.get_id()))
+            if self._sink:
+                host.set_stream_handler(PROTOCOL, self._hold)  # type: ignore[arg-type]
+            peer = str(host.get_id())
+            io.ready((peer, f"{host.get_addrs()[0]}"))
             await io.sleep_forever()
+
+    async def _hold(self, stream: Any) -> None:
+        assert self._io is not None
+        await self._io.sleep_forever()
 
     async def handle(self, request: Request[Any]) -> object:
         assert isinstance(request, RawWrite) and self._host and self._io
@@ -180,8 +190,8 @@ async def test_an_oversized_frame_resets_that_stream_only_and_others_keep_flowin
     hosts: Hosts,
 ) -> None:
     a, b = await linked(hosts, "a", "b")
-    raw: TrioBridge[str] = TrioBridge(RawPeer(), name="flux-trio-raw")
-    raw_id = await raw.start()
+    raw: TrioBridge[tuple[str, str]] = TrioBridge(RawPeer(), name="flux-trio-raw")
+    raw_id, _ = await raw.start()
     try:
         async with inboxes(a) as (at_a,):
             await b.client.session_send(a.info.peer_id, (b"before",))
@@ -282,3 +292,39 @@ async def test_a_stopped_host_closes_its_connections_at_once(hosts: Hosts) -> No
             return
         await asyncio.sleep(0.05)
     pytest.fail("the stopped host's connection stayed open")
+
+
+async def test_a_stalled_peer_fails_fast_and_never_holds_up_the_others(hosts: Hosts) -> None:
+    limits = SessionLinkLimits(send_queue=2, write_timeout_s=60.0)
+    a, b = await linked(hosts, "a", "b", session_limits=limits)
+    sink: TrioBridge[tuple[str, str]] = TrioBridge(RawPeer(sink=True), name="flux-trio-sink")
+    sink_id, sink_addr = await sink.start()
+    big = (b"s" * MAX_LINK_FRAME,)
+    sends: list[asyncio.Task[None]] = []
+    try:
+        await a.client.connect(sink_addr)
+        # The sink never reads, so A's stream to it can take one window (256 KiB: 3 frames
+        # and most of a 4th) and its writer then blocks. Of 12 sends at most 5 are taken
+        # (3 written, 2 queued, counting the one being written); the rest fail at once.
+        sends = [asyncio.create_task(a.client.session_send(sink_id, big)) for _ in range(12)]
+        async with asyncio.timeout(WAIT_S):
+            while sum(t.done() for t in sends) < 10:
+                pending = [t for t in sends if not t.done()]
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finished = [t for t in sends if t.done()]
+        errors = [t.exception() for t in finished]
+        assert all(e is None or "is full" in str(e) for e in errors)
+        assert sum(isinstance(e, PeerError) for e in errors) >= 7
+        assert not all(t.done() for t in sends)  # the stuck write is still waiting
+        # Meanwhile another peer's ticks flow as ever.
+        async with inboxes(b) as (at_b,):
+            for i in range(10):
+                await a.client.session_send(b.info.peer_id, (f"tick {i}".encode(),))
+            await at_b.wait("a's ticks at b", lambda: len(at_b.got(a)) == 10)
+        assert at_b.got(a) == [f"tick {i}".encode() for i in range(10)]
+        assert (await a.client.session_link_status()).send_queue_full >= 7
+    finally:
+        for task in sends:
+            task.cancel()
+        await asyncio.gather(*sends, return_exceptions=True)
+        await sink.aclose()
