@@ -40,6 +40,7 @@ from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dh
 from fluxnode.node.worldstore import WORLDS_DB, WorldStore
 from fluxnode.p2p import HostClient, HostInfo, HostSettings
 from fluxnode.p2p.gossip import GossipSettings
+from fluxnode.p2p.messages import GossipMessage
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
 
@@ -384,7 +385,8 @@ async def _drain_events(host: HostClient) -> None:
     """Consume p2p events. World records were already stored when they were validated, so the
     events only need counting; consuming them returns credit so delivery never stalls."""
     async for event in host.events():
-        log.debug("gossip on %s from %s", event.topic, event.author)
+        if isinstance(event, GossipMessage):
+            log.debug("gossip on %s from %s", event.topic, event.author)
 
 
 async def _watch_host(host: HostClient, stop: asyncio.Event) -> None:

@@ -260,6 +260,15 @@ class ServiceIO:
 
     @staticmethod
     @contextlib.contextmanager
+    def shielded(seconds: float) -> Iterator[None]:
+        """Run the block even while being cancelled (shutdown clean-up), for at most `seconds`
+        (then it is cancelled after all, silently)."""
+        with trio.move_on_after(seconds) as scope:
+            scope.shield = True
+            yield
+
+    @staticmethod
+    @contextlib.contextmanager
     def fail_after(seconds: float) -> Iterator[None]:
         """Raise TimeoutError (the builtin, not trio's) if the block takes longer."""
         try:

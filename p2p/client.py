@@ -43,6 +43,11 @@ from fluxnode.p2p.messages import (
     PutBlock,
     SelectDhtRecord,
     ServeBlock,
+    SessionFrame,
+    SessionLinkStats,
+    SessionLinkStatus,
+    SessionPeerDown,
+    SessionSend,
     ValidateDhtRecord,
     ValidateGossip,
 )
@@ -127,9 +132,10 @@ class HostClient:
         return self._bridge.statistics()
 
     async def events(self) -> AsyncIterator[HostEvent]:
-        """Gossip messages that passed validation, in order; ends when the host stops."""
+        """Gossip messages that passed validation and session link frames and peer-down
+        notices, in order; ends when the host stops."""
         async for event in self._bridge.events():
-            if isinstance(event, GossipMessage):
+            if isinstance(event, GossipMessage | SessionFrame | SessionPeerDown):
                 yield event
 
     # -- operations --------------------------------------------------------------------------
@@ -169,6 +175,17 @@ class HostClient:
 
     async def fetch_world(self, cid: Cid, hints: Iterable[str]) -> int:
         return await self._bridge.call(FetchWorld(cid, tuple(hints)))
+
+    async def session_send(self, peer: str, frames: Iterable[bytes]) -> None:
+        """Write `frames` to `peer` on our session stream to it, in order. Returns once they
+        are on the stream; PeerError if its send queue is full or it cannot be reached.
+        Sends to different peers are independent: run them concurrently. Calls to ONE peer
+        keep their order only if each is awaited before the next starts (concurrent calls
+        may reach the host in any order)."""
+        await self._bridge.call(SessionSend(peer, tuple(frames)))
+
+    async def session_link_status(self) -> SessionLinkStats:
+        return await self._bridge.call(SessionLinkStatus())
 
     async def challenge(self, cid: Cid, peer: str, seed: int) -> ChallengeResult:
         return await self._bridge.call(Challenge(cid, peer, seed))

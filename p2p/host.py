@@ -63,7 +63,12 @@ from fluxnode.p2p.messages import (
     Publish,
     PutBlock,
     ServeBlock,
+    SessionLinkStats,
+    SessionLinkStatus,
+    SessionSend,
 )
+from fluxnode.p2p.session_frames import SessionLinkLimits
+from fluxnode.p2p.session_link import SessionLink
 
 log = logging.getLogger("fluxnode.p2p.host")
 
@@ -72,6 +77,8 @@ MAX_CHALLENGE_DEPTH = 32
 CHALLENGE_TIMEOUT_S = 10.0
 #: Upper bound on how long the bootstrap loop sleeps between checks for dropped peers.
 BOOTSTRAP_TICK_S = 1.0
+#: Longest the host spends closing its connections when it stops.
+CLOSE_GRACE_S = 2.0
 #: Longest Bitswap waits for the node to read, store or judge one block.
 BLOCK_ASK_S = 30.0
 
@@ -95,6 +102,9 @@ class HostSettings:
     peerstore_path: str | None = None
     #: DHT record namespaces the node validates (through `ValidateDhtRecord` asks).
     dht_namespaces: tuple[str, ...] = ()
+    #: Serve and use `/flux/session/1`, the direct streams between members of a live instance.
+    session_link: bool = False
+    session_limits: SessionLinkLimits | None = None
 
 
 class AskedBlocks:
@@ -149,6 +159,7 @@ class HostService:
         self.bitswap: Bitswap | None = None
         self._gossip: Gossip | None = None
         self._dht: Dht | None = None
+        self._link: SessionLink | None = None
         self._schedule = DialSchedule(settings.bootstrap, settings.backoff, random.random)
         self._bootstrap_peer = {
             a: str(info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id) for a in settings.bootstrap
@@ -167,6 +178,8 @@ class HostService:
             DhtGet: self._on_dht_get,
             FetchWorld: self._on_fetch_world,
             Challenge: self._on_challenge,
+            SessionSend: self._on_session_send,
+            SessionLinkStatus: self._on_session_link_status,
         }
 
     async def serve(self, io: ServiceIO) -> None:
@@ -177,6 +190,9 @@ class HostService:
             if self._settings.bitswap:
                 self.bitswap = Bitswap(host, io, AskedBlocks(io), self._settings.bitswap_limits)
                 self.bitswap.start()
+            if self._settings.session_link:
+                self._link = SessionLink(host, io, self._settings.session_limits)
+                self._link.start()
             io.ready(self._info())
             if self._settings.bootstrap:
                 io.start_soon(self._bootstrap_loop, io)
@@ -186,7 +202,28 @@ class HostService:
             if self._settings.gossip is not None:
                 self._gossip = Gossip(host, io, self._settings.gossip)
                 io.start_soon(self._gossip.run)
-            await io.sleep_forever()
+            try:
+                await io.sleep_forever()
+            finally:
+                with io.shielded(CLOSE_GRACE_S):
+                    await self._close_connections(host)
+
+    @staticmethod
+    async def _close_connections(host: IHost) -> None:
+        """Close every connection's socket, so peers see us go now.
+
+        py-libp2p's `run()` only cancels its tasks when stopped, and its connection close path
+        is cancelled with them: the sockets stayed open, and peers saw us connected, until the
+        host object was collected. The socket (under the muxer) is closed directly: the
+        muxer's own close sleeps 0.1 s per connection, too long for a node with many peers,
+        and a peer sees the same end of stream as when a node process exits."""
+        for conns in list(host.get_network().connections.values()):
+            for conn in list(conns):
+                muxed = conn.muxed_conn
+                try:
+                    await getattr(muxed, "secured_conn", muxed).close()
+                except Exception as exc:  # closing anyway: a failure here changes nothing
+                    log.debug("closing a connection on shutdown failed: %s", exc)
 
     async def handle(self, request: Request[Any]) -> object:
         handler = self._handlers.get(type(request))
@@ -234,7 +271,18 @@ class HostService:
     async def _on_challenge(self, request: Challenge) -> ChallengeResult:
         return await self._challenge(request.cid, request.peer, request.seed)
 
+    async def _on_session_send(self, request: SessionSend) -> None:
+        await self._require_link().send(request.peer, request.frames)
+
+    async def _on_session_link_status(self, _request: SessionLinkStatus) -> SessionLinkStats:
+        return self._require_link().statistics()
+
     # -- operations ----------------------------------------------------------------------------
+    def _require_link(self) -> SessionLink:
+        if self._link is None:
+            raise NotEnabled("the session link is not enabled on this node")
+        return self._link
+
     def _require_gossip(self) -> Gossip:
         if self._gossip is None:
             raise NotEnabled("gossip is not enabled on this node")

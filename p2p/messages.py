@@ -6,7 +6,8 @@ Three kinds, each a frozen dataclass of bytes, strings, numbers, `Cid`s and tupl
   of its answer; `HostClient` sends them, `HostService` dispatches them from a table;
 * asks (trio -> asyncio), what the host needs from the node: gossip and DHT record validation,
   and the node's block store for Bitswap; `HostClient` dispatches them to a `HostAnswers`;
-* events (trio -> asyncio, one-way): gossip messages that passed validation.
+* events (trio -> asyncio, one-way): gossip messages that passed validation, and the session
+  link's frames and peer-down notices.
 
 Nothing here holds a callable, a store handle or a loop token, so every message could be
 pickled and sent to another process unchanged.
@@ -132,12 +133,64 @@ class FetchWorld(Request[int]):
 
 
 @dataclass(frozen=True)
+class LinkPeerStats:
+    peer_id: str
+    frames_in: int
+    bytes_in: int
+    frames_out: int
+    bytes_out: int
+    #: Inbound frames refused by this peer's rate budget.
+    dropped_rate: int
+    #: Session streams open with this peer (ours and theirs).
+    streams: int
+
+
+@dataclass(frozen=True)
+class SessionLinkStats:
+    frames_in: int
+    bytes_in: int
+    frames_out: int
+    bytes_out: int
+    #: Inbound frames refused by a peer's rate budget (per peer in `peers`).
+    dropped_rate: int
+    #: Inbound frames dropped because the node's event queue was full.
+    dropped_queue: int
+    #: Inbound streams reset for a malformed or oversized length prefix.
+    reset_oversized: int
+    #: Inbound streams refused because the peer already held the most allowed.
+    refused_streams: int
+    #: Sends refused at once because the peer's send queue was full.
+    send_queue_full: int
+    #: Batches that could not be written (dial, negotiation or write failed, or timed out).
+    send_failed: int
+    streams_in: int
+    streams_out: int
+    #: Peers we hold session state for (connected ones), sorted by peer ID.
+    peers: tuple[LinkPeerStats, ...]
+
+
+@dataclass(frozen=True)
 class Challenge(Request[ChallengeResult]):
     """Walk a random root-to-leaf path of `cid` (chosen by `seed`), every block from `peer`."""
 
     cid: Cid
     peer: str
     seed: int
+
+
+@dataclass(frozen=True)
+class SessionSend(Request[None]):
+    """Write `frames` (opaque bytes, each at most 64 KiB) to `peer` on our one session stream
+    to it, in order; answers once they were handed to the stream, not when the peer read them.
+    PeerError if the peer's send queue is full or it cannot be reached or written to."""
+
+    peer: str
+    frames: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class SessionLinkStatus(Request[SessionLinkStats]):
+    pass
 
 
 # -- asks (trio -> asyncio) -----------------------------------------------------------------------
@@ -203,5 +256,21 @@ class GossipMessage:
     author: str
 
 
+@dataclass(frozen=True)
+class SessionFrame:
+    """One frame a peer sent on its session stream to us (after the rate budget)."""
+
+    peer_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SessionPeerDown:
+    """A peer's session stream or connection closed. Emitted once per loss; a later
+    `SessionFrame` from the same peer means it is back."""
+
+    peer_id: str
+
+
 #: Every event the host emits.
-HostEvent = GossipMessage
+HostEvent = GossipMessage | SessionFrame | SessionPeerDown

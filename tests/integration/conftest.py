@@ -21,6 +21,7 @@ from fluxnode.p2p import (
     generate_private_key,
 )
 from fluxnode.p2p.gossip import GossipSettings
+from fluxnode.p2p.session_frames import SessionLinkLimits
 
 
 @dataclass
@@ -46,9 +47,12 @@ class Hosts:
         topics: tuple[str, ...] = (),
         validated: bool = False,
         dht: bool = False,
+        session_link: bool = False,
+        session_limits: SessionLinkLimits | None = None,
     ) -> Host:
         """A host on 127.0.0.1; with `topics`, subscribed to them (validated by `answers` if
-        `validated`); `answers` defaults to refusing everything."""
+        `validated`); `answers` defaults to refusing everything. `session_link` serves
+        `/flux/session/1` (with `session_limits`)."""
         gossip = None
         if topics:
             gossip = GossipSettings(topics=topics, validated_topics=topics if validated else ())
@@ -58,6 +62,8 @@ class Hosts:
             bootstrap=bootstrap,
             gossip=gossip,
             dht=dht,
+            session_link=session_link,
+            session_limits=session_limits,
         )
         client = HostClient(settings, answers or ClosedAnswers(), name=f"flux-trio-{name}")
         self._started.append(client)
