@@ -107,10 +107,32 @@ class ChatRoom:
         if not bucket.allow(now):
             wait = bucket.retry_after(now)
             raise ChatRejected(f"too many chat messages; wait {wait:.1f} s")
+        self._keep(message)
+        return True
+
+    def merge_history(self, message: ChatMessage) -> bool:
+        """Take one line of another member's history (a late joiner's sync); False for a
+        duplicate. Checked like `receive` except for the clock and the rate: history is old by
+        nature, and its lines were rate-limited when they were first said."""
+        if message.instance != self.instance:
+            raise ChatRejected("chat message is for another instance")
+        if not isinstance(message.author, str) or not 1 <= len(message.author) <= 128:
+            raise ChatRejected("chat author must be 1..128 characters")
+        if problem := text_problem(message.text):
+            raise ChatRejected(problem)
+        if type(message.sent_ms) is not int:
+            raise ChatRejected("chat message has no time")
+        if message.id in self._seen:
+            return False
+        if not isinstance(message.signature, bytes) or not self._verify(message):
+            raise ChatRejected("bad signature")
+        self._keep(message)
+        return True
+
+    def _keep(self, message: ChatMessage) -> None:
         self._seen[message.id] = None
         while len(self._seen) > 4 * self._limit:
             self._seen.popitem(last=False)
         self._history.append(message)
         self._history.sort(key=lambda m: (m.sent_ms, m.id))
         del self._history[: -self._limit]
-        return True

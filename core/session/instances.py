@@ -130,6 +130,7 @@ class NodeLoad:
     visitors: int
     max_visitors: int
     updated_at: float
+    gateway: str | None = None  # where its visitors connect; None: it hosts no visitors
 
     @property
     def accepting(self) -> bool:
@@ -177,6 +178,11 @@ class Directory:
             return False
         self._loads[load.node] = load
         return True
+
+    def load(self, node: str, now: float) -> NodeLoad | None:
+        """The newest fresh load `node` published, if any."""
+        load = self._loads.get(node)
+        return load if load is not None and load.updated_at + self.ttl > now else None
 
     def accepting(self, node: str, now: float) -> bool:
         load = self._loads.get(node)

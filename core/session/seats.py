@@ -143,6 +143,16 @@ class SeatTable:
         """Slots with a live claim known here: this node's estimate of the instance's count."""
         return len({s.slot for s in self._seats.values()})
 
+    def held_claims(self) -> list[SeatClaim]:
+        """A claim for each seat this node holds, to replay to a node that just became a member:
+        it knows no seat yet, and handling these like any claim (ACK, or NACK when it holds an
+        earlier one) teaches it which slots are taken. Answers to a held seat are ignored."""
+        return [
+            SeatClaim(self.instance, s.slot, s.key, s.visitor)
+            for s in sorted(self._seats.values(), key=lambda s: s.slot)
+            if s.state in (_State.CONFIRMED, _State.RESERVED)
+        ]
+
     def has_room(self) -> bool:
         return not self.closed and self._free_slot() is not None
 

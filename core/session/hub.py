@@ -1,0 +1,400 @@
+"""The session hub: one node's whole live-session logic, sans-IO (docs/session-protocol.md).
+
+The node edge feeds it what arrives — signed-in visitors and their frames, frames from member
+nodes, directory gossip, measured RTTs, the time — and drains what it produces: frames for
+clients, connections to close, frames for member nodes, directory messages to publish. There is
+no I/O and no clock here, so a test wires two or three hubs through an in-memory router and
+plays any delivery order it likes.
+
+Who decides what:
+
+- the edge verified each visitor's entry proof and possession and decided access before
+  `sign_in`/`join`; the hub still applies the owner's bans on join and on every frame (a ban
+  published mid-session takes effect at the visitor's next frame) and closes a visitor when its
+  entry proof expires;
+- placement (`fluxnode.core.session.instances.place`) picks an instance from the gossiped
+  directory or redirects to another node's gateway when this node is at its limit; the seat
+  rule (`fluxnode.core.session.seats`) then seats the visitor without overselling. A lost seat is
+  placed once more (the table now knows that instance is full, so it opens or picks another);
+  a second loss is ``denied: the instance filled up; try again``;
+- each instance lives in a `fluxnode.core.session.room.Room`, which speaks to the other members
+  and re-checks everything they send; the node-frame routing lives in `hub_routing`.
+
+A visitor whose connection drops without `Leave` keeps its seat for the reconnect window (the
+presence table's 30 s): signing in again with the same session key and joining the same world
+within it gives the same instance and seat back, with a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+from typing import Final
+
+from fluxnode.core.errors import FrameInvalid, LocalError, SessionError
+from fluxnode.core.session import hub_routing
+from fluxnode.core.session.directory_wire import (
+    decode_directory,
+)
+from fluxnode.core.session.frames import (
+    Denied,
+    Error,
+    Frame,
+    Leave,
+    VisitorIn,
+)
+from fluxnode.core.session.hub_directory import HubDirectory, Publisher
+from fluxnode.core.session.hub_placement import join_world, place_visitor
+from fluxnode.core.session.instances import (
+    InstanceSummary,
+    NodeLoad,
+)
+from fluxnode.core.session.join import DENIED_BANNED
+from fluxnode.core.session.room import Room
+from fluxnode.core.session.seat_messages import SeatConfirmed, SeatEvent, SeatExpired, SeatLost
+from fluxnode.core.session.visitors import Outbox, Visitor, WorldInfo, visitor_id
+
+__all__ = ["DENIED_FILLED", "DENIED_STOPPING", "HubDirectory", "SessionHub", "WorldInfo"]
+
+DENIED_FILLED: Final = "denied: the instance filled up; try again"
+DENIED_STOPPING: Final = "denied: this node is stopping"
+CLOSE_EXPIRED: Final = "entry proof expired"
+CLOSE_SILENT: Final = "silent for 30 s"
+CLOSE_STOPPING: Final = "node is stopping"
+CLOSE_TOO_MANY: Final = "this node has too many visitors"
+CLOSED_KEEP: Final = 90.0  # a left instance's table still answers claims (handed seats) this long
+MAX_CLOSED: Final = 1024
+MAX_RTT_PEERS: Final = 4096
+
+
+class SessionHub:
+    """One node's live sessions (sans-IO; `now` in seconds everywhere)."""
+
+    def __init__(
+        self,
+        node: str,
+        *,
+        verify_session: Callable[[bytes, bytes, bytes], bool],
+        is_banned: Callable[[str, str], bool],
+        max_visitors: int,
+        gateway_url: str | None,
+        tick_hz: float = 10.0,
+        member_timeout: float = 10.0,
+    ) -> None:
+        if max_visitors < 0 or not tick_hz > 0 or not member_timeout > 0:
+            raise ValueError("max_visitors must be >= 0, tick_hz and member_timeout > 0")
+        self.node = node
+        self._verify_session = verify_session
+        self.is_banned = is_banned
+        self.max_visitors = max_visitors if gateway_url is not None else 0
+        self.gateway_url = gateway_url
+        self.tick_period = 1.0 / tick_hz
+        self.member_timeout = member_timeout
+        self.max_records = 4 * max_visitors + 100  # signed in, seated or not
+        self.out = Outbox()
+        self.directory = HubDirectory()
+        self.visitors: dict[str, Visitor] = {}
+        self.rooms: dict[str, Room] = {}
+        self.closed: collections.OrderedDict[str, Room] = collections.OrderedDict()
+        self.rtt: dict[str, float] = {}
+        self.next_instance = 0
+        self._next_tick: float | None = None
+        self.publisher = Publisher(node)
+        self.stopping = False
+        self.seats_expired = 0
+
+    # --- local visitors -----------------------------------------------------------------------
+
+    def sign_in(self, visitor: str, address: str, session_key: bytes, proof: str,
+                proof_signature: bytes, expires_at: float, now: float) -> None:  # fmt: skip
+        """A visitor whose entry proof and possession the edge verified (again, on reconnect)."""
+        if visitor != visitor_id(session_key):
+            raise LocalError(f"visitor id {visitor[:60]!r} is not its session key's text")
+        if self.stopping:
+            self.out.closes.append((visitor, CLOSE_STOPPING))
+            return
+        held = self.visitors.get(visitor)
+        if held is not None:
+            if held.address != address and held.instance is not None:
+                self.leave_room(held, now)
+            held.address, held.proof, held.proof_signature = address, proof, proof_signature
+            held.expires_at, held.connected = expires_at, True
+            return
+        if len(self.visitors) >= self.max_records:
+            self.out.refused["too_many_visitors"] += 1
+            self.out.closes.append((visitor, CLOSE_TOO_MANY))
+            return
+        self.visitors[visitor] = Visitor(
+            visitor, address, session_key, proof, proof_signature, expires_at
+        )
+
+    def join(self, visitor: str, world: WorldInfo, now: float) -> None:
+        """Place and seat `visitor`; the answer (Joined | Denied | RedirectTo) comes as output."""
+        v = self.visitors.get(visitor)
+        if v is None or not v.connected:
+            self.out.refused["unknown_visitor"] += 1
+            return
+        if v.expires_at <= now:
+            self._close(v, CLOSE_EXPIRED, now)
+            return
+        if self.stopping:
+            self.out.to_client(visitor, Denied(DENIED_STOPPING))
+            return
+        if self.is_banned(world.world_id, v.address):
+            self.out.to_client(visitor, Denied(DENIED_BANNED))
+            return
+        join_world(self, v, world, now)
+
+    def open_room(self, world: WorldInfo, instance: str, members: set[str], now: float) -> Room:
+        self.closed.pop(instance, None)  # we come back to an instance we left: a fresh table
+        room = Room(
+            self.node,
+            instance,
+            world,
+            members,
+            verify_session=self._verify_session,
+            is_banned=self.is_banned,
+            out=self.out,
+            now=now,
+        )
+        self.rooms[instance] = room
+        room.announce(now)
+        if self._next_tick is None:
+            self._next_tick = now + self.tick_period
+        return room
+
+    def handle_events(self, room: Room, events: list[SeatEvent], now: float) -> None:
+        """React to the seat table's events for `room`."""
+        for event in events:
+            if isinstance(event, SeatConfirmed):
+                v = room.local.get(event.visitor)
+                if v is not None and not v.seated:
+                    room.seat_confirmed(v, event.slot, now)
+            elif isinstance(event, SeatLost):
+                v = room.local.pop(event.visitor, None)
+                if v is None or self.visitors.get(v.id) is not v:
+                    continue
+                v.instance, v.seated = None, False
+                if not v.retried and v.world is not None:
+                    v.retried = True
+                    place_visitor(self, v, now, exclude=room.instance)
+                else:
+                    self.out.to_client(v.id, Denied(DENIED_FILLED))
+            elif isinstance(event, SeatExpired):
+                self.seats_expired += 1
+        self._maybe_leave(room, now)
+
+    def local_visitors(self) -> int:
+        """Visitors seated here or being seated: what the per-node limit counts."""
+        return sum(1 for v in self.visitors.values() if v.instance is not None)
+
+    def client_frame(self, visitor: str, frame: Frame, now: float) -> None:
+        """A frame from a signed-in client; a refused one is answered with `Error`."""
+        v = self.visitors.get(visitor)
+        if v is None or not v.connected:
+            self.out.refused["unknown_visitor"] += 1
+            return
+        if v.expires_at <= now:
+            self._close(v, CLOSE_EXPIRED, now)
+            return
+        room = self.rooms.get(v.instance) if v.instance is not None else None
+        if room is not None and self.is_banned(room.world.world_id, v.address):
+            self._close(v, DENIED_BANNED, now)
+            return
+        if isinstance(frame, Leave):
+            self.leave_room(v, now)
+            return
+        try:
+            hub_routing.client_frame(v, room, frame, now)
+        except SessionError as exc:
+            self.out.refused[exc.code] += 1
+            self.out.to_client(v.id, Error(exc.code, str(exc)))
+
+    def client_gone(self, visitor: str, now: float) -> None:
+        """The connection dropped without Leave: a seat is kept for the reconnect window."""
+        v = self.visitors.get(visitor)
+        if v is None:
+            return
+        v.connected = False
+        if v.instance is None:
+            del self.visitors[visitor]
+        elif not v.seated:
+            self.leave_room(v, now)
+            del self.visitors[visitor]
+        else:
+            self.rooms[v.instance].presence.heartbeat(v.id, now)  # the window starts now
+
+    def leave_room(self, v: Visitor, now: float) -> None:
+        room = self.rooms.get(v.instance) if v.instance is not None else None
+        if room is None:
+            v.instance, v.seated = None, False
+            return
+        self.handle_events(room, room.remove_local(v.id, now), now)
+
+    def _close(self, v: Visitor, reason: str, now: float) -> None:
+        if v.connected:
+            self.out.closes.append((v.id, reason))
+        self.leave_room(v, now)
+        self.visitors.pop(v.id, None)
+
+    def _maybe_leave(self, room: Room, now: float) -> None:
+        """No visitor of ours left in `room`: we are no member any more (nothing to hand on)."""
+        if room.closed_at is not None or room.has_locals():
+            return
+        if self.rooms.get(room.instance) is not room:
+            return
+        room.seats.leave(None)
+        room.closed_at = now
+        room.flush(now)
+        del self.rooms[room.instance]
+        self.closed[room.instance] = room
+        while len(self.closed) > MAX_CLOSED:
+            self.closed.popitem(last=False)
+        self.directory.offer(self.publisher.tombstone(room, self.publisher.own_time(now)), now)
+
+    # --- member nodes ---------------------------------------------------------------------------
+
+    def node_frame(self, peer: str, frame: Frame, now: float) -> None:
+        """A frame from member node `peer` (a VisitorIn goes through `remote_visitor`)."""
+        hub_routing.node_frame(self, peer, frame, now)
+
+    def remote_visitor(self, peer: str, frame: VisitorIn, address: str, session_key: bytes,
+                       expires_at: float, now: float) -> None:  # fmt: skip
+        """A VisitorIn whose entry proof the edge verified (address, key and expiry from it)."""
+        hub_routing.remote_visitor(self, peer, frame, address, session_key, expires_at, now)
+
+    def node_lost(self, peer: str, now: float) -> None:
+        """The edge's failure detector (or a dropped stream that did not come back)."""
+        for room in list(self.rooms.values()):
+            self.handle_events(room, room.lose_member(peer, now), now)
+
+    def directory_message(self, data: bytes, author: str, now: float) -> None:
+        """A directory message heard on gossip; raises `FrameInvalid` (nothing changes)."""
+        message = decode_directory(data)
+        if message.load.node != author:
+            raise FrameInvalid(f"directory message from {author} speaks for {message.load.node}")
+        if author == self.node:
+            return  # gossip hands our own messages back
+        self.directory.offer_load(message.load, now)
+        for summary in message.summaries:
+            self.directory.offer(summary, now)
+
+    def set_rtt(self, peer: str, rtt_s: float) -> None:
+        if not math.isfinite(rtt_s) or rtt_s < 0:
+            raise ValueError(f"rtt must be a finite number >= 0, not {rtt_s}")
+        self.rtt.pop(peer, None)
+        self.rtt[peer] = rtt_s
+        while len(self.rtt) > MAX_RTT_PEERS:
+            del self.rtt[next(iter(self.rtt))]
+
+    def close(self, now: float) -> None:
+        """The node stops: each instance goes to its nearest other member, visitors are told."""
+        self.stopping = True
+        for room in list(self.rooms.values()):
+            heirs = sorted(room.heard, key=lambda m: (self.rtt.get(m, math.inf), m))
+            for v in room.local.values():
+                if v.seated:
+                    for member in sorted(room.heard):
+                        self.out.to_node(member, hub_routing.visitor_out(room, v.id))
+            room.seats.leave(heirs[0] if heirs else None)
+            room.closed_at = now
+            room.flush(now)
+            self.closed[room.instance] = room
+        self.rooms.clear()
+        for v in self.visitors.values():
+            if v.connected:
+                self.out.closes.append((v.id, CLOSE_STOPPING))
+        self.visitors.clear()
+        self._next_tick = None
+        self.publisher.changed()  # publish the empty load at once
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def client_frames(self) -> list[tuple[str, Frame]]:
+        out, self.out.client = self.out.client, []
+        return out
+
+    def client_closes(self) -> list[tuple[str, str]]:
+        out, self.out.closes = self.out.closes, []
+        return out
+
+    def node_frames(self) -> list[tuple[str, Frame]]:
+        out, self.out.node = self.out.node, []
+        return out
+
+    def _summaries(self, now: float) -> list[InstanceSummary]:
+        return self.publisher.summaries(self.rooms.values(), self.closed.values(), now)
+
+    def offer_own(self, world_id: str, now: float) -> None:
+        for summary in self._summaries(now):
+            if summary.world_id == world_id:
+                self.directory.offer(summary, now)
+
+    def directory_to_publish(self, now: float) -> bytes | None:
+        """Our load and instances, every 2 s and soon after a change; None when not due."""
+        limit = 0 if self.stopping else self.max_visitors
+        load = NodeLoad(self.node, self.local_visitors(), limit, now, self.gateway_url)
+        data = self.publisher.publish(load, self._summaries(now), now)
+        if data is not None:
+            self.directory.expire(now)
+        return data
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        times = [self.publisher.next_due()]
+        if self._next_tick is not None:
+            times.append(self._next_tick)
+        for room in [*self.rooms.values(), *self.closed.values()]:
+            if (t := room.seats.get_timer()) is not None:
+                times.append(t)
+        times += [v.expires_at for v in self.visitors.values()]
+        finite = [t for t in times if math.isfinite(t)]
+        return min(finite, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for room in [*self.rooms.values(), *self.closed.values()]:
+            room.seats.handle_timer(now)
+            events = room.flush(now)
+            if room.closed_at is None:
+                self.handle_events(room, events, now)
+        for v in [v for v in self.visitors.values() if v.expires_at <= now]:
+            self._close(v, CLOSE_EXPIRED, now)
+        for room in list(self.rooms.values()):
+            self.handle_events(room, room.release_claims(now), now)
+            self.handle_events(room, room.check_members(now, self.member_timeout), now)
+            for vid in room.expire(now):
+                silent = self.visitors.get(vid)
+                self.handle_events(room, room.remove_local(vid, now), now)
+                if silent is not None:
+                    self._close(silent, CLOSE_SILENT, now)
+        if self._next_tick is not None and now >= self._next_tick:
+            for room in self.rooms.values():
+                room.tick(now)
+            self._next_tick += self.tick_period
+            if self._next_tick <= now:
+                self._next_tick = now + self.tick_period
+        for room in list(self.rooms.values()):
+            self._maybe_leave(room, now)
+        if not self.rooms:
+            self._next_tick = None
+        while self.closed:
+            first = next(iter(self.closed.values()))
+            if first.closed_at is not None and first.closed_at + CLOSED_KEEP > now:
+                break
+            self.closed.popitem(last=False)
+
+    def statistics(self) -> dict[str, object]:
+        remote = sum(len(r.remote) for r in self.rooms.values())
+        return {
+            "instances": len(self.rooms),
+            "instances_left": len(self.closed),
+            "visitors_local": sum(1 for v in self.visitors.values() if v.seated),
+            "visitors_signed_in": len(self.visitors),
+            "visitors_remote": remote,
+            "members": sum(len(r.heard) for r in self.rooms.values()),
+            "members_lost": self.out.members_lost,
+            "seats_expired": self.seats_expired,
+            "refused": dict(self.out.refused),
+        }

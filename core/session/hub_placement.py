@@ -1,0 +1,90 @@
+"""Placing a visitor: which instance to seat it in, or which node to send it to.
+
+`fluxnode.core.session.instances.place` decides from the gossiped directory (our own instances
+included); this module turns its answer into a room and a seat claim, or a `RedirectTo` with
+the other node's gateway URL, or a `Denied`. A placement that lands on an instance whose seat
+table already knows it is full (a stale directory, or the retry after a lost seat) opens a new
+instance instead: an instance id derived from this node, so it never collides with another's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fluxnode.core.session.frames import Denied, Error, RedirectTo
+from fluxnode.core.session.instances import JoinInstance, NoRoom, derive_instance_id, place
+from fluxnode.core.session.visitors import Visitor, WorldInfo
+
+if TYPE_CHECKING:
+    from fluxnode.core.session.hub import SessionHub
+
+
+def join_world(hub: SessionHub, v: Visitor, world: WorldInfo, now: float) -> None:
+    """`v` (signed in, not banned) asks for `world`: its kept seat, a handed one, or a new one."""
+    if v.instance is not None:
+        room = hub.rooms[v.instance]
+        if not v.seated:
+            hub.out.to_client(v.id, Error("session_error", "a join is in progress"))
+            return
+        if room.world.world_id == world.world_id:  # back within the reconnect window
+            room.presence.heartbeat(v.id, now)
+            room.send_joined(v, room.slot_of(v.id) or 0)
+            return
+        hub.leave_room(v, now)
+    v.world, v.retried = world, False
+    for room in [r for r in hub.rooms.values() if r.world.world_id == world.world_id]:
+        slot = room.seats.resume(v.id)  # a seat a leaving member handed to us
+        if slot is not None:
+            room.seat_confirmed(v, slot, now)
+            hub.handle_events(room, room.flush(now), now)
+            return
+    place_visitor(hub, v, now)
+
+
+def place_visitor(hub: SessionHub, v: Visitor, now: float, exclude: str | None = None) -> None:
+    """Place `v` (its world is set) and start its seat claim, or answer it at once."""
+    world = v.world
+    assert world is not None
+    hub.offer_own(world.world_id, now)
+    placement = place(
+        world.world_id,
+        hub.directory,
+        node=hub.node,
+        now=now,
+        rtt=hub.rtt,
+        local_visitors=hub.local_visitors(),
+        max_visitors=hub.max_visitors,
+        next_instance=hub.next_instance,
+        hosts=world.hosts,
+    )
+    if isinstance(placement, NoRoom):
+        hub.out.to_client(v.id, Denied(f"denied: {placement.reason}"))
+        return
+    if not isinstance(placement, JoinInstance):
+        load = hub.directory.load(placement.node, now)
+        urls = (load.gateway,) if load is not None and load.gateway is not None else ()
+        hub.out.to_client(v.id, RedirectTo(placement.node, urls, placement.instance_id))
+        return
+    room = hub.rooms.get(placement.instance_id)
+    if (
+        placement.new
+        or placement.instance_id == exclude
+        or (room is not None and not room.seats.has_room())
+    ):
+        room = hub.open_room(world, _fresh_instance(hub, world.world_id), {hub.node}, now)
+    elif room is None:
+        view = next(
+            (i for i in hub.directory.instances(world.world_id, now)
+             if i.instance_id == placement.instance_id), None,
+        )  # fmt: skip
+        members = set(view.members) if view is not None else set()
+        room = hub.open_room(world, placement.instance_id, members | {hub.node}, now)
+    hub.handle_events(room, room.claim(v, now), now)
+
+
+def _fresh_instance(hub: SessionHub, world_id: str) -> str:
+    while True:
+        instance = derive_instance_id(world_id, hub.node, hub.next_instance)
+        hub.next_instance += 1
+        if instance not in hub.rooms and instance not in hub.closed:
+            return instance

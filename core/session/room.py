@@ -1,0 +1,425 @@
+"""One instance as this node holds it: seats, presence, world state, chat and the member mesh.
+
+A `Room` exists on a node while the node is a *member* of the instance (it has, or is seating,
+visitors in it). It ties the sans-IO pieces together for that one instance and speaks for it to
+the other members: it answers `MemberJoin` with its own visitors and the state, sends one
+`Batch` per tick with its visitors' changed transforms, relays its visitors' signed state
+operations and chat, and checks everything other members send exactly as it checks its own
+clients — a member never trusts another member's checks:
+
+- a transform, op or chat line another member sends must be for a visitor THAT member seated
+  (its `VisitorIn` came over that member's stream), or it is refused and counted;
+- state ops and chat are checked by `fluxnode.core.session.room_checks.Signatures`.
+
+Outputs go to a shared `Outbox` (the hub drains it), so the order of frames on each link is the
+order they were produced: a `MemberJoin` always precedes the seat claim it announces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Final
+
+from fluxnode.core.errors import ChatRejected, OpRejected, SeatUnavailable, TransformRejected
+from fluxnode.core.session.chat import ChatMessage, ChatRoom
+from fluxnode.core.session.entry import SessionVerify
+from fluxnode.core.session.frames import (
+    Batch,
+    Frame,
+    InstanceOps,
+    Joined,
+    MemberJoin,
+    StateSnapshot,
+    StateSync,
+    VisitorIn,
+    VisitorOut,
+)
+from fluxnode.core.session.presence import PresenceTable, Transform, ViewerStream
+from fluxnode.core.session.room_checks import Signatures
+from fluxnode.core.session.seat_messages import SeatEvent, SeatLost, SeatMessage
+from fluxnode.core.session.seats import SeatTable
+from fluxnode.core.session.state import StateOp, WorldState
+from fluxnode.core.session.visitors import (
+    Outbox,
+    RemoteVisitor,
+    Visitor,
+    WorldInfo,
+    session_key_of,
+)
+from fluxnode.core.session.wire import MAX_OPS
+
+HEARTBEAT_EVERY: Final = 1.0  # seconds: an empty Batch at least this often tells members we live
+
+
+class Room:
+    """This node's part of one instance (sans-IO; see the module docstring)."""
+
+    def __init__(
+        self,
+        node: str,
+        instance: str,
+        world: WorldInfo,
+        members: set[str],
+        *,
+        verify_session: SessionVerify,
+        is_banned: Callable[[str, str], bool],
+        out: Outbox,
+        now: float,
+    ) -> None:
+        self.node = node
+        self.instance = instance
+        self.world = world
+        self.out = out
+        self._is_banned = is_banned
+        self.seats = SeatTable(node, instance, world.capacity, members)
+        self.presence = PresenceTable()
+        self.signatures = Signatures(world.manifest, verify_session)
+        self.state = WorldState(world.manifest, self.signatures.verify_op, actor=node)
+        self.chat = ChatRoom(instance, self.signatures.verify_chat)
+        self.local: dict[str, Visitor] = {}  # seated here, or claiming a seat
+        self.remote: dict[str, RemoteVisitor] = {}
+        self.viewers: dict[str, ViewerStream] = {}
+        self.heard: dict[str, float] = {m: now for m in self.seats.members if m != node}
+        self.tick_no = 0
+        self._sent_rev: dict[str, int] = {}
+        self._last_batch = -math.inf
+        self.closed_at: float | None = None
+        self._awaiting: set[str] = set()  # announced members that have not answered yet
+        self._await_until = -math.inf
+        self._queued: list[str] = []  # visitors whose claim waits for those answers
+
+    # --- membership ---------------------------------------------------------------------------
+
+    def announce(self, now: float) -> None:
+        """We just became a member: tell the members we know of. Seat claims wait until each
+        has answered (its StateSync ends the answer) or `claim_timeout` passed: a claim made
+        before we know the taken slots would mostly pick one and be refused."""
+        self._awaiting = set(self.heard)
+        self._await_until = now + self.seats.claim_timeout
+        for member in sorted(self.heard):
+            self.out.to_node(member, self._member_join())
+
+    def _member_join(self) -> MemberJoin:
+        return MemberJoin(self.world.world_id, self.instance, self.world.capacity)
+
+    def flush(self, now: float) -> list[SeatEvent]:
+        """Emit the seat table's messages (after a MemberJoin to members it just learned of)."""
+        messages = self.seats.messages_to_send()
+        if self.closed_at is None:
+            self._sync_members(now)
+        for dest, message in messages:
+            self.out.to_node(dest, message)
+        return self.seats.events()
+
+    def _sync_members(self, now: float) -> None:
+        current = self.seats.members - {self.node}
+        for member in sorted(current - self.heard.keys()):
+            self.heard[member] = now  # learned second-hand: it does not know us yet
+            self.out.to_node(member, self._member_join())
+        for member in [m for m in self.heard if m not in current]:
+            self._forget_member(member)
+
+    def _forget_member(self, member: str) -> None:
+        del self.heard[member]
+        self._awaiting.discard(member)
+        for visitor in [v for v, r in self.remote.items() if r.owner == member]:
+            self._drop_remote(visitor)
+
+    def heard_from(self, peer: str, now: float) -> None:
+        """Any frame from `peer` for this room: it lives (a first contact knows us already)."""
+        self.heard[peer] = now
+
+    def lose_member(self, peer: str, now: float) -> list[SeatEvent]:
+        if peer not in self.heard and peer not in self.seats.members:
+            return []
+        self.out.members_lost += 1
+        self.seats.member_lost(peer, now)
+        self.heard.pop(peer, None)
+        self._awaiting.discard(peer)
+        for visitor in [v for v, r in self.remote.items() if r.owner == peer]:
+            self._drop_remote(visitor)
+        return self.flush(now)
+
+    def check_members(self, now: float, timeout: float) -> list[SeatEvent]:
+        events: list[SeatEvent] = []
+        for peer in [m for m, t in self.heard.items() if now - t >= timeout]:
+            events += self.lose_member(peer, now)
+        return events
+
+    def seat_message(self, peer: str, message: SeatMessage, now: float) -> list[SeatEvent]:
+        if self.closed_at is None:
+            self.heard_from(peer, now)
+        self.seats.receive(message, now)
+        return self.flush(now)
+
+    def on_member_join(self, peer: str, now: float) -> list[SeatEvent]:
+        """A node became a member: it learns our seats (replayed claims) and visitors, then the
+        state and chat history."""
+        self.heard_from(peer, now)
+        self.seats.members.add(peer)
+        for claim in self.seats.held_claims():
+            self.out.to_node(peer, claim)
+        for visitor in self.local.values():
+            if visitor.seated and (p := self.presence.get(visitor.id)) is not None:
+                self.out.to_node(peer, self._visitor_in(visitor, p.transform))
+        snapshot = tuple(self.state.snapshot()[-MAX_OPS:])  # newest registers if ever more
+        self.out.to_node(peer, StateSync(self.instance, snapshot, tuple(self.chat.history())))
+        return self.flush(now)
+
+    def _visitor_in(self, visitor: Visitor, transform: Transform) -> VisitorIn:
+        return VisitorIn(self.instance, visitor.id, visitor.proof, visitor.proof_signature,
+                         {"address": visitor.address}, transform)  # fmt: skip
+
+    # --- local visitors -----------------------------------------------------------------------
+
+    def has_locals(self) -> bool:
+        return bool(self.local) or bool(self.seats.held())
+
+    def claim(self, visitor: Visitor, now: float) -> list[SeatEvent]:
+        """Start seating `visitor`; its answer is a `SeatConfirmed` or `SeatLost` event."""
+        self.local[visitor.id] = visitor
+        visitor.instance, visitor.seated = self.instance, False
+        self._queued.append(visitor.id)
+        return self.release_claims(now)
+
+    def release_claims(self, now: float) -> list[SeatEvent]:
+        """Make the queued claims once every announced member answered (or it took too long)."""
+        if not self._queued or (self._awaiting and now < self._await_until):
+            return []
+        queued, self._queued = self._queued, []
+        self._awaiting.clear()
+        events: list[SeatEvent] = []
+        for vid in queued:
+            if vid not in self.local:
+                continue  # left while it waited
+            try:
+                self.seats.claim(vid, now)
+            except SeatUnavailable as exc:
+                events.append(SeatLost(vid, str(exc)))
+            events += self.flush(now)
+        return events
+
+    def seat_confirmed(self, visitor: Visitor, slot: int, now: float) -> None:
+        spawn = self.world.spawn
+        try:
+            self.presence.join(visitor.id, spawn, now, {"address": visitor.address})
+        except TransformRejected:  # a spawn point outside the world box: the origin instead
+            spawn = Transform((0.0, 0.0, 0.0))
+            self.presence.join(visitor.id, spawn, now, {"address": visitor.address})
+        self.local[visitor.id] = visitor
+        visitor.instance, visitor.seated = self.instance, True
+        self.signatures.bind(visitor.id, visitor.author, visitor.session_key)
+        presence = self.presence.get(visitor.id)
+        assert presence is not None
+        self._sent_rev[visitor.id] = presence.rev  # the VisitorIn carries this transform
+        for member in sorted(self.heard):
+            self.out.to_node(member, self._visitor_in(visitor, spawn))
+        self.send_joined(visitor, slot)
+
+    def send_joined(self, visitor: Visitor, slot: int) -> None:
+        """Joined, then the state snapshot; the next tick's viewer frame is a full snapshot."""
+        self.out.to_client(visitor.id, Joined(self.world.world_id, self.instance, self.node, slot))
+        snapshot = tuple(self.state.snapshot()[-MAX_OPS:])
+        self.out.to_client(
+            visitor.id, StateSnapshot(self.instance, snapshot, tuple(self.chat.history()))
+        )
+        viewer = self.viewers.setdefault(visitor.id, ViewerStream(visitor.id))
+        viewer.resync()
+
+    def slot_of(self, visitor: str) -> int | None:
+        return next((s for s, v in self.seats.held().items() if v == visitor), None)
+
+    def remove_local(self, visitor: str, now: float) -> list[SeatEvent]:
+        """The visitor left (or expired, or was closed): free its seat, tell the members."""
+        held = self.local.pop(visitor, None)
+        self.seats.release(visitor)
+        # An expired visitor already left the presence table; it was seated all the same.
+        seated = self.presence.leave(visitor) or (held is not None and held.seated)
+        self.viewers.pop(visitor, None)
+        self._sent_rev.pop(visitor, None)
+        if held is not None:
+            held.instance, held.seated = None, False
+        if seated:
+            for member in sorted(self.heard):
+                self.out.to_node(member, VisitorOut(self.instance, visitor))
+        return self.flush(now)
+
+    def client_transform(self, visitor: Visitor, transform: Transform, now: float) -> None:
+        self.presence.receive_transform(visitor.id, transform, now)
+
+    def client_op(self, visitor: Visitor, op: StateOp, now: float) -> None:
+        """A visitor's own op: it must speak for itself; raises `OpRejected`."""
+        if op.author != visitor.author:
+            raise OpRejected("a state op's author must be your own address")
+        if op.hlc.actor != visitor.id:
+            raise OpRejected("a state op's clock actor must be your own visitor id")
+        if self.state.receive_op(op, now):
+            self._relay_op(op, skip=visitor.id)
+            for member in sorted(self.heard):
+                self.out.to_node(member, InstanceOps(self.instance, (op,)))
+
+    def client_chat(self, visitor: Visitor, message: ChatMessage, now: float) -> None:
+        if message.author != visitor.id:
+            raise ChatRejected("a chat message's author must be your own visitor id")
+        if message.instance != self.instance:
+            raise ChatRejected("chat message is for another instance")
+        if self.chat.receive(message, now):
+            self._relay_local(message, skip=visitor.id)
+            for member in sorted(self.heard):
+                self.out.to_node(member, message)
+
+    def _relay_op(self, op: StateOp, skip: str | None = None) -> None:
+        self._relay_local(op, skip)
+
+    def _relay_local(self, frame: Frame, skip: str | None = None) -> None:
+        for vid, visitor in self.local.items():
+            if vid != skip and visitor.seated and visitor.connected:
+                self.out.to_client(vid, frame)
+
+    # --- what other members send ----------------------------------------------------------------
+
+    def _owned_by(self, peer: str, visitor: str) -> RemoteVisitor | None:
+        remote = self.remote.get(visitor)
+        if remote is None or remote.owner != peer:
+            self.out.refused["foreign_visitor"] += 1
+            return None
+        return remote
+
+    def add_remote(
+        self, peer: str, frame: VisitorIn, address: str, key: bytes, expires_at: float, now: float
+    ) -> None:
+        """A member seated a visitor (the edge verified its entry proof; bans checked)."""
+        if peer not in self.heard:
+            self.out.refused["not_a_member"] += 1
+            return
+        known = self.remote.get(frame.visitor)
+        if (
+            frame.visitor in self.local
+            or (known is not None and known.owner != peer)
+            or session_key_of(frame.visitor) != key
+        ):
+            self.out.refused["visitor_conflict"] += 1
+            return
+        if expires_at <= now:
+            self.out.refused["proof_expired"] += 1
+            return
+        if known is None and len(self.presence) >= self.world.capacity:
+            self.out.refused["instance_full"] += 1
+            return
+        info: dict[str, object] = {**frame.info, "address": address}
+        try:
+            self.presence.join(frame.visitor, frame.transform, now, info)
+        except TransformRejected:
+            self.out.refused["remote_transform_rejected"] += 1
+            return
+        self.remote[frame.visitor] = RemoteVisitor(frame.visitor, peer, address, key, expires_at)
+        self.signatures.bind(frame.visitor, address.lower(), key)
+
+    def _drop_remote(self, visitor: str) -> None:
+        self.remote.pop(visitor, None)
+        self.presence.leave(visitor)
+
+    def on_visitor_out(self, peer: str, frame: VisitorOut) -> None:
+        if self._owned_by(peer, frame.visitor) is not None:
+            self._drop_remote(frame.visitor)
+
+    def on_batch(self, peer: str, batch: Batch, now: float) -> None:
+        if peer not in self.heard:
+            self.out.refused["not_a_member"] += 1
+            return
+        self.heard_from(peer, now)
+        for known in self.remote.values():
+            if known.owner == peer:  # the batch is that member's heartbeat for all of them
+                self.presence.heartbeat(known.id, now)
+        for vid, transform in batch.transforms.items():
+            remote = self._owned_by(peer, vid)
+            if remote is None:
+                continue
+            if self._is_banned(self.world.world_id, remote.address) or remote.expires_at <= now:
+                self.out.refused["banned_or_expired"] += 1
+                self._drop_remote(vid)
+                continue
+            try:
+                self.presence.receive_transform(vid, transform, now)
+            except TransformRejected:
+                self.out.refused["remote_transform_rejected"] += 1
+
+    def on_instance_ops(self, peer: str, frame: InstanceOps, now: float) -> None:
+        self.heard_from(peer, now)
+        for op in frame.ops:
+            if self._owned_by(peer, op.hlc.actor) is None:
+                continue
+            try:
+                if self.state.receive_op(op, now):
+                    self._relay_op(op)
+            except OpRejected:
+                self.out.refused["op_rejected"] += 1
+
+    def on_state_sync(self, peer: str, frame: StateSync, now: float) -> list[SeatEvent]:
+        if peer not in self.heard:
+            self.out.refused["not_a_member"] += 1
+            return []
+        self.heard_from(peer, now)
+        self.signatures.syncing = True
+        try:
+            for op in frame.ops:
+                try:
+                    if self.state.receive_op(op, now):
+                        self._relay_op(op)
+                except OpRejected:
+                    self.out.refused["op_rejected"] += 1
+        finally:
+            self.signatures.syncing = False
+        for message in frame.chat:
+            try:
+                if self.chat.merge_history(message):
+                    self._relay_local(message)
+            except ChatRejected:
+                self.out.refused["chat_rejected"] += 1
+        self._awaiting.discard(peer)
+        return self.release_claims(now)
+
+    def on_chat(self, peer: str, message: ChatMessage, now: float) -> None:
+        self.heard_from(peer, now)
+        if self._owned_by(peer, message.author) is None:
+            return
+        try:
+            if self.chat.receive(message, now):
+                self._relay_local(message)
+        except ChatRejected:
+            self.out.refused["chat_rejected"] += 1
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """One Batch per member with our visitors' changes, one ViewerFrame per local viewer."""
+        self.tick_no += 1
+        changed: dict[str, Transform] = {}
+        for vid, visitor in self.local.items():
+            p = self.presence.get(vid)
+            if visitor.seated and p is not None and self._sent_rev.get(vid) != p.rev:
+                changed[vid] = p.transform
+                self._sent_rev[vid] = p.rev
+        if changed or now - self._last_batch >= HEARTBEAT_EVERY:
+            self._last_batch = now
+            for member in sorted(self.heard):
+                self.out.to_node(member, Batch(self.instance, self.tick_no, changed))
+        for vid, viewer in self.viewers.items():
+            viewer_visitor = self.local.get(vid)
+            if viewer_visitor is not None and viewer_visitor.connected:
+                frame = viewer.frame(self.presence, self.tick_no)
+                if frame is not None:
+                    self.out.to_client(vid, frame)
+
+    def expire(self, now: float) -> list[str]:
+        """Drop silent visitors and expired proofs; return the local visitors that left."""
+        for remote in [r for r in self.remote.values() if r.expires_at <= now]:
+            self._drop_remote(remote.id)
+        gone = []
+        for vid in self.presence.expire(now):
+            if vid in self.local:
+                gone.append(vid)
+            else:
+                self.remote.pop(vid, None)
+        return gone
