@@ -321,10 +321,16 @@ class Visitor:
     async def events(self) -> AsyncIterator[Event]:
         """Events as they come; `Closed` is the last one."""
         while not self._finished:
-            event = await self._events.get()
-            if isinstance(event, Closed):
-                self._finished = True
-            yield event
+            yield await self.next_event()
+
+    async def next_event(self) -> Event:
+        """The next event; after `Closed` has been returned, `SessionLost`."""
+        if self._finished:
+            raise SessionLost(f"the session is closed ({self._closed})")
+        event = await self._events.get()
+        if isinstance(event, Closed):
+            self._finished = True
+        return event
 
     async def close(self, reason: str = "closed by the visitor") -> None:
         link, self._link = self._link, None
