@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from fluxnode.chain.keys import WalletKey
 from fluxnode.chain.siwe_verify import Is1271, Nonces, SiweVerifier, verify_signature
 from fluxnode.core.errors import ChainCallFailed, ChainUnavailable, EntryProofInvalid, SiweError
 from fluxnode.core.session.entry import (
@@ -45,6 +46,7 @@ from fluxnode.core.session.entry import (
 from fluxnode.core.siwe import NonceStats
 
 __all__ = [
+    "EntryAccount",
     "EntryVerifier",
     "EntryVerifierStats",
     "new_session_key",
@@ -86,8 +88,13 @@ def sign_session(key: Ed25519PrivateKey, message: bytes) -> bytes:
     return key.sign(message)
 
 
+#: A wallet that can sign an entry proof: eth-account's, or the light `WalletKey` (the same
+#: EIP-191 bytes without importing eth-account's signing path).
+EntryAccount = LocalAccount | WalletKey
+
+
 def sign_entry(
-    account: LocalAccount,
+    account: EntryAccount,
     session_key: bytes,
     *,
     domain: str,
@@ -111,6 +118,8 @@ def sign_entry(
         scheme=scheme,
     )
     text = msg.to_text()
+    if isinstance(account, WalletKey):
+        return EntryProof(text, account.sign_personal(text))
     return EntryProof(text, bytes(account.sign_message(encode_defunct(text=text)).signature))
 
 

@@ -24,7 +24,7 @@ fi
 stamp_dir=.setup-stamps
 mkdir -p "$stamp_dir"
 want=$( { cat pyproject.toml;
-          find _fluxnode core node p2p storage chain contracts gateway \
+          find _fluxnode core node p2p storage chain contracts gateway client \
             -name node_modules -prune -o -type f \
             \( -name '*.py' -o -name '*.json' -o -name '*.typed' -o -name '*.sol' \) -print |
             LC_ALL=C sort; } |

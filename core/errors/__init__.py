@@ -76,9 +76,13 @@ from fluxnode.core.errors.session import BanListInvalid as BanListInvalid
 from fluxnode.core.errors.session import ChatRejected as ChatRejected
 from fluxnode.core.errors.session import EntryProofInvalid as EntryProofInvalid
 from fluxnode.core.errors.session import FrameInvalid as FrameInvalid
+from fluxnode.core.errors.session import JoinDenied as JoinDenied
+from fluxnode.core.errors.session import NoManifest as NoManifest
 from fluxnode.core.errors.session import OpRejected as OpRejected
 from fluxnode.core.errors.session import RateLimited as RateLimited
 from fluxnode.core.errors.session import SeatUnavailable as SeatUnavailable
+from fluxnode.core.errors.session import SessionDenied as SessionDenied
 from fluxnode.core.errors.session import SessionError as SessionError
+from fluxnode.core.errors.session import SessionLost as SessionLost
 from fluxnode.core.errors.session import SessionSignatureInvalid as SessionSignatureInvalid
 from fluxnode.core.errors.session import TransformRejected as TransformRejected

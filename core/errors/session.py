@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxnode.core.errors.base import ReasonError, RemoteError
+from fluxnode.core.errors.base import LocalError, ReasonError, RemoteError
 
 # --- live sessions (fluxnode.core.session) ----------------------------------------------------
 
@@ -81,3 +81,39 @@ class BanListInvalid(ReasonError, RemoteError):
     """
 
     code = "ban_list_invalid"
+
+
+# -- the visitor's side of a session (fluxnode.client) -----------------------------------------
+
+
+class SessionDenied(SessionError):
+    """The node refused the sign-in (a `Denied` frame after `Hello`); `reason` is its text,
+    e.g. ``denied: entry proof refused (nonce_reused)``."""
+
+    code = "session_denied"
+    http_status = 403
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class JoinDenied(SessionDenied):
+    """The node refused to seat the visitor in a world (`Denied` after `Join`), e.g.
+    ``denied: no valid ticket for this world``, or redirected it a second time."""
+
+    code = "join_denied"
+
+
+class SessionLost(SessionError):
+    """The connection to the node could not be opened, closed, or the node broke the protocol
+    (garbage or an unexpected frame where the handshake needs a particular one)."""
+
+    code = "session_lost"
+    http_status = 502
+
+
+class NoManifest(LocalError):
+    """The visitor was asked to interact but has no manifest of the world to plan the op with."""
+
+    code = "no_manifest"

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_DIRS = ["core", "node", "p2p", "storage", "chain", "contracts", "gateway", "_fluxnode"]
+PACKAGE_DIRS = [
+    "core",
+    "node",
+    "p2p",
+    "storage",
+    "chain",
+    "contracts",
+    "gateway",
+    "client",
+    "_fluxnode",
+]
 
 
 def _imports(path: Path) -> set[str]:
@@ -59,7 +69,7 @@ def test_wheel_installs_everything_under_the_fluxnode_namespace(tmp_path: Path) 
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"fluxnode"}
-    for sub in ("core", "node", "p2p", "storage", "chain", "contracts", "gateway"):
+    for sub in ("core", "node", "p2p", "storage", "chain", "contracts", "gateway", "client"):
         assert f"fluxnode/{sub}/__init__.py" in names
     assert "fluxnode/__main__.py" in names
     assert "fluxnode/p2p/bridge.py" in names

@@ -1,0 +1,71 @@
+"""What a `Visitor` reports to its program: typed, frozen events, one per thing that happened.
+
+Events speak of visitors by their visitor id (the session key in base64url) and, where the
+node told us, their wallet `address`; a peer whose `info` map carried no address has None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from fluxnode.core.session.presence import Transform
+from fluxnode.core.world import JsonValue
+
+
+@dataclass(frozen=True)
+class PeerJoined:
+    visitor: str
+    address: str | None
+
+
+@dataclass(frozen=True)
+class PeerLeft:
+    visitor: str
+    address: str | None
+
+
+@dataclass(frozen=True)
+class PeerMoved:
+    """A peer's new transform; `transform` None means "present, beyond range"."""
+
+    visitor: str
+    address: str | None
+    transform: Transform | None
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """A world-state register now holds `value` (from a snapshot, a relayed op or our own)."""
+
+    object_id: str
+    prop: str
+    value: JsonValue
+    author: str
+
+
+@dataclass(frozen=True)
+class Chat:
+    visitor: str
+    address: str | None
+    text: str
+    sent_ms: int
+
+
+@dataclass(frozen=True)
+class Error:
+    """The node refused one of our frames (nothing changed), or sent one we could not read
+    (``code`` ``frame_invalid``); the session goes on."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The session ended; always the last event."""
+
+    reason: str
+
+
+Event: TypeAlias = PeerJoined | PeerLeft | PeerMoved | StateChanged | Chat | Error | Closed

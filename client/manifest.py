@@ -1,0 +1,62 @@
+"""Getting the world's manifest, which a visitor needs to plan interactions.
+
+The node has no "manifest of world X" route yet, so the caller says where it is: a
+`WorldManifest` it already has, a local ``world.json``, or a URL — typically the world's
+package on a gateway's trustless route, ``{node}/ipfs/{root_cid}/world.json``. Whatever the
+source, the bytes go through `parse_manifest`, the validator every node runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from fluxnode.core.errors import BadRequest, SessionLost
+from fluxnode.core.world import DEFAULT_LIMITS, WorldManifest, parse_manifest
+
+#: Where a manifest may come from (see the module docstring).
+ManifestSource = WorldManifest | Path | str
+
+
+async def load_manifest(
+    source: ManifestSource, *, session: aiohttp.ClientSession | None = None, seconds: float = 10
+) -> WorldManifest:
+    """The parsed manifest from `source`; `WorldManifestInvalid`, `BadRequest` (not found,
+    not readable) or `SessionLost` (the server could not be reached)."""
+    if isinstance(source, WorldManifest):
+        return source
+    limit = DEFAULT_LIMITS.max_manifest_bytes
+    if isinstance(source, Path) or "://" not in source:
+        data = await asyncio.to_thread(_read, Path(source), limit)
+    else:
+        data = await _fetch(source, session, seconds, limit)
+    return parse_manifest(data)  # refuses over-limit bytes first (we read at most limit + 1)
+
+
+def _read(path: Path, limit: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(limit + 1)
+    except OSError as exc:
+        raise BadRequest(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+
+
+async def _fetch(
+    url: str, session: aiohttp.ClientSession | None, seconds: float, limit: int
+) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise BadRequest(f"manifest URL {url!r} is not http(s)")
+    own = session is None
+    http = session or aiohttp.ClientSession()
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=seconds)) as resp:
+            if resp.status != 200:
+                raise BadRequest(f"manifest {url} answered HTTP {resp.status}")
+            return await resp.content.read(limit + 1)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise SessionLost(f"cannot fetch manifest {url}: {type(exc).__name__}") from None
+    finally:
+        if own:
+            await http.close()
