@@ -17,6 +17,7 @@ from fluxnode.core.cid import Cid
 from fluxnode.core.errors import FluxError, NodeStarting
 from fluxnode.node.bans import BANS_TOPIC, BanDirectory
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
+from fluxnode.node.sessions import INSTANCES_TOPIC, SessionService
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_select
 from fluxnode.node.worlds import dht_validate as _dht_validate
 from fluxnode.p2p.messages import (
@@ -52,6 +53,7 @@ class NodeAnswers:
         self.worlds: WorldDirectory | None = None
         self.hosting: Hosting | None = None
         self.bans: BanDirectory | None = None
+        self.sessions: SessionService | None = None
 
     # -- validation ----------------------------------------------------------------------------
     async def validate_gossip(self, ask: ValidateGossip) -> bool:
@@ -63,6 +65,8 @@ class NodeAnswers:
             return self.hosting.validate(ask.data, ask.author)
         if ask.topic == BANS_TOPIC and self.bans is not None:
             return await self.bans.offer(ask.data, forwarder=ask.forwarder)
+        if ask.topic == INSTANCES_TOPIC and self.sessions is not None:
+            return self.sessions.validate_directory(ask.data, ask.author)
         return False
 
     async def validate_dht_record(self, ask: ValidateDhtRecord) -> bool:

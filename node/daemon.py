@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from aiohttp import web
 from fluxnode import __version__
 from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
-from fluxnode.core.errors import FluxError
+from fluxnode.core.errors import ConfigError, FluxError
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
@@ -36,11 +37,13 @@ from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.loops import Loops
 from fluxnode.node.moderation import Moderation
+from fluxnode.node.session_setup import build_sessions
+from fluxnode.node.sessions import INSTANCES_TOPIC, SessionService
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_key
 from fluxnode.node.worldstore import WORLDS_DB, WorldStore
 from fluxnode.p2p import HostClient, HostInfo, HostSettings
 from fluxnode.p2p.gossip import GossipSettings
-from fluxnode.p2p.messages import GossipMessage
+from fluxnode.p2p.messages import GossipMessage, SessionFrame, SessionPeerDown
 from fluxnode.storage.content import RepoContent
 from fluxnode.storage.repo import Repo
 
@@ -88,6 +91,7 @@ class Node:
             store=WorldStore(cfg.data_dir / WORLDS_DB),
         )
         self.hosting: Hosting | None = None
+        self.sessions: SessionService | None = None
         self.loops = Loops()
         self.announce = AnnounceStats()
         #: The node's TaskGroup, once `run_node` has entered it; owns the announcements.
@@ -234,6 +238,8 @@ class Node:
             "rejections": dict(self.worlds.rejections),
         }
         data.update(self.moderation.statistics())  # "bans", "denied_addresses", "reports"
+        if self.sessions is not None:
+            data["sessions"] = self.sessions.statistics()
         return data
 
     async def ping(self, peer: str, count: int) -> dict[str, Any]:
@@ -267,7 +273,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
     if denylist is None:
         denylist = load_denylist(cfg)
     repo = Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
-    topics = (WORLDS_TOPIC, HOSTING_TOPIC, BANS_TOPIC)
+    topics = (WORLDS_TOPIC, HOSTING_TOPIC, BANS_TOPIC, INSTANCES_TOPIC)
     settings = HostSettings(
         private_key=read_key(cfg.identity.key_file),
         listen=cfg.network.listen,
@@ -278,12 +284,13 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         dht=True,
         peerstore_path=str(cfg.data_dir / "peers.db"),
         dht_namespaces=(DHT_NAMESPACE,),
+        session_link=True,
     )
     # The host asks these for validation and for blocks: the node's one store, off the loop.
     answers = NodeAnswers(repo)
     host = HostClient(settings, answers)
     runners: list[web.AppRunner] = []
-    stores: list[WorldStore | HostingStore | Moderation] = []
+    stores: list[WorldStore | HostingStore | Moderation | SessionService] = []
     chain = open_chain(cfg, required=False)
     try:
         info = await host.start()
@@ -320,15 +327,31 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         await _start_site(admin_runner, lambda r: web.UnixSite(r, str(sock)))
         os.chmod(sock, 0o600)
 
-        if cfg.gateway.enabled:
+        # The gateway's socket is bound first: the sessions' sign-in domain is its real port.
+        gw_sock = _bind_gateway(cfg) if cfg.gateway.enabled else None
+        if gw_sock is not None:
+            node.gateway_url = _socket_url(gw_sock, cfg)
+        sessions = build_sessions(
+            cfg,
+            me=info.peer_id,
+            host=host,
+            repo=repo,
+            worlds=node.worlds,
+            hosting=hosting_service,
+            chain=chain,
+            moderation=node.moderation,
+            gateway_url=node.gateway_url,
+        )
+        node.sessions = sessions
+        stores.append(sessions)
+        answers.sessions = sessions  # directory gossip is validated from here on
+
+        if gw_sock is not None:
             content = RepoContent(repo)
-            gw_runner = GatewayRunner(make_gateway_app(node, content), access_log=None)
+            app = make_gateway_app(node, content, sessions=sessions)
+            gw_runner = GatewayRunner(app, access_log=None)
             runners.append(gw_runner)
-            site = await _start_site(
-                gw_runner,
-                lambda r: web.TCPSite(r, cfg.gateway.listen.host, cfg.gateway.listen.port),
-            )
-            node.gateway_url = _bound_url(site, cfg)
+            await _start_site(gw_runner, lambda r: web.SockSite(r, gw_sock))
 
         write_node_json(
             cfg.data_dir,
@@ -350,7 +373,8 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
             node.tasks = tg
             background = [
                 tg.create_task(_watch_host(host, stop)),
-                tg.create_task(_drain_events(host)),
+                tg.create_task(_drain_events(host, sessions)),
+                tg.create_task(sessions.run()),
                 tg.create_task(hosting_service.run(node.loops)),
             ]
             if chain is not None:
@@ -381,11 +405,16 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
             loop.remove_signal_handler(sig)
 
 
-async def _drain_events(host: HostClient) -> None:
-    """Consume p2p events. World records were already stored when they were validated, so the
-    events only need counting; consuming them returns credit so delivery never stalls."""
+async def _drain_events(host: HostClient, sessions: SessionService) -> None:
+    """Consume p2p events. World records were already stored when they were validated, so
+    gossip only needs counting; member nodes' session frames go to the session service.
+    Consuming events returns credit, so delivery never stalls."""
     async for event in host.events():
-        if isinstance(event, GossipMessage):
+        if isinstance(event, SessionFrame):
+            await sessions.node_frame(event.peer_id, event.data)
+        elif isinstance(event, SessionPeerDown):
+            sessions.peer_down(event.peer_id)
+        elif isinstance(event, GossipMessage):
             log.debug("gossip on %s from %s", event.topic, event.author)
 
 
@@ -396,9 +425,22 @@ async def _watch_host(host: HostClient, stop: asyncio.Event) -> None:
     stop.set()
 
 
-def _bound_url(site: web.BaseSite, cfg: Config) -> str:
+def _bind_gateway(cfg: Config) -> socket.socket:
+    """A listening socket on the gateway's address (port 0: any free port)."""
+    host, port = cfg.gateway.listen.host, cfg.gateway.listen.port
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError("gateway.listen", f"cannot listen on {host}:{port}: {exc}") from None
+    return sock
+
+
+def _socket_url(sock: socket.socket, cfg: Config) -> str:
     """The gateway URL with the real port (the configured one may be 0)."""
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or []
-    port = sockets[0].getsockname()[1] if sockets else cfg.gateway.listen.port
-    return f"http://{replace(cfg.gateway.listen, port=port)}"
+    return f"http://{replace(cfg.gateway.listen, port=sock.getsockname()[1])}"

@@ -1,0 +1,359 @@
+"""Live sessions on a running node: visitors' WebSockets, member-node streams and the directory.
+
+`SessionService` drives the sans-IO `SessionHub` (`fluxnode.core.session.hub`): it feeds it
+what arrives (client frames from the gateway's `/session` WebSocket, frames from member nodes
+on `/flux/session/1`, directory gossip on `INSTANCES_TOPIC`), wakes it at its timer, and moves
+what it says to send. Everything that must wait — entry proofs, access decisions, manifests,
+relayed visitors' proofs — happens here before the hub hears of it (`session_entry.Admission`).
+
+Ordering: frames for one member node leave in the order the hub produced them (one sender task
+per peer, each awaiting its sends in turn); one client's frames are handled one at a time (the
+gateway awaits `receive`), so a client's `Hello` is settled before its `Join` is looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fluxnode.core.errors import FluxError, FrameInvalid
+from fluxnode.core.session.frames import (
+    Challenge,
+    Denied,
+    Error,
+    Frame,
+    Hello,
+    Join,
+    Report,
+    SignedIn,
+    VisitorIn,
+)
+from fluxnode.core.session.gate import SessionPeer, SessionSink
+from fluxnode.core.session.hub import SessionHub
+from fluxnode.core.session.visitors import WorldInfo
+from fluxnode.core.session.wire import decode, encode
+from fluxnode.node.session_entry import DENIED_MANIFEST, DENIED_NOT_SIGNED_IN, Admission
+from fluxnode.p2p import HostClient
+
+log = logging.getLogger("fluxnode.node.sessions")
+
+INSTANCES_TOPIC = "flux/instances/1"
+#: Undecodable or unexpected frames a client may send before it is disconnected.
+MAX_BAD_FRAMES = 20
+#: Frames queued for one member node before the oldest are dropped (about 3 s of ticks).
+PEER_QUEUE = 64
+#: WebSocket close codes (RFC 6455): policy violation, and normal.
+CLOSE_POLICY, CLOSE_NORMAL = 1008, 1000
+#: Seconds a member whose stream dropped has to come back before it counts as lost.
+PEER_DOWN_GRACE_S = 3.0
+
+
+@dataclass
+class SessionStats:
+    connections: int = 0
+    signed_in: int = 0
+    sign_in_refused: dict[str, int] = field(default_factory=dict)
+    joins_refused: dict[str, int] = field(default_factory=dict)
+    bad_client_frames: int = 0
+    bad_node_frames: int = 0
+    relayed_visitors_refused: int = 0
+    peer_frames_dropped: int = 0
+
+
+class _Connection:
+    """One visitor's WebSocket, as the node sees it (implements `SessionPeer`)."""
+
+    def __init__(self, service: SessionService, sink: SessionSink, remote: str) -> None:
+        self.service = service
+        self.sink = sink
+        self.remote = remote
+        self.challenge: Challenge | None = None
+        self.visitor: str | None = None
+        self.address: str | None = None
+        self.bad = 0
+
+    def send(self, frame: Frame) -> None:
+        self.sink.send(encode(frame))
+
+    async def receive(self, data: bytes) -> None:
+        try:
+            frame = decode(data)
+        except FrameInvalid as exc:
+            self.refuse(exc.code, str(exc))
+            return
+        await self.service.client_frame(self, frame)
+
+    def refuse(self, code: str, message: str) -> None:
+        self.service.stats.bad_client_frames += 1
+        self.bad += 1
+        self.send(Error(code, message[:500]))
+        if self.bad > MAX_BAD_FRAMES:
+            self.sink.close(CLOSE_POLICY, "too many bad frames")
+
+    async def closed(self) -> None:
+        self.service.connection_closed(self)
+
+
+class SessionService:
+    """Implements `SessionGate` for the gateway; see the module docstring."""
+
+    def __init__(self, hub: SessionHub, admission: Admission, host: HostClient) -> None:
+        self.hub = hub
+        self.admission = admission
+        self.host = host
+        self.stats = SessionStats()
+        self._by_visitor: dict[str, _Connection] = {}
+        self._peer_queues: dict[str, asyncio.Queue[tuple[bytes, ...]]] = {}
+        self._peer_tasks: dict[str, asyncio.Task[None]] = {}
+        self._peer_heard: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.report_sink: Any = None  # set by the daemon: an object with `async add(**fields)`
+        #: Run once by `aclose` (e.g. the nonce book's close).
+        self.closers: list[Callable[[], None]] = []
+        self._closed = False
+
+    # --- the gateway's side ---------------------------------------------------------------------
+
+    async def open_session(self, sink: SessionSink, remote: str) -> SessionPeer:
+        conn = _Connection(self, sink, remote)
+        self.stats.connections += 1
+        conn.challenge = self.admission.challenge()
+        conn.send(conn.challenge)
+        return conn
+
+    async def client_frame(self, conn: _Connection, frame: Frame) -> None:
+        if isinstance(frame, Hello):
+            await self._hello(conn, frame)
+        elif conn.visitor is None:
+            conn.refuse("not_signed_in", DENIED_NOT_SIGNED_IN)
+        elif isinstance(frame, Join):
+            await self._join(conn, frame)
+        elif isinstance(frame, Report):
+            await self._report(conn, frame)
+        else:
+            self.hub.client_frame(conn.visitor, frame, time.time())
+            self._flush()
+
+    async def _hello(self, conn: _Connection, hello: Hello) -> None:
+        if conn.visitor is not None or conn.challenge is None:
+            conn.refuse("already_signed_in", "this connection is signed in already")
+            return
+        challenge, conn.challenge = conn.challenge, None  # one try per challenge
+        try:
+            who = await self.admission.sign_in(hello, challenge)
+        except FluxError as exc:
+            reason = getattr(exc, "reason", exc.code)
+            counts = self.stats.sign_in_refused
+            counts[reason] = counts.get(reason, 0) + 1
+            conn.send(Denied(f"denied: entry proof refused ({reason}): {exc}"[:500]))
+            conn.sink.close(CLOSE_POLICY, "sign-in refused")
+            return
+        old = self._by_visitor.get(who.visitor)
+        if old is not None and old is not conn:  # the same session key on a new connection
+            old.visitor = None
+            old.sink.close(CLOSE_NORMAL, "signed in elsewhere")
+        conn.visitor, conn.address = who.visitor, who.address
+        self._by_visitor[who.visitor] = conn
+        self.stats.signed_in += 1
+        self.hub.sign_in(
+            who.visitor, who.address, who.session_key, who.proof, who.proof_signature,
+            who.expires_at, time.time(),
+        )  # fmt: skip
+        conn.send(SignedIn(who.visitor, who.address, int(who.expires_at * 1000)))
+        self._flush()
+
+    async def _join(self, conn: _Connection, join: Join) -> None:
+        assert conn.visitor is not None and conn.address is not None
+        reason, record = await self.admission.decide(join.world_id, conn.address)
+        manifest = None
+        if record is not None:
+            try:
+                manifest = await self.admission.manifest(record)
+            except FluxError as exc:
+                log.info("manifest of %s: %s", join.world_id, exc)
+                reason = DENIED_MANIFEST
+        if reason is not None or record is None or manifest is None:
+            reason = reason or DENIED_MANIFEST
+            self.stats.joins_refused[reason] = self.stats.joins_refused.get(reason, 0) + 1
+            conn.send(Denied(reason))
+            return
+        if conn.visitor is None:  # the connection went away while we waited
+            return
+        world = WorldInfo(join.world_id, manifest, self.admission.hosts(record))
+        self.hub.join(conn.visitor, world, time.time())
+        self._flush()
+
+    async def _report(self, conn: _Connection, report: Report) -> None:
+        if self.report_sink is None:
+            conn.refuse("not_enabled", "this node does not take reports")
+            return
+        try:
+            await self.report_sink.add(
+                reporter=conn.address, world_id=report.world_id, subject=report.subject,
+                reason=report.reason,
+            )  # fmt: skip
+        except FluxError as exc:
+            conn.refuse(exc.code, str(exc))
+
+    def connection_closed(self, conn: _Connection) -> None:
+        visitor, conn.visitor = conn.visitor, None
+        if visitor is not None and self._by_visitor.get(visitor) is conn:
+            del self._by_visitor[visitor]
+            self.hub.client_gone(visitor, time.time())
+            self._flush()
+
+    # --- member nodes ---------------------------------------------------------------------------
+
+    async def node_frame(self, peer: str, data: bytes) -> None:
+        now = time.time()
+        self._peer_heard[peer] = now
+        try:
+            frame = decode(data)
+        except FrameInvalid as exc:
+            self.stats.bad_node_frames += 1
+            log.debug("bad frame from %s: %s", peer, exc)
+            return
+        if isinstance(frame, VisitorIn):
+            try:
+                claims = await self.admission.verify_relayed(frame.proof, frame.proof_signature)
+            except FluxError as exc:
+                self.stats.relayed_visitors_refused += 1
+                log.info("visitor %s from %s refused: %s", frame.visitor[:12], peer, exc)
+                return
+            self.hub.remote_visitor(
+                peer, frame, claims.address.lower(), claims.session_key,
+                claims.expires_at.timestamp(), time.time(),
+            )  # fmt: skip
+        else:
+            try:
+                self.hub.node_frame(peer, frame, now)
+            except FluxError as exc:
+                self.stats.bad_node_frames += 1
+                log.debug("frame from %s refused: %s", peer, exc)
+        self._flush()
+
+    def peer_down(self, peer: str) -> None:
+        """The link to `peer` dropped: lost, unless it is heard from again within the grace."""
+        down_at = time.time()
+
+        async def judge() -> None:
+            await asyncio.sleep(PEER_DOWN_GRACE_S)
+            if self._peer_heard.get(peer, 0.0) <= down_at:
+                self.hub.node_lost(peer, time.time())
+                self._flush()
+
+        self._spawn(judge())
+
+    def validate_directory(self, data: bytes, author: str) -> bool:
+        try:
+            self.hub.directory_message(data, author, time.time())
+        except FrameInvalid as exc:
+            log.debug("directory message from %s refused: %s", author, exc)
+            return False
+        self._flush()
+        return True
+
+    # --- moving what the hub says -----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        hub = self.hub
+        for visitor, frame in hub.client_frames():
+            conn = self._by_visitor.get(visitor)
+            if conn is not None:
+                conn.send(frame)
+        for visitor, reason in hub.client_closes():
+            conn = self._by_visitor.pop(visitor, None)
+            if conn is not None:
+                conn.visitor = None
+                conn.send(Denied(reason))
+                conn.sink.close(CLOSE_POLICY, reason[:100])
+        per_peer: dict[str, list[bytes]] = {}
+        for peer, frame in hub.node_frames():
+            per_peer.setdefault(peer, []).append(encode(frame))
+        for peer, frames in per_peer.items():
+            self._to_peer(peer, tuple(frames))
+        self._wake.set()  # the hub's timer may have moved earlier
+
+    def _to_peer(self, peer: str, frames: tuple[bytes, ...]) -> None:
+        queue = self._peer_queues.get(peer)
+        if queue is None:
+            queue = self._peer_queues[peer] = asyncio.Queue(PEER_QUEUE)
+            self._peer_tasks[peer] = self._spawn(self._send_loop(peer, queue))
+        if queue.full():  # a member that cannot keep up loses its oldest ticks, not ours
+            queue.get_nowait()
+            self.stats.peer_frames_dropped += 1
+        queue.put_nowait(frames)
+
+    async def _send_loop(self, peer: str, queue: asyncio.Queue[tuple[bytes, ...]]) -> None:
+        while True:
+            frames = await queue.get()
+            try:
+                await self.host.session_send(peer, frames)
+            except FluxError as exc:
+                self.stats.peer_frames_dropped += len(frames)
+                log.debug("session frames to %s: %s", peer, exc)
+
+    def _spawn(self, work: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Wake the hub at its timer and publish the directory; runs until cancelled."""
+        hub = self.hub
+        try:
+            while True:
+                now = time.time()
+                due = hub.get_timer()
+                if due is not None and due <= now:
+                    hub.handle_timer(now)
+                    data = hub.directory_to_publish(now)
+                    if data is not None:
+                        self._spawn(self._publish(data))
+                    self._flush()
+                    continue
+                self._wake.clear()
+                wait = 1.0 if due is None else min(1.0, due - now)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+        finally:
+            await self.aclose()
+
+    async def _publish(self, data: bytes) -> None:
+        try:
+            await self.host.publish(INSTANCES_TOPIC, data)
+        except FluxError as exc:
+            log.debug("directory publish: %s", exc)
+
+    async def aclose(self) -> None:
+        """Hand instances over and say goodbye to members, briefly; then stop every task."""
+        if self._closed:
+            return
+        self._closed = True
+        self.hub.close(time.time())
+        self._flush()
+        for conn in list(self._by_visitor.values()):
+            conn.sink.close(CLOSE_NORMAL, "node stopping")
+        # Let the handovers leave (bounded: a stopping node must stop).
+        queues = [q for q in self._peer_queues.values() if not q.empty()]
+        deadline = time.monotonic() + 0.5
+        while queues and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            queues = [q for q in queues if not q.empty()]
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in self.closers:
+            close()
+
+    def statistics(self) -> dict[str, Any]:
+        return {"service": asdict(self.stats), "hub": self.hub.statistics()}
