@@ -1,10 +1,9 @@
 """The session hub: one node's whole live-session logic, sans-IO (docs/session-protocol.md).
 
-The node edge feeds it what arrives — signed-in visitors and their frames, frames from member
-nodes, directory gossip, measured RTTs, the time — and drains what it produces: frames for
-clients, connections to close, frames for member nodes, directory messages to publish. There is
-no I/O and no clock here, so a test wires two or three hubs through an in-memory router and
-plays any delivery order it likes.
+The node edge feeds it what arrives (signed-in visitors and their frames, member nodes' frames,
+directory gossip, measured RTTs, the time) and drains what it produces (frames for clients and
+member nodes, connections to close, directory messages). No I/O and no clock here, so a test
+wires hubs through an in-memory router and plays any delivery order it likes.
 
 Who decides what:
 
