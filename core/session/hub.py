@@ -221,8 +221,8 @@ class SessionHub:
         elif not v.seated:
             self.leave_room(v, now)
             del self.visitors[visitor]
-        else:
-            self.rooms[v.instance].presence.heartbeat(v.id, now)  # the window starts now
+        elif (room := self.rooms.get(v.instance)) is not None:
+            room.presence.heartbeat(v.id, now)  # the reconnect window starts now
 
     def leave_room(self, v: Visitor, now: float) -> None:
         room = self.rooms.get(v.instance) if v.instance is not None else None
