@@ -1,10 +1,9 @@
 """The session hub: one node's whole live-session logic, sans-IO (docs/session-protocol.md).
 
-The node edge feeds it what arrives — signed-in visitors and their frames, frames from member
-nodes, directory gossip, measured RTTs, the time — and drains what it produces: frames for
-clients, connections to close, frames for member nodes, directory messages to publish. There is
-no I/O and no clock here, so a test wires two or three hubs through an in-memory router and
-plays any delivery order it likes.
+The node edge feeds it what arrives (signed-in visitors and their frames, member nodes' frames,
+directory gossip, measured RTTs, the time) and drains what it produces (frames for clients and
+member nodes, connections to close, directory messages). No I/O and no clock here, so a test
+wires hubs through an in-memory router and plays any delivery order it likes.
 
 Who decides what:
 
@@ -222,8 +221,8 @@ class SessionHub:
         elif not v.seated:
             self.leave_room(v, now)
             del self.visitors[visitor]
-        else:
-            self.rooms[v.instance].presence.heartbeat(v.id, now)  # the window starts now
+        elif (room := self.rooms.get(v.instance)) is not None:
+            room.presence.heartbeat(v.id, now)  # the reconnect window starts now
 
     def leave_room(self, v: Visitor, now: float) -> None:
         room = self.rooms.get(v.instance) if v.instance is not None else None

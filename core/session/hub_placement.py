@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 def join_world(hub: SessionHub, v: Visitor, world: WorldInfo, now: float) -> None:
     """`v` (signed in, not banned) asks for `world`: its kept seat, a handed one, or a new one."""
-    if v.instance is not None:
-        room = hub.rooms[v.instance]
+    room = hub.rooms.get(v.instance) if v.instance is not None else None
+    if room is not None:
         if not v.seated:
             hub.out.to_client(v.id, Error("session_error", "a join is in progress"))
             return
@@ -30,7 +30,7 @@ def join_world(hub: SessionHub, v: Visitor, world: WorldInfo, now: float) -> Non
             room.presence.heartbeat(v.id, now)
             room.send_joined(v, room.slot_of(v.id) or 0)
             return
-        hub.leave_room(v, now)
+    hub.leave_room(v, now)  # another world (or a room already gone): leave it first
     v.world, v.retried = world, False
     for room in [r for r in hub.rooms.values() if r.world.world_id == world.world_id]:
         slot = room.seats.resume(v.id)  # a seat a leaving member handed to us

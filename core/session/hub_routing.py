@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fluxnode.core.errors import FrameInvalid, SessionError
+from fluxnode.core.session import room_remote
 from fluxnode.core.session.chat import ChatMessage
 from fluxnode.core.session.frames import (
     Ack,
@@ -92,7 +93,7 @@ def node_frame(hub: SessionHub, peer: str, frame: Frame, now: float) -> None:
     elif isinstance(frame, VisitorOut):
         room.on_visitor_out(peer, frame)
     elif isinstance(frame, Batch):
-        room.on_batch(peer, frame, now)
+        room_remote.on_batch(room, peer, frame, now)
     elif isinstance(frame, InstanceOps):
         room.on_instance_ops(peer, frame, now)
     elif isinstance(frame, StateSync):
@@ -117,7 +118,7 @@ def remote_visitor(
     if hub.is_banned(room.world.world_id, address):
         hub.out.refused["banned"] += 1
         return
-    room.add_remote(peer, frame, address, session_key, expires_at, now)
+    room_remote.add_remote(room, peer, frame, address, session_key, expires_at, now)
 
 
 def client_frame(v: Visitor, room: Room | None, frame: Frame, now: float) -> None:

@@ -45,7 +45,6 @@ from fluxnode.core.session.visitors import (
     RemoteVisitor,
     Visitor,
     WorldInfo,
-    session_key_of,
 )
 from fluxnode.core.session.wire import MAX_OPS
 
@@ -71,7 +70,7 @@ class Room:
         self.instance = instance
         self.world = world
         self.out = out
-        self._is_banned = is_banned
+        self.is_banned = is_banned
         self.seats = SeatTable(node, instance, world.capacity, members)
         self.presence = PresenceTable()
         self.signatures = Signatures(world.manifest, verify_session)
@@ -124,7 +123,7 @@ class Room:
         del self.heard[member]
         self._awaiting.discard(member)
         for visitor in [v for v, r in self.remote.items() if r.owner == member]:
-            self._drop_remote(visitor)
+            self.drop_remote(visitor)
 
     def heard_from(self, peer: str, now: float) -> None:
         """Any frame from `peer` for this room: it lives (a first contact knows us already)."""
@@ -138,7 +137,7 @@ class Room:
         self.heard.pop(peer, None)
         self._awaiting.discard(peer)
         for visitor in [v for v, r in self.remote.items() if r.owner == peer]:
-            self._drop_remote(visitor)
+            self.drop_remote(visitor)
         return self.flush(now)
 
     def check_members(self, now: float, timeout: float) -> list[SeatEvent]:
@@ -279,76 +278,25 @@ class Room:
 
     # --- what other members send ----------------------------------------------------------------
 
-    def _owned_by(self, peer: str, visitor: str) -> RemoteVisitor | None:
+    def owned_by(self, peer: str, visitor: str) -> RemoteVisitor | None:
         remote = self.remote.get(visitor)
         if remote is None or remote.owner != peer:
             self.out.refused["foreign_visitor"] += 1
             return None
         return remote
 
-    def add_remote(
-        self, peer: str, frame: VisitorIn, address: str, key: bytes, expires_at: float, now: float
-    ) -> None:
-        """A member seated a visitor (the edge verified its entry proof; bans checked)."""
-        if peer not in self.heard:
-            self.out.refused["not_a_member"] += 1
-            return
-        known = self.remote.get(frame.visitor)
-        if (
-            frame.visitor in self.local
-            or (known is not None and known.owner != peer)
-            or session_key_of(frame.visitor) != key
-        ):
-            self.out.refused["visitor_conflict"] += 1
-            return
-        if expires_at <= now:
-            self.out.refused["proof_expired"] += 1
-            return
-        if known is None and len(self.presence) >= self.world.capacity:
-            self.out.refused["instance_full"] += 1
-            return
-        info: dict[str, object] = {**frame.info, "address": address}
-        try:
-            self.presence.join(frame.visitor, frame.transform, now, info)
-        except TransformRejected:
-            self.out.refused["remote_transform_rejected"] += 1
-            return
-        self.remote[frame.visitor] = RemoteVisitor(frame.visitor, peer, address, key, expires_at)
-        self.signatures.bind(frame.visitor, address.lower(), key)
-
-    def _drop_remote(self, visitor: str) -> None:
+    def drop_remote(self, visitor: str) -> None:
         self.remote.pop(visitor, None)
         self.presence.leave(visitor)
 
     def on_visitor_out(self, peer: str, frame: VisitorOut) -> None:
-        if self._owned_by(peer, frame.visitor) is not None:
-            self._drop_remote(frame.visitor)
-
-    def on_batch(self, peer: str, batch: Batch, now: float) -> None:
-        if peer not in self.heard:
-            self.out.refused["not_a_member"] += 1
-            return
-        self.heard_from(peer, now)
-        for known in self.remote.values():
-            if known.owner == peer:  # the batch is that member's heartbeat for all of them
-                self.presence.heartbeat(known.id, now)
-        for vid, transform in batch.transforms.items():
-            remote = self._owned_by(peer, vid)
-            if remote is None:
-                continue
-            if self._is_banned(self.world.world_id, remote.address) or remote.expires_at <= now:
-                self.out.refused["banned_or_expired"] += 1
-                self._drop_remote(vid)
-                continue
-            try:
-                self.presence.receive_transform(vid, transform, now)
-            except TransformRejected:
-                self.out.refused["remote_transform_rejected"] += 1
+        if self.owned_by(peer, frame.visitor) is not None:
+            self.drop_remote(frame.visitor)
 
     def on_instance_ops(self, peer: str, frame: InstanceOps, now: float) -> None:
         self.heard_from(peer, now)
         for op in frame.ops:
-            if self._owned_by(peer, op.hlc.actor) is None:
+            if self.owned_by(peer, op.hlc.actor) is None:
                 continue
             try:
                 if self.state.receive_op(op, now):
@@ -382,7 +330,7 @@ class Room:
 
     def on_chat(self, peer: str, message: ChatMessage, now: float) -> None:
         self.heard_from(peer, now)
-        if self._owned_by(peer, message.author) is None:
+        if self.owned_by(peer, message.author) is None:
             return
         try:
             if self.chat.receive(message, now):
@@ -415,7 +363,7 @@ class Room:
     def expire(self, now: float) -> list[str]:
         """Drop silent visitors and expired proofs; return the local visitors that left."""
         for remote in [r for r in self.remote.values() if r.expires_at <= now]:
-            self._drop_remote(remote.id)
+            self.drop_remote(remote.id)
         gone = []
         for vid in self.presence.expire(now):
             if vid in self.local:
