@@ -170,14 +170,14 @@ class EntryVerifier:
     def issue_nonce(self) -> str:
         return self._siwe.issue_nonce()
 
-    def _check(self, proof: EntryProof) -> EntryClaims:
+    def _check(self, proof: EntryProof, domain: str | None = None) -> EntryClaims:
         s = self._siwe
         return check_entry(
             proof,
             now=self._clock(),
-            domain=s.domain,
+            domain=s.domain if domain is None else domain,
             chain_id=s.chain_id,
-            uri_prefix=s.uri_prefix,
+            uri_prefix=s.uri_prefix if domain is None else None,
             scheme=s.scheme,
             skew=s.skew,
         )
@@ -192,10 +192,13 @@ class EntryVerifier:
         self._admitted += 1
         return claims
 
-    async def verify_relayed(self, proof: EntryProof) -> EntryClaims:
-        """The check any node can make of a proof whose nonce another node issued."""
+    async def verify_relayed(self, proof: EntryProof, *, domain: str) -> EntryClaims:
+        """The check any node can make of a proof whose nonce another node issued. `domain`
+        is the issuing node's sign-in domain (a visitor signs for the node it enters through;
+        the member node learns that node's gateway from the directory): a proof signed for any
+        other site is refused here too."""
         try:
-            claims = self._check(proof)
+            claims = self._check(proof, domain)
             await verify_signature(
                 claims.message, proof.message, proof.signature, is_valid_1271=self._is_valid_1271
             )

@@ -120,9 +120,10 @@ class Admission:
             claims.expires_at.timestamp(),
         )
 
-    async def verify_relayed(self, proof: str, signature: bytes) -> EntryClaims:
-        """The check a member node makes of another node's visitor."""
-        return await self.verifier.verify_relayed(EntryProof(proof, signature))
+    async def verify_relayed(self, proof: str, signature: bytes, domain: str) -> EntryClaims:
+        """The check a member node makes of another node's visitor, who signed for `domain`
+        (that node's sign-in domain)."""
+        return await self.verifier.verify_relayed(EntryProof(proof, signature), domain=domain)
 
     async def decide(self, world_id: str, address: str) -> tuple[str | None, WorldRecord | None]:
         """(None, record) when `address` may enter, else (reason, None)."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fluxnode.core.errors import FluxError, FrameInvalid
+from fluxnode.core.errors import EntryProofInvalid, FluxError, FrameInvalid
 from fluxnode.core.session.frames import (
     Challenge,
     Denied,
@@ -221,7 +221,10 @@ class SessionService:
             return
         if isinstance(frame, VisitorIn):
             try:
-                claims = await self.admission.verify_relayed(frame.proof, frame.proof_signature)
+                domain = self._domain_of(peer, now)
+                claims = await self.admission.verify_relayed(
+                    frame.proof, frame.proof_signature, domain
+                )
             except FluxError as exc:
                 self.stats.relayed_visitors_refused += 1
                 log.info("visitor %s from %s refused: %s", frame.visitor[:12], peer, exc)
@@ -237,6 +240,14 @@ class SessionService:
                 self.stats.bad_node_frames += 1
                 log.debug("frame from %s refused: %s", peer, exc)
         self._flush()
+
+    def _domain_of(self, peer: str, now: float) -> str:
+        """The sign-in domain of `peer`'s visitors: the host:port of the gateway its directory
+        load names (a node without a gateway has no visitors to relay)."""
+        load = self.hub.directory.load(peer, now)
+        if load is None or load.gateway is None:
+            raise EntryProofInvalid("wrong_domain", "the relaying node's gateway is not known yet")
+        return load.gateway.split("://", 1)[-1].rstrip("/")
 
     def peer_down(self, peer: str) -> None:
         """The link to `peer` dropped: lost, unless it is heard from again within the grace."""

@@ -125,7 +125,7 @@ async def test_contract_wallet_enters_through_eip1271(chain: Chain, aw3: Any) ->
     member = EntryVerifier(
         domain=DOMAIN, chain_id=CHAIN_ID, is_valid_1271=is_valid_1271, clock=lambda: now
     )
-    assert (await member.verify_relayed(proof)).address == wallet.address
+    assert (await member.verify_relayed(proof, domain=DOMAIN)).address == wallet.address
 
     # Someone who is not the wallet's owner: the contract says no.
     text = entry_for(wallet.address, verifier.issue_nonce(), now)

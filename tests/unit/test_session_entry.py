@@ -281,18 +281,22 @@ async def test_relayed_proof_is_checked_without_the_nonce() -> None:
     await home.admit(proof)
     member = verifier(Clock(T0 + timedelta(minutes=1)))
     # Another node cannot spend the home node's nonce: the proof verifies there, every time.
-    assert (await member.verify_relayed(proof)).session_key == KEY
-    assert (await member.verify_relayed(proof)).address == acct.address
+    assert (await member.verify_relayed(proof, domain=DOMAIN)).session_key == KEY
+    assert (await member.verify_relayed(proof, domain=DOMAIN)).address == acct.address
     assert member.statistics().relayed == 2
     # ...until it expires; and a forged signature is refused there too.
     late = verifier(Clock(T0 + timedelta(hours=2)))
     with pytest.raises(EntryProofInvalid) as info:
-        await late.verify_relayed(proof)
+        await late.verify_relayed(proof, domain=DOMAIN)
     assert info.value.reason == "expired"
     forged = EntryProof(proof.message, sign(account(), message(acct, "abcdefgh1")).signature)
     with pytest.raises(EntryProofInvalid) as info:
-        await member.verify_relayed(forged)
+        await member.verify_relayed(forged, domain=DOMAIN)
     assert info.value.reason == "wrong_signer"
+    # A proof signed for another node's domain is refused for this one's visitors.
+    with pytest.raises(EntryProofInvalid) as info:
+        await member.verify_relayed(proof, domain="elsewhere.example")
+    assert info.value.reason == "wrong_domain"
 
 
 def test_check_entry_alone() -> None:
