@@ -37,6 +37,7 @@ from fluxnode.core.session.gate import SessionPeer, SessionSink
 from fluxnode.core.session.hub import SessionHub
 from fluxnode.core.session.visitors import WorldInfo
 from fluxnode.core.session.wire import decode, encode
+from fluxnode.core.world import JsonValue
 from fluxnode.node.session_entry import DENIED_MANIFEST, DENIED_NOT_SIGNED_IN, Admission
 from fluxnode.p2p import HostClient
 
@@ -186,7 +187,12 @@ class SessionService:
         if conn.visitor is None:  # the connection went away while we waited
             return
         world = WorldInfo(join.world_id, manifest, self.admission.hosts(record))
-        self.hub.join(conn.visitor, world, time.time())
+        info: dict[str, JsonValue] = {}
+        if join.avatar is not None:
+            info["avatar"] = join.avatar
+        if join.wearables:
+            info["wearables"] = list(self.admission.wearables(conn.address, join.wearables))
+        self.hub.join(conn.visitor, world, time.time(), info)
         self._flush()
 
     async def _report(self, conn: _Connection, report: Report) -> None:

@@ -17,6 +17,9 @@ from fluxnode.core.session.seat_messages import (
 from fluxnode.core.session.state import StateOp
 from fluxnode.core.world import JsonValue
 
+#: Where a Joined says the visitor stands when it does not say otherwise.
+ORIGIN: Final = Transform((0.0, 0.0, 0.0))
+
 
 @dataclass(frozen=True)
 class Hello:
@@ -123,10 +126,14 @@ class Join:
 
 @dataclass(frozen=True)
 class Joined:
+    """`spawn`: where the visitor stands now (the spawn point, or where it was when it comes
+    back within the reconnect window); its next transform must be reachable from there."""
+
     world_id: str
     instance_id: str
     node: str
     seat: int
+    spawn: Transform = ORIGIN
 
 
 @dataclass(frozen=True)

@@ -33,26 +33,16 @@ from typing import Final
 
 from fluxnode.core.errors import FrameInvalid, LocalError, SessionError
 from fluxnode.core.session import hub_routing
-from fluxnode.core.session.directory_wire import (
-    decode_directory,
-)
-from fluxnode.core.session.frames import (
-    Denied,
-    Error,
-    Frame,
-    Leave,
-    VisitorIn,
-)
+from fluxnode.core.session.directory_wire import decode_directory
+from fluxnode.core.session.frames import Denied, Error, Frame, Leave, VisitorIn
 from fluxnode.core.session.hub_directory import HubDirectory, Publisher
 from fluxnode.core.session.hub_placement import join_world, place_visitor
-from fluxnode.core.session.instances import (
-    InstanceSummary,
-    NodeLoad,
-)
+from fluxnode.core.session.instances import InstanceSummary, NodeLoad
 from fluxnode.core.session.join import DENIED_BANNED
 from fluxnode.core.session.room import Room
 from fluxnode.core.session.seat_messages import SeatConfirmed, SeatEvent, SeatExpired, SeatLost
 from fluxnode.core.session.visitors import Outbox, Visitor, WorldInfo, visitor_id
+from fluxnode.core.world import JsonValue
 
 __all__ = ["DENIED_FILLED", "DENIED_STOPPING", "HubDirectory", "SessionHub", "WorldInfo"]
 
@@ -128,12 +118,14 @@ class SessionHub:
             visitor, address, session_key, proof, proof_signature, expires_at
         )
 
-    def join(self, visitor: str, world: WorldInfo, now: float) -> None:
-        """Place and seat `visitor`; the answer (Joined | Denied | RedirectTo) comes as output."""
-        v = self.visitors.get(visitor)
-        if v is None or not v.connected:
+    def join(self, visitor: str, world: WorldInfo, now: float,
+             info: dict[str, JsonValue] | None = None) -> None:  # fmt: skip
+        """Place and seat `visitor`; the answer (Joined | Denied | RedirectTo) comes as output.
+        `info` (avatar, checked wearables) is shown to the others with the address."""
+        if (v := self.visitors.get(visitor)) is None or not v.connected:
             self.out.refused["unknown_visitor"] += 1
             return
+        v.info = dict(info or v.info)
         if v.expires_at <= now:
             self._close(v, CLOSE_EXPIRED, now)
             return

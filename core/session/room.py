@@ -168,7 +168,7 @@ class Room:
 
     def _visitor_in(self, visitor: Visitor, transform: Transform) -> VisitorIn:
         return VisitorIn(self.instance, visitor.id, visitor.proof, visitor.proof_signature,
-                         {"address": visitor.address}, transform)  # fmt: skip
+                         visitor.shown(), transform)  # fmt: skip
 
     # --- local visitors -----------------------------------------------------------------------
 
@@ -202,10 +202,10 @@ class Room:
     def seat_confirmed(self, visitor: Visitor, slot: int, now: float) -> None:
         spawn = self.world.spawn
         try:
-            self.presence.join(visitor.id, spawn, now, {"address": visitor.address})
+            self.presence.join(visitor.id, spawn, now, visitor.shown())
         except TransformRejected:  # a spawn point outside the world box: the origin instead
             spawn = Transform((0.0, 0.0, 0.0))
-            self.presence.join(visitor.id, spawn, now, {"address": visitor.address})
+            self.presence.join(visitor.id, spawn, now, visitor.shown())
         self.local[visitor.id] = visitor
         visitor.instance, visitor.seated = self.instance, True
         self.signatures.bind(visitor.id, visitor.author, visitor.session_key)
@@ -215,10 +215,15 @@ class Room:
         for member in sorted(self.heard):
             self.out.to_node(member, self._visitor_in(visitor, spawn))
         self.send_joined(visitor, slot)
+        self.frame_viewers()
 
     def send_joined(self, visitor: Visitor, slot: int) -> None:
         """Joined, then the state snapshot; the next tick's viewer frame is a full snapshot."""
-        self.out.to_client(visitor.id, Joined(self.world.world_id, self.instance, self.node, slot))
+        here = self.presence.get(visitor.id)
+        spawn = here.transform if here is not None else self.world.spawn
+        self.out.to_client(
+            visitor.id, Joined(self.world.world_id, self.instance, self.node, slot, spawn)
+        )
         snapshot = tuple(self.state.snapshot()[-MAX_OPS:])
         self.out.to_client(
             visitor.id, StateSnapshot(self.instance, snapshot, tuple(self.chat.history()))
@@ -353,6 +358,12 @@ class Room:
             self._last_batch = now
             for member in sorted(self.heard):
                 self.out.to_node(member, Batch(self.instance, self.tick_no, changed))
+        self.frame_viewers()
+
+    def frame_viewers(self) -> None:
+        """A viewer frame for each local viewer that has news. Also called when someone
+        arrives, so viewers learn of a newcomer (its address, avatar) before any chat line or
+        state operation of theirs, which may follow at once."""
         for vid, viewer in self.viewers.items():
             viewer_visitor = self.local.get(vid)
             if viewer_visitor is not None and viewer_visitor.connected:

@@ -39,6 +39,7 @@ def add_remote(
     info: dict[str, object] = {**frame.info, "address": address}
     try:
         room.presence.join(frame.visitor, frame.transform, now, info)
+        room.frame_viewers()
     except TransformRejected:
         room.out.refused["remote_transform_rejected"] += 1
         return

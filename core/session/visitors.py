@@ -9,7 +9,7 @@ the key back from the id (chat lines name their author by id and are checked wit
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fluxnode.core.errors import EntryProofInvalid, SiweUsageError
 from fluxnode.core.session.entry import SESSION_KEY_PREFIX
@@ -18,7 +18,7 @@ from fluxnode.core.session.entry import session_key_resource as _key_resource
 from fluxnode.core.session.frames import Frame
 from fluxnode.core.session.instances import capacity_for
 from fluxnode.core.session.presence import Transform
-from fluxnode.core.world import WorldManifest
+from fluxnode.core.world import JsonValue, WorldManifest
 
 
 def visitor_id(session_key: bytes) -> str:
@@ -67,6 +67,11 @@ class Visitor:
     seated: bool = False
     world: WorldInfo | None = None
     retried: bool = False  # a lost seat was already placed again once
+    #: What others are shown besides the address (avatar, wearables the edge checked).
+    info: dict[str, JsonValue] = field(default_factory=dict)
+
+    def shown(self) -> dict[str, JsonValue]:
+        return {**self.info, "address": self.address}
 
     @property
     def author(self) -> str:

@@ -236,8 +236,8 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
     2: (3, lambda f: Join(_s(f[0], "world_id"), _opt_s(f[1], "avatar"),
                           tuple(_i(w, "wearable", 0, (1 << 63) - 1)
                                 for w in _list(f[2], "wearables", MAX_WEARABLES)))),
-    3: (4, lambda f: Joined(_s(f[0], "world_id"), _s(f[1], "instance_id"), _s(f[2], "node"),
-                            _i(f[3], "seat", 0, 99))),
+    3: (5, lambda f: Joined(_s(f[0], "world_id"), _s(f[1], "instance_id"), _s(f[2], "node"),
+                            _i(f[3], "seat", 0, 99), _transform(f[4]))),
     4: (1, lambda f: Denied(_s(f[0], "reason", 512))),
     5: (3, lambda f: RedirectTo(_s(f[0], "node"),
                                 tuple(_s(a, "address", 512) for a in _list(f[1], "addresses", 8)),
@@ -321,6 +321,9 @@ def _fields(frame: Frame) -> list[object]:
     if isinstance(frame, Batch):
         return [frame.instance, frame.tick,
                 {k: _enc_transform(t) for k, t in frame.transforms.items()}]  # fmt: skip
+    if isinstance(frame, Joined):
+        return [frame.world_id, frame.instance_id, frame.node, frame.seat,
+                _enc_transform(frame.spawn)]  # fmt: skip
     if isinstance(frame, Join):
         return [frame.world_id, frame.avatar, list(frame.wearables)]
     if isinstance(frame, RedirectTo):
