@@ -106,7 +106,17 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
 _OPEN_KEY = web.AppKey("session_open", list)
 
 
+async def world_manifest(request: web.Request) -> web.Response:
+    world_id = request.match_info["world_id"]
+    data = await request.app[SESSION_GATE_KEY].world_manifest(world_id)
+    return web.Response(
+        body=data, content_type="application/json", headers={"Cache-Control": "no-cache"}
+    )
+
+
 def add_session_route(app: web.Application, gate: SessionGate) -> None:
     app[SESSION_GATE_KEY] = gate
     app[_OPEN_KEY] = [0]
     app.router.add_get("/session", session_socket)
+    # World ids may hold a "/" (``0x…/slug``): the id is everything before "/manifest".
+    app.router.add_get("/api/worlds/{world_id:.+}/manifest", world_manifest)

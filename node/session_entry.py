@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from fluxnode.chain.entry import EntryVerifier, verify_session_signature
 from fluxnode.core.access import ChainFacts
-from fluxnode.core.errors import EntryProofInvalid, FluxError, SessionSignatureInvalid
+from fluxnode.core.errors import EntryProofInvalid, FluxError, NotFound, SessionSignatureInvalid
 from fluxnode.core.session.bans import UnsignedBanList
 from fluxnode.core.session.entry import (
     EntryClaims,
@@ -90,7 +90,7 @@ class Admission:
         self._denylist = denylist
         self._hosts_of = hosts_of
         self._owns_item = owns_item
-        self._manifests: dict[str, WorldManifest] = {}
+        self._manifests: dict[str, tuple[bytes, WorldManifest]] = {}
 
     def challenge(self) -> Challenge:
         return Challenge(
@@ -157,6 +157,15 @@ class Admission:
 
     async def manifest(self, record: WorldRecord) -> WorldManifest:
         """The world's manifest, from the store, else fetched over Bitswap once."""
+        return (await self._manifest(record))[1]
+
+    async def manifest_bytes(self, world_id: str) -> bytes:
+        record = self._record_of(world_id)
+        if record is None:
+            raise NotFound(f"this node does not know the world {world_id[:200]}")
+        return (await self._manifest(record))[0]
+
+    async def _manifest(self, record: WorldRecord) -> tuple[bytes, WorldManifest]:
         key = str(record.cid)
         cached = self._manifests.get(key)
         if cached is not None:
@@ -167,11 +176,11 @@ class Admission:
             hints = self.hosts(record)
             await self._host.fetch_world(record.cid, [h for h in hints if h != self.node])
             data = await asyncio.to_thread(self._read_manifest, record)
-        manifest = parse_manifest(data)
+        entry = (data, parse_manifest(data))
         if len(self._manifests) >= MANIFEST_CACHE:
             self._manifests.pop(next(iter(self._manifests)))
-        self._manifests[key] = manifest
-        return manifest
+        self._manifests[key] = entry
+        return entry
 
     def _read_manifest(self, record: WorldRecord) -> bytes:
         return b"".join(self._repo.cat(record.cid, [MANIFEST_NAME]))

@@ -128,6 +128,9 @@ class SessionService:
         conn.send(conn.challenge)
         return conn
 
+    async def world_manifest(self, world_id: str) -> bytes:
+        return await self.admission.manifest_bytes(world_id)
+
     async def client_frame(self, conn: _Connection, frame: Frame) -> None:
         if isinstance(frame, Hello):
             await self._hello(conn, frame)

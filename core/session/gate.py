@@ -27,3 +27,8 @@ class SessionPeer(Protocol):
 
 class SessionGate(Protocol):
     async def open_session(self, sink: SessionSink, remote: str) -> SessionPeer: ...
+
+    async def world_manifest(self, world_id: str) -> bytes:
+        """The `world.json` bytes of the current record of `world_id` (read by CID, so they
+        are the verified ones); `NotFound` when the node does not know the world."""
+        ...

@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import WSMsgType
 
+from fluxnode.core.errors import NotFound
 from fluxnode.core.session.gate import SessionPeer, SessionSink
 from fluxnode.core.session.wire import MAX_FRAME
 from fluxnode.gateway import make_gateway_app
@@ -43,6 +44,11 @@ class EchoGate:
                 gate.closed.set()
 
         return Peer()
+
+    async def world_manifest(self, world_id: str) -> bytes:
+        if world_id != "0xabc/hello":
+            raise NotFound(f"no world {world_id}")
+        return b'{"name": "Hello"}'
 
 
 async def test_frames_flow_both_ways_in_order_and_close_is_reported() -> None:
@@ -111,3 +117,15 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered() -> None:
         assert msg.type is WSMsgType.CLOSE and msg.data == 1008
         assert "too slow" in msg.extra
         assert len(frames) < SEND_QUEUE * 4
+
+
+async def test_the_manifest_route_takes_world_ids_with_a_slash_and_404s_unknown_ones() -> None:
+    app = make_gateway_app(FakeNode(), sessions=EchoGate())
+    async with serve(app) as port, aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{port}/api/worlds"
+        async with http.get(f"{base}/0xabc/hello/manifest") as ok:
+            assert ok.status == 200 and await ok.read() == b'{"name": "Hello"}'
+            assert ok.content_type == "application/json"
+        async with http.get(f"{base}/0xabc/nope/manifest") as missing:
+            assert missing.status == 404
+            assert (await missing.json())["code"] == "not_found"
