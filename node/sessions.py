@@ -52,6 +52,8 @@ PEER_QUEUE = 64
 CLOSE_POLICY, CLOSE_NORMAL = 1008, 1000
 #: Seconds a member whose stream dropped has to come back before it counts as lost.
 PEER_DOWN_GRACE_S = 3.0
+#: How often connected peers' round-trip times are measured, and how many of them.
+RTT_EVERY_S, RTT_PEERS = 15.0, 32
 
 
 @dataclass
@@ -327,9 +329,28 @@ class SessionService:
 
     # --- the loop ---------------------------------------------------------------------------------
 
+    async def _measure_rtt(self) -> None:
+        """Placement prefers instances whose member nodes are near: ping connected peers now
+        and then (a few at a time, one ping each) and tell the hub."""
+        while True:
+            try:
+                peers = await self.host.peers()
+            except FluxError:
+                peers = ()
+            for peer in list(peers)[:RTT_PEERS]:
+                try:
+                    async with asyncio.timeout(5.0):
+                        result = await self.host.ping(peer.peer_id, 1)
+                except (FluxError, TimeoutError):
+                    continue
+                if result.rtts_ms:
+                    self.hub.set_rtt(peer.peer_id, min(result.rtts_ms) / 1000.0)
+            await asyncio.sleep(RTT_EVERY_S)
+
     async def run(self) -> None:
         """Wake the hub at its timer and publish the directory; runs until cancelled."""
         hub = self.hub
+        self._spawn(self._measure_rtt())
         try:
             while True:
                 now = time.time()
@@ -343,8 +364,11 @@ class SessionService:
                     continue
                 self._wake.clear()
                 wait = 1.0 if due is None else min(1.0, due - now)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the event is set, and this loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
         finally:
             await self.aclose()
 
