@@ -52,6 +52,12 @@ PEER_QUEUE = 64
 CLOSE_POLICY, CLOSE_NORMAL = 1008, 1000
 #: Seconds a member whose stream dropped has to come back before it counts as lost.
 PEER_DOWN_GRACE_S = 3.0
+#: Frames from one member node waiting to be handled, and member nodes with a worker at once.
+INBOUND_QUEUE, MAX_INBOUND_PEERS = 256, 256
+#: Seconds a member node's inbound worker outlives its last frame.
+PEER_IDLE_S = 30.0
+#: Longest wait for a new member's first directory message (its visitors' sign-in domain).
+DOMAIN_WAIT_S = 5.0
 #: How often connected peers' round-trip times are measured, and how many of them.
 RTT_EVERY_S, RTT_PEERS = 15.0, 32
 
@@ -114,6 +120,8 @@ class SessionService:
         self._peer_queues: dict[str, asyncio.Queue[tuple[bytes, ...]]] = {}
         self._peer_tasks: dict[str, asyncio.Task[None]] = {}
         self._peer_heard: dict[str, float] = {}
+        self._inbound: dict[str, asyncio.Queue[bytes]] = {}
+        self._directory_heard: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.report_sink: Any = None  # set by the daemon: an object with `async add(**fields)`
@@ -222,8 +230,41 @@ class SessionService:
     # --- member nodes ---------------------------------------------------------------------------
 
     async def node_frame(self, peer: str, data: bytes) -> None:
+        """Queue a member node's frame. Each peer's frames are handled in order by a worker of
+        its own, so a relayed visitor whose proof takes a chain call (an EIP-1271 wallet) holds
+        up only that peer's later frames, never other peers' nor gossip."""
+        self._peer_heard[peer] = time.time()
+        queue = self._inbound.get(peer)
+        if queue is None:
+            if len(self._inbound) >= MAX_INBOUND_PEERS:
+                self.stats.peer_frames_dropped += 1
+                return
+            queue = self._inbound[peer] = asyncio.Queue(INBOUND_QUEUE)
+            self._spawn(self._inbound_loop(peer, queue))
+        try:
+            queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.stats.peer_frames_dropped += 1
+
+    async def _inbound_loop(self, peer: str, queue: asyncio.Queue[bytes]) -> None:
+        """Handle `peer`'s frames in order; end once it has been quiet for PEER_IDLE_S (its
+        next frame starts a new worker), so peers that left hold no worker."""
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(PEER_IDLE_S):
+                        data = await queue.get()
+                except TimeoutError:
+                    if queue.empty():  # (a frame put as the timer fired is still handled)
+                        return
+                    data = queue.get_nowait()
+                await self._handle_node_frame(peer, data)
+        finally:
+            if self._inbound.get(peer) is queue:
+                del self._inbound[peer]
+
+    async def _handle_node_frame(self, peer: str, data: bytes) -> None:
         now = time.time()
-        self._peer_heard[peer] = now
         try:
             frame = decode(data)
         except FrameInvalid as exc:
@@ -232,7 +273,7 @@ class SessionService:
             return
         if isinstance(frame, VisitorIn):
             try:
-                domain = self._domain_of(peer, now)
+                domain = await self._domain_of(peer)
                 claims = await self.admission.verify_relayed(
                     frame.proof, frame.proof_signature, domain
                 )
@@ -252,13 +293,24 @@ class SessionService:
                 log.debug("frame from %s refused: %s", peer, exc)
         self._flush()
 
-    def _domain_of(self, peer: str, now: float) -> str:
+    async def _domain_of(self, peer: str) -> str:
         """The sign-in domain of `peer`'s visitors: the host:port of the gateway its directory
-        load names (a node without a gateway has no visitors to relay)."""
-        load = self.hub.directory.load(peer, now)
-        if load is None or load.gateway is None:
-            raise EntryProofInvalid("wrong_domain", "the relaying node's gateway is not known yet")
-        return load.gateway.split("://", 1)[-1].rstrip("/")
+        load names (a node without a gateway has no visitors to relay). A node that just
+        became a member may send its visitors before its first directory message reaches us:
+        wait a little for it."""
+        deadline = time.monotonic() + DOMAIN_WAIT_S
+        while True:
+            load = self.hub.directory.load(peer, time.time())
+            if load is not None and load.gateway is not None:
+                return load.gateway.split("://", 1)[-1].rstrip("/")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EntryProofInvalid("wrong_domain", "the relaying node's gateway is unknown")
+            heard = self._directory_heard.setdefault(peer, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await heard.wait()
+            self._directory_heard.pop(peer, None)
 
     def peer_down(self, peer: str) -> None:
         """The link to `peer` dropped: lost, unless it is heard from again within the grace."""
@@ -278,6 +330,9 @@ class SessionService:
         except FrameInvalid as exc:
             log.debug("directory message from %s refused: %s", author, exc)
             return False
+        heard = self._directory_heard.get(author)
+        if heard is not None:
+            heard.set()
         self._flush()
         return True
 
