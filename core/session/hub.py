@@ -139,6 +139,7 @@ class SessionHub:
 
     def open_room(self, world: WorldInfo, instance: str, members: set[str], now: float) -> Room:
         self.closed.pop(instance, None)  # we come back to an instance we left: a fresh table
+        self.guard.forget_instance(instance)
         room = Room(
             self.node,
             instance,
@@ -354,6 +355,7 @@ class SessionHub:
         return min(finite, default=None)
 
     def handle_timer(self, now: float) -> None:
+        self.guard.see(now)
         hub_life.on_timer(self, now)
 
     def statistics(self) -> dict[str, object]:

@@ -102,7 +102,7 @@ class PeerGuard:
         self._peers.move_to_end(peer)
         return record
 
-    def _see(self, now: float) -> None:
+    def see(self, now: float) -> None:
         self.latest = max(self.latest, now)
 
     def is_shunned(self, peer: str, now: float) -> bool:
@@ -114,7 +114,7 @@ class PeerGuard:
 
     def ignore(self, peer: str, now: float) -> bool:
         """True (and counted) when `peer` is shunned: drop its frame unread."""
-        self._see(now)
+        self.see(now)
         if not self.is_shunned(peer, now):
             return False
         self._record(peer).ignored += 1
@@ -132,7 +132,7 @@ class PeerGuard:
     def charge(self, peer: str, kind: str, instance: str, capacity: int, now: float,
                cost: float = 1.0) -> bool:  # fmt: skip
         """Spend `cost` of `peer`'s budget; False (refused, scored) when it is over."""
-        self._see(now)
+        self.see(now)
         if self._bucket(peer, kind, instance, capacity, now).allow(now, cost):
             return True
         record = self._record(peer)
@@ -144,6 +144,12 @@ class PeerGuard:
             record.times_shunned += 1
             self.new_shuns.append(peer)
         return False
+
+    def forget_instance(self, instance: str) -> None:
+        """We (re)open `instance` and ask its members for their visitors and seats again: the
+        replays we asked for must not find the budgets spent by an earlier stay."""
+        for key in [k for k in self._buckets if k[2] == instance]:
+            del self._buckets[key]
 
     def statistics(self) -> dict[str, dict[str, object]]:
         now = self.latest

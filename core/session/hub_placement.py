@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from fluxnode.core.session.frames import Denied, Error, RedirectTo
+from fluxnode.core.errors import SessionError
+from fluxnode.core.session.frames import Denied, RedirectTo
 from fluxnode.core.session.instances import JoinInstance, NoRoom, derive_instance_id, place
 from fluxnode.core.session.room import MAX_MEMBERS
 from fluxnode.core.session.visitors import Visitor, WorldInfo
@@ -30,7 +31,7 @@ def join_world(hub: SessionHub, v: Visitor, world: WorldInfo, now: float) -> Non
     room = hub.rooms.get(v.instance) if v.instance is not None else None
     if room is not None:
         if not v.seated:
-            hub.out.to_client(v.id, Error("session_error", "a join is in progress"))
+            hub.refuse_client(v, SessionError("a join is in progress"), now)
             return
         if room.world.world_id == world.world_id:  # back within the reconnect window
             room.presence.heartbeat(v.id, now)
