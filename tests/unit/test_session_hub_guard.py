@@ -267,3 +267,21 @@ def test_a_member_past_the_member_limit_is_refused(monkeypatch: pytest.MonkeyPat
     assert set(h1.rooms[instance].heard) == {"p1", "p2"}
     refused = h1.statistics()["refused"]
     assert isinstance(refused, dict) and refused["too_many_members"] == 1
+
+
+def test_a_member_replaying_its_visitors_after_we_come_back_is_within_budget() -> None:
+    net = Net(("h1", "h2"))
+    w = world(max_players=2)
+    alice, bob = net.client("alice", "h1"), net.client("bob", "h2")
+    net.join(bob, w)
+    net.advance(2.1)
+    for _ in range(4):  # alice leaves and comes back: each time h2 replays bob's VisitorIn
+        net.join(alice, w)
+        assert joined(alice).instance_id == joined(bob).instance_id
+        net.advance(0.3)
+        assert bob.id in alice.view.current()
+        net.send(alice, Leave())
+        alice.view = type(alice.view)()
+        net.advance(0.5)
+    refused = net.hubs["h1"].statistics()["refused"]
+    assert isinstance(refused, dict) and "over_budget" not in refused
