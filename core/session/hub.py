@@ -32,10 +32,12 @@ from collections.abc import Callable
 from typing import Final
 
 from fluxnode.core.errors import FrameInvalid, LocalError, SessionError
-from fluxnode.core.session import hub_routing
+from fluxnode.core.session import hub_life, hub_routing
 from fluxnode.core.session.directory_wire import decode_directory
 from fluxnode.core.session.frames import Denied, Error, Frame, Leave, VisitorIn
 from fluxnode.core.session.hub_directory import HubDirectory, Publisher
+from fluxnode.core.session.hub_guard import PeerGuard
+from fluxnode.core.session.hub_life import CLOSE_EXPIRED, CLOSE_STOPPING
 from fluxnode.core.session.hub_placement import join_world, place_visitor
 from fluxnode.core.session.instances import InstanceSummary, NodeLoad
 from fluxnode.core.session.join import DENIED_BANNED
@@ -48,11 +50,8 @@ __all__ = ["DENIED_FILLED", "DENIED_STOPPING", "HubDirectory", "SessionHub", "Wo
 
 DENIED_FILLED: Final = "denied: the instance filled up; try again"
 DENIED_STOPPING: Final = "denied: this node is stopping"
-CLOSE_EXPIRED: Final = "entry proof expired"
-CLOSE_SILENT: Final = "silent for 30 s"
-CLOSE_STOPPING: Final = "node is stopping"
 CLOSE_TOO_MANY: Final = "this node has too many visitors"
-CLOSED_KEEP: Final = 90.0  # a left instance's table still answers claims (handed seats) this long
+CLOSE_REFUSED: Final = "too many refused frames"
 MAX_CLOSED: Final = 1024
 MAX_RTT_PEERS: Final = 4096
 
@@ -82,13 +81,14 @@ class SessionHub:
         self.member_timeout = member_timeout
         self.max_records = 4 * max_visitors + 100  # signed in, seated or not
         self.out = Outbox()
-        self.directory = HubDirectory()
+        self.guard = PeerGuard(tick_hz)
+        self.directory = HubDirectory(self.guard)
         self.visitors: dict[str, Visitor] = {}
         self.rooms: dict[str, Room] = {}
         self.closed: collections.OrderedDict[str, Room] = collections.OrderedDict()
         self.rtt: dict[str, float] = {}
         self.next_instance = 0
-        self._next_tick: float | None = None
+        self.next_tick: float | None = None
         self.publisher = Publisher(node)
         self.stopping = False
         self.seats_expired = 0
@@ -127,7 +127,7 @@ class SessionHub:
             return
         v.info = dict(info or v.info)
         if v.expires_at <= now:
-            self._close(v, CLOSE_EXPIRED, now)
+            self.close_visitor(v, CLOSE_EXPIRED, now)
             return
         if self.stopping:
             self.out.to_client(visitor, Denied(DENIED_STOPPING))
@@ -139,6 +139,7 @@ class SessionHub:
 
     def open_room(self, world: WorldInfo, instance: str, members: set[str], now: float) -> Room:
         self.closed.pop(instance, None)  # we come back to an instance we left: a fresh table
+        self.guard.forget_instance(instance)
         room = Room(
             self.node,
             instance,
@@ -148,11 +149,12 @@ class SessionHub:
             is_banned=self.is_banned,
             out=self.out,
             now=now,
+            is_shunned=self.guard.is_shunned,
         )
         self.rooms[instance] = room
         room.announce(now)
-        if self._next_tick is None:
-            self._next_tick = now + self.tick_period
+        if self.next_tick is None:
+            self.next_tick = now + self.tick_period
         return room
 
     def handle_events(self, room: Room, events: list[SeatEvent], now: float) -> None:
@@ -174,7 +176,7 @@ class SessionHub:
                     self.out.to_client(v.id, Denied(DENIED_FILLED))
             elif isinstance(event, SeatExpired):
                 self.seats_expired += 1
-        self._maybe_leave(room, now)
+        self.maybe_leave(room, now)
 
     def local_visitors(self) -> int:
         """Visitors seated here or being seated: what the per-node limit counts."""
@@ -187,11 +189,11 @@ class SessionHub:
             self.out.refused["unknown_visitor"] += 1
             return
         if v.expires_at <= now:
-            self._close(v, CLOSE_EXPIRED, now)
+            self.close_visitor(v, CLOSE_EXPIRED, now)
             return
         room = self.rooms.get(v.instance) if v.instance is not None else None
         if room is not None and self.is_banned(room.world.world_id, v.address):
-            self._close(v, DENIED_BANNED, now)
+            self.close_visitor(v, DENIED_BANNED, now)
             return
         if isinstance(frame, Leave):
             self.leave_room(v, now)
@@ -199,8 +201,18 @@ class SessionHub:
         try:
             hub_routing.client_frame(v, room, frame, now)
         except SessionError as exc:
-            self.out.refused[exc.code] += 1
+            self.refuse_client(v, exc, now)
+
+    def refuse_client(self, v: Visitor, exc: SessionError, now: float) -> None:
+        """Answer a refused frame with `Error`, a few a second (the rest are only counted);
+        a client that keeps sending refused frames is closed."""
+        self.out.refused[exc.code] += 1
+        if not v.refusal_rate.allow(now):
+            self.close_visitor(v, CLOSE_REFUSED, now)
+        elif v.error_rate.allow(now):
             self.out.to_client(v.id, Error(exc.code, str(exc)))
+        else:
+            self.out.refused["errors_suppressed"] += 1
 
     def client_gone(self, visitor: str, now: float) -> None:
         """The connection dropped without Leave: a seat is kept for the reconnect window."""
@@ -223,13 +235,13 @@ class SessionHub:
             return
         self.handle_events(room, room.remove_local(v.id, now), now)
 
-    def _close(self, v: Visitor, reason: str, now: float) -> None:
+    def close_visitor(self, v: Visitor, reason: str, now: float) -> None:
         if v.connected:
             self.out.closes.append((v.id, reason))
         self.leave_room(v, now)
         self.visitors.pop(v.id, None)
 
-    def _maybe_leave(self, room: Room, now: float) -> None:
+    def maybe_leave(self, room: Room, now: float) -> None:
         """No visitor of ours left in `room`: we are no member any more (nothing to hand on)."""
         if room.closed_at is not None or room.has_locals():
             return
@@ -254,6 +266,20 @@ class SessionHub:
                        expires_at: float, now: float) -> None:  # fmt: skip
         """A VisitorIn whose entry proof the edge verified (address, key and expiry from it)."""
         hub_routing.remote_visitor(self, peer, frame, address, session_key, expires_at, now)
+
+    def wants_visitor(self, peer: str, frame: VisitorIn, now: float) -> bool:
+        """Whether `remote_visitor` would take `frame` (a room of ours, `peer` a member, room
+        left, within `peer`'s budget): the edge asks before it verifies the entry proof."""
+        return hub_routing.wants_visitor(self, peer, frame, now)
+
+    def shunned(self, now: float) -> set[str]:
+        """Member nodes we ignore for now (they kept flooding): the edge need not send to them
+        (`node_frames` holds nothing for them) and may drop their streams."""
+        return self.guard.shunned(now)
+
+    def react_to_shuns(self, now: float) -> None:
+        while self.guard.new_shuns:
+            hub_life.shun(self, self.guard.new_shuns.pop(0), now)
 
     def node_lost(self, peer: str, now: float) -> None:
         """The edge's failure detector (or a dropped stream that did not come back)."""
@@ -281,24 +307,7 @@ class SessionHub:
 
     def close(self, now: float) -> None:
         """The node stops: each instance goes to its nearest other member, visitors are told."""
-        self.stopping = True
-        for room in list(self.rooms.values()):
-            heirs = sorted(room.heard, key=lambda m: (self.rtt.get(m, math.inf), m))
-            for v in room.local.values():
-                if v.seated:
-                    for member in sorted(room.heard):
-                        self.out.to_node(member, hub_routing.visitor_out(room, v.id))
-            room.seats.leave(heirs[0] if heirs else None)
-            room.closed_at = now
-            room.flush(now)
-            self.closed[room.instance] = room
-        self.rooms.clear()
-        for v in self.visitors.values():
-            if v.connected:
-                self.out.closes.append((v.id, CLOSE_STOPPING))
-        self.visitors.clear()
-        self._next_tick = None
-        self.publisher.changed()  # publish the empty load at once
+        hub_life.stop(self, now)
 
     # --- outputs ----------------------------------------------------------------------------
 
@@ -312,7 +321,8 @@ class SessionHub:
 
     def node_frames(self) -> list[tuple[str, Frame]]:
         out, self.out.node = self.out.node, []
-        return out
+        shunned = self.guard.shunned(self.guard.latest)
+        return [(peer, frame) for peer, frame in out if peer not in shunned] if shunned else out
 
     def _summaries(self, now: float) -> list[InstanceSummary]:
         return self.publisher.summaries(self.rooms.values(), self.closed.values(), now)
@@ -335,8 +345,8 @@ class SessionHub:
 
     def get_timer(self) -> float | None:
         times = [self.publisher.next_due()]
-        if self._next_tick is not None:
-            times.append(self._next_tick)
+        if self.next_tick is not None:
+            times.append(self.next_tick)
         for room in [*self.rooms.values(), *self.closed.values()]:
             if (t := room.seats.get_timer()) is not None:
                 times.append(t)
@@ -345,36 +355,8 @@ class SessionHub:
         return min(finite, default=None)
 
     def handle_timer(self, now: float) -> None:
-        for room in [*self.rooms.values(), *self.closed.values()]:
-            room.seats.handle_timer(now)
-            events = room.flush(now)
-            if room.closed_at is None:
-                self.handle_events(room, events, now)
-        for v in [v for v in self.visitors.values() if v.expires_at <= now]:
-            self._close(v, CLOSE_EXPIRED, now)
-        for room in list(self.rooms.values()):
-            self.handle_events(room, room.release_claims(now), now)
-            self.handle_events(room, room.check_members(now, self.member_timeout), now)
-            for vid in room.expire(now):
-                silent = self.visitors.get(vid)
-                self.handle_events(room, room.remove_local(vid, now), now)
-                if silent is not None:
-                    self._close(silent, CLOSE_SILENT, now)
-        if self._next_tick is not None and now >= self._next_tick:
-            for room in self.rooms.values():
-                room.tick(now)
-            self._next_tick += self.tick_period
-            if self._next_tick <= now:
-                self._next_tick = now + self.tick_period
-        for room in list(self.rooms.values()):
-            self._maybe_leave(room, now)
-        if not self.rooms:
-            self._next_tick = None
-        while self.closed:
-            first = next(iter(self.closed.values()))
-            if first.closed_at is not None and first.closed_at + CLOSED_KEEP > now:
-                break
-            self.closed.popitem(last=False)
+        self.guard.see(now)
+        hub_life.on_timer(self, now)
 
     def statistics(self) -> dict[str, object]:
         remote = sum(len(r.remote) for r in self.rooms.values())
@@ -388,4 +370,5 @@ class SessionHub:
             "members_lost": self.out.members_lost,
             "seats_expired": self.seats_expired,
             "refused": dict(self.out.refused),
+            "peers": self.guard.statistics(),
         }

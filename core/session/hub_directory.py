@@ -10,15 +10,18 @@ directory so placement sees our instances with the same rules as everyone else's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from fluxnode.core.session.directory_wire import MAX_SUMMARIES, DirectoryMessage, encode_directory
+from fluxnode.core.session.hub_guard import PeerGuard
 from fluxnode.core.session.instances import (
     SUMMARY_TTL,
     Directory,
     InstanceSummary,
+    InstanceView,
     NodeLoad,
     summarize,
 )
@@ -32,11 +35,42 @@ PUBLISH_GAP: Final = 0.25
 
 class HubDirectory(Directory):
     """The directory as a hub's placement sees it: a node is a redirect target only when its
-    fresh load says it accepts visitors and names a gateway URL to send them to."""
+    fresh load says it accepts visitors and names a gateway URL to send them to. A node the
+    guard shuns does not exist for placement: what it says is dropped, it is no redirect
+    target and no member of any instance we might join (an instance only it holds is not
+    offered)."""
+
+    def __init__(self, guard: PeerGuard | None = None) -> None:
+        super().__init__()
+        self.guard = guard if guard is not None else PeerGuard(10.0)
+
+    def forget(self, node: str) -> None:
+        """Drop everything `node` said (it was just shunned)."""
+        self._loads.pop(node, None)
+        for key in [k for k in self._summaries if k[2] == node]:
+            del self._summaries[key]
+
+    def offer(self, summary: InstanceSummary, now: float) -> bool:
+        if self.guard.is_shunned(summary.origin, now):
+            return False
+        return super().offer(summary, now)
+
+    def offer_load(self, load: NodeLoad, now: float) -> bool:
+        if self.guard.is_shunned(load.node, now):
+            return False
+        return super().offer_load(load, now)
 
     def accepting(self, node: str, now: float) -> bool:
         load = self.load(node, now)
         return load is not None and load.gateway is not None and load.accepting
+
+    def instances(self, world_id: str, now: float) -> list[InstanceView]:
+        views = []
+        for view in super().instances(world_id, now):
+            members = frozenset(m for m in view.members if not self.guard.is_shunned(m, now))
+            if members:
+                views.append(dataclasses.replace(view, members=members))
+        return views
 
 
 class Publisher:

@@ -5,18 +5,25 @@ included); this module turns its answer into a room and a seat claim, or a `Redi
 the other node's gateway URL, or a `Denied`. A placement that lands on an instance whose seat
 table already knows it is full (a stale directory, or the retry after a lost seat) opens a new
 instance instead: an instance id derived from this node, so it never collides with another's.
+A node holds at most `MAX_ROOMS` instances; a visitor who would need one more is denied.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Final
 
-from fluxnode.core.session.frames import Denied, Error, RedirectTo
+from fluxnode.core.errors import SessionError
+from fluxnode.core.session.frames import Denied, RedirectTo
 from fluxnode.core.session.instances import JoinInstance, NoRoom, derive_instance_id, place
+from fluxnode.core.session.room import MAX_MEMBERS
 from fluxnode.core.session.visitors import Visitor, WorldInfo
 
 if TYPE_CHECKING:
     from fluxnode.core.session.hub import SessionHub
+
+MAX_ROOMS: Final = 1000
+DENIED_ROOMS: Final = "denied: this node holds too many instances; try again later"
 
 
 def join_world(hub: SessionHub, v: Visitor, world: WorldInfo, now: float) -> None:
@@ -24,7 +31,7 @@ def join_world(hub: SessionHub, v: Visitor, world: WorldInfo, now: float) -> Non
     room = hub.rooms.get(v.instance) if v.instance is not None else None
     if room is not None:
         if not v.seated:
-            hub.out.to_client(v.id, Error("session_error", "a join is in progress"))
+            hub.refuse_client(v, SessionError("a join is in progress"), now)
             return
         if room.world.world_id == world.world_id:  # back within the reconnect window
             room.presence.heartbeat(v.id, now)
@@ -66,6 +73,10 @@ def place_visitor(hub: SessionHub, v: Visitor, now: float, exclude: str | None =
         hub.out.to_client(v.id, RedirectTo(placement.node, urls, placement.instance_id))
         return
     room = hub.rooms.get(placement.instance_id)
+    if room is None and len(hub.rooms) >= MAX_ROOMS:
+        hub.out.refused["too_many_rooms"] += 1
+        hub.out.to_client(v.id, Denied(DENIED_ROOMS))
+        return
     if (
         placement.new
         or placement.instance_id == exclude
@@ -77,8 +88,9 @@ def place_visitor(hub: SessionHub, v: Visitor, now: float, exclude: str | None =
             (i for i in hub.directory.instances(world.world_id, now)
              if i.instance_id == placement.instance_id), None,
         )  # fmt: skip
-        members = set(view.members) if view is not None else set()
-        room = hub.open_room(world, placement.instance_id, members | {hub.node}, now)
+        others = (m for m in (view.members if view is not None else ()) if m != hub.node)
+        near = sorted(others, key=lambda m: (hub.rtt.get(m, math.inf), m))[: MAX_MEMBERS - 1]
+        room = hub.open_room(world, placement.instance_id, {*near, hub.node}, now)
     hub.handle_events(room, room.claim(v, now), now)
 
 

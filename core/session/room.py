@@ -49,6 +49,8 @@ from fluxnode.core.session.visitors import (
 from fluxnode.core.session.wire import MAX_OPS
 
 HEARTBEAT_EVERY: Final = 1.0  # seconds: an empty Batch at least this often tells members we live
+SYNC_EVERY: Final = 2.0  # seconds between repairs of ops a member may have missed
+MAX_MEMBERS: Final = 16  # nodes in one instance (us included), so a tick costs at most 15 Batches
 
 
 class Room:
@@ -65,6 +67,7 @@ class Room:
         is_banned: Callable[[str, str], bool],
         out: Outbox,
         now: float,
+        is_shunned: Callable[[str, float], bool] = lambda peer, now: False,
     ) -> None:
         self.node = node
         self.instance = instance
@@ -87,6 +90,10 @@ class Room:
         self._awaiting: set[str] = set()  # announced members that have not answered yet
         self._await_until = -math.inf
         self._queued: list[str] = []  # visitors whose claim waits for those answers
+        self._pending_ops: list[StateOp] = []  # accepted, not yet sent to the members
+        self._dirty_at: float | None = None  # when the state changed after the last repair
+        self._synced_seq = 0
+        self.is_shunned = is_shunned
 
     # --- membership ---------------------------------------------------------------------------
 
@@ -114,6 +121,11 @@ class Room:
     def _sync_members(self, now: float) -> None:
         current = self.seats.members - {self.node}
         for member in sorted(current - self.heard.keys()):
+            if self.is_shunned(member, now):
+                self.seats.member_lost(member, now)  # as if crashed: not one we wait for
+                continue
+            if len(self.heard) >= MAX_MEMBERS - 1:
+                continue  # the seat rule still asks it; we exchange no frames with it
             self.heard[member] = now  # learned second-hand: it does not know us yet
             self.out.to_node(member, self._member_join())
         for member in [m for m in self.heard if m not in current]:
@@ -154,7 +166,10 @@ class Room:
 
     def on_member_join(self, peer: str, now: float) -> list[SeatEvent]:
         """A node became a member: it learns our seats (replayed claims) and visitors, then the
-        state and chat history."""
+        state and chat history. Refused (and counted) past `MAX_MEMBERS`."""
+        if peer not in self.heard and len(self.heard) >= MAX_MEMBERS - 1:
+            self.out.refused["too_many_members"] += 1
+            return []
         self.heard_from(peer, now)
         self.seats.members.add(peer)
         for claim in self.seats.held_claims():
@@ -171,6 +186,11 @@ class Room:
                          visitor.shown(), transform)  # fmt: skip
 
     # --- local visitors -----------------------------------------------------------------------
+
+    def answered(self, peer: str, now: float) -> list[SeatEvent]:
+        """`peer`'s StateSync ended its answer to our MemberJoin: claims may go ahead."""
+        self._awaiting.discard(peer)
+        return self.release_claims(now)
 
     def has_locals(self) -> bool:
         return bool(self.local) or bool(self.seats.held())
@@ -245,6 +265,7 @@ class Room:
         if held is not None:
             held.instance, held.seated = None, False
         if seated:
+            self.send_ops()  # its last ops must arrive while the members still know it
             for member in sorted(self.heard):
                 self.out.to_node(member, VisitorOut(self.instance, visitor))
         return self.flush(now)
@@ -259,9 +280,38 @@ class Room:
         if op.hlc.actor != visitor.id:
             raise OpRejected("a state op's clock actor must be your own visitor id")
         if self.state.receive_op(op, now):
-            self._relay_op(op, skip=visitor.id)
+            self.relay_local(op, skip=visitor.id)
+            self._pending_ops.append(op)
+
+    def send_ops(self) -> None:
+        """Our visitors' accepted ops since the last call, to each member in order: one
+        `InstanceOps` per tick (before anything that must follow them, like a VisitorOut)."""
+        pending, self._pending_ops = self._pending_ops, []
+        for start in range(0, len(pending), MAX_OPS):
+            frame = InstanceOps(self.instance, tuple(pending[start : start + MAX_OPS]))
             for member in sorted(self.heard):
-                self.out.to_node(member, InstanceOps(self.instance, (op,)))
+                self.out.to_node(member, frame)
+
+    def _repair(self, now: float) -> None:
+        """`SYNC_EVERY` s after the state changed, the registers it changed since the last
+        repair go to the members as a `StateSync` (their winning ops): an op a member missed (a
+        frame its link dropped) arrives again, and one it holds costs it no signature check."""
+        if self.state.seq == self._synced_seq:
+            return
+        if self._dirty_at is None:
+            self._dirty_at = now
+        if now - self._dirty_at < SYNC_EVERY:
+            return
+        since = self.state.ops_since(self._synced_seq)
+        touched = None if since is None else {(o.object_id, o.prop) for o in since}
+        ops = [
+            o for o in self.state.snapshot() if touched is None or (o.object_id, o.prop) in touched
+        ]
+        self._dirty_at, self._synced_seq = None, self.state.seq
+        for start in range(0, len(ops), MAX_OPS):
+            frame = StateSync(self.instance, tuple(ops[start : start + MAX_OPS]), ())
+            for member in sorted(self.heard):
+                self.out.to_node(member, frame)
 
     def client_chat(self, visitor: Visitor, message: ChatMessage, now: float) -> None:
         if message.author != visitor.id:
@@ -269,14 +319,11 @@ class Room:
         if message.instance != self.instance:
             raise ChatRejected("chat message is for another instance")
         if self.chat.receive(message, now):
-            self._relay_local(message, skip=visitor.id)
+            self.relay_local(message, skip=visitor.id)
             for member in sorted(self.heard):
                 self.out.to_node(member, message)
 
-    def _relay_op(self, op: StateOp, skip: str | None = None) -> None:
-        self._relay_local(op, skip)
-
-    def _relay_local(self, frame: Frame, skip: str | None = None) -> None:
+    def relay_local(self, frame: Frame, skip: str | None = None) -> None:
         for vid, visitor in self.local.items():
             if vid != skip and visitor.seated and visitor.connected:
                 self.out.to_client(vid, frame)
@@ -298,56 +345,13 @@ class Room:
         if self.owned_by(peer, frame.visitor) is not None:
             self.drop_remote(frame.visitor)
 
-    def on_instance_ops(self, peer: str, frame: InstanceOps, now: float) -> None:
-        self.heard_from(peer, now)
-        for op in frame.ops:
-            if self.owned_by(peer, op.hlc.actor) is None:
-                continue
-            try:
-                if self.state.receive_op(op, now):
-                    self._relay_op(op)
-            except OpRejected:
-                self.out.refused["op_rejected"] += 1
-
-    def on_state_sync(self, peer: str, frame: StateSync, now: float) -> list[SeatEvent]:
-        if peer not in self.heard:
-            self.out.refused["not_a_member"] += 1
-            return []
-        self.heard_from(peer, now)
-        self.signatures.syncing = True
-        try:
-            for op in frame.ops:
-                try:
-                    if self.state.receive_op(op, now):
-                        self._relay_op(op)
-                except OpRejected:
-                    self.out.refused["op_rejected"] += 1
-        finally:
-            self.signatures.syncing = False
-        for message in frame.chat:
-            try:
-                if self.chat.merge_history(message):
-                    self._relay_local(message)
-            except ChatRejected:
-                self.out.refused["chat_rejected"] += 1
-        self._awaiting.discard(peer)
-        return self.release_claims(now)
-
-    def on_chat(self, peer: str, message: ChatMessage, now: float) -> None:
-        self.heard_from(peer, now)
-        if self.owned_by(peer, message.author) is None:
-            return
-        try:
-            if self.chat.receive(message, now):
-                self._relay_local(message)
-        except ChatRejected:
-            self.out.refused["chat_rejected"] += 1
-
     # --- time -----------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         """One Batch per member with our visitors' changes, one ViewerFrame per local viewer."""
         self.tick_no += 1
+        self.send_ops()
+        self._repair(now)
         changed: dict[str, Transform] = {}
         for vid, visitor in self.local.items():
             p = self.presence.get(vid)

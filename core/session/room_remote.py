@@ -1,17 +1,21 @@
-"""What a room does with the visitors other members seat: their arrival and their batches.
+"""What a room does with what other members send: their visitors, batches, ops and chat.
 
 A member's `VisitorIn` has had its entry proof verified by the edge; here it must also fit: the
 id must be the session key's text, the visitor must not be ours or another member's, its proof
 must not have expired and the instance must have room. A `Batch` is that member's heartbeat
 for all its visitors, and each transform in it must be for one of them, from a visitor not
-banned since, and within the same bounds as a client's own (speed, rate, world box).
+banned since, and within the same bounds as a client's own (speed, rate, world box). An op or
+chat line must be its visitor's and passes the same checks as a client's; a `StateSync` (a
+late joiner's answer, or a member's periodic repair of lost ops) is checked op by op.
 """
 
 from __future__ import annotations
 
-from fluxnode.core.errors import TransformRejected
-from fluxnode.core.session.frames import Batch, VisitorIn
+from fluxnode.core.errors import ChatRejected, OpRejected, TransformRejected
+from fluxnode.core.session.chat import ChatMessage
+from fluxnode.core.session.frames import Batch, InstanceOps, StateSync, VisitorIn
 from fluxnode.core.session.room import Room
+from fluxnode.core.session.seat_messages import SeatEvent
 from fluxnode.core.session.visitors import RemoteVisitor, session_key_of
 
 
@@ -67,3 +71,50 @@ def on_batch(room: Room, peer: str, batch: Batch, now: float) -> None:
             room.presence.receive_transform(vid, transform, now)
         except TransformRejected:
             room.out.refused["remote_transform_rejected"] += 1
+
+
+def on_instance_ops(room: Room, peer: str, frame: InstanceOps, now: float) -> None:
+    room.heard_from(peer, now)
+    for op in frame.ops:
+        if room.owned_by(peer, op.hlc.actor) is None:
+            continue
+        try:
+            if room.state.receive_op(op, now):
+                room.relay_local(op)
+        except OpRejected:
+            room.out.refused["op_rejected"] += 1
+
+
+def on_state_sync(room: Room, peer: str, frame: StateSync, now: float) -> list[SeatEvent]:
+    if peer not in room.heard:
+        room.out.refused["not_a_member"] += 1
+        return []
+    room.heard_from(peer, now)
+    room.signatures.syncing = True
+    try:
+        for op in frame.ops:
+            try:
+                if room.state.receive_op(op, now):
+                    room.relay_local(op)
+            except OpRejected:
+                room.out.refused["op_rejected"] += 1
+    finally:
+        room.signatures.syncing = False
+    for message in frame.chat:
+        try:
+            if room.chat.merge_history(message):
+                room.relay_local(message)
+        except ChatRejected:
+            room.out.refused["chat_rejected"] += 1
+    return room.answered(peer, now)
+
+
+def on_chat(room: Room, peer: str, message: ChatMessage, now: float) -> None:
+    room.heard_from(peer, now)
+    if room.owned_by(peer, message.author) is None:
+        return
+    try:
+        if room.chat.receive(message, now):
+            room.relay_local(message)
+    except ChatRejected:
+        room.out.refused["chat_rejected"] += 1

@@ -9,6 +9,7 @@ the key back from the id (chat lines name their author by id and are checked wit
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 
 from fluxnode.core.errors import EntryProofInvalid, SiweUsageError
@@ -18,6 +19,7 @@ from fluxnode.core.session.entry import session_key_resource as _key_resource
 from fluxnode.core.session.frames import Frame
 from fluxnode.core.session.instances import capacity_for
 from fluxnode.core.session.presence import Transform
+from fluxnode.core.session.ratelimit import TokenBucket
 from fluxnode.core.world import JsonValue, WorldManifest
 
 
@@ -52,6 +54,15 @@ class WorldInfo:
         return Transform((float(p.x), float(p.y), float(p.z)))
 
 
+OP_RATE, OP_BURST = 10.0, 20
+ERROR_RATE, ERROR_BURST = 2.0, 5
+REFUSAL_RATE, REFUSAL_BURST = 2.0, 40
+
+
+def _bucket(rate: float, burst: int) -> TokenBucket:
+    return TokenBucket(rate, burst, -math.inf)  # full at the first use, whenever that is
+
+
 @dataclass
 class Visitor:
     """A visitor connected to (or recently dropped from) this node."""
@@ -69,6 +80,12 @@ class Visitor:
     retried: bool = False  # a lost seat was already placed again once
     #: What others are shown besides the address (avatar, wearables the edge checked).
     info: dict[str, JsonValue] = field(default_factory=dict)
+    #: State ops it may send (a click is a person's act; a drag sends at most 10 a second).
+    op_rate: TokenBucket = field(default_factory=lambda: _bucket(OP_RATE, OP_BURST))
+    #: `Error` answers it gets; refusals past this are counted, not answered.
+    error_rate: TokenBucket = field(default_factory=lambda: _bucket(ERROR_RATE, ERROR_BURST))
+    #: Refused frames it may send before it is closed (`CLOSE_REFUSED`).
+    refusal_rate: TokenBucket = field(default_factory=lambda: _bucket(REFUSAL_RATE, REFUSAL_BURST))
 
     def shown(self) -> dict[str, JsonValue]:
         return {**self.info, "address": self.address}

@@ -26,7 +26,7 @@ from fluxnode.core.session.frames import Frame, Heartbeat, VisitorIn
 from fluxnode.core.session.hlc import Hlc
 from fluxnode.core.session.hub import SessionHub, WorldInfo
 from fluxnode.core.session.presence import ViewerFrame, ViewerState
-from fluxnode.core.session.state import OpKind, StateOp
+from fluxnode.core.session.state import OpKind, StateOp, move_op
 from fluxnode.core.session.visitors import visitor_id
 from fluxnode.core.world import parse_manifest
 
@@ -50,6 +50,7 @@ def manifest(max_players: int = 8) -> object:
                     {"id": "throne", "type": "cube",
                      "interactions": {"onClick": "toggle:lit"},
                      "permissions": {"canModify": True, "owner": OWNER}},
+                    {"id": "crate", "type": "cube", "permissions": {"canMove": True}},
                 ],
             }
         ).encode()
@@ -96,6 +97,12 @@ class Client:
         self._counter += 1
         clock = Hlc(int(now * 1000), self._counter, self.id)
         op = StateOp(object_id, OpKind.SET, prop, value, "onClick", clock, author or self.address)
+        return dataclasses.replace(op, signature=self.key.sign(op.signing_bytes()))
+
+    def move(self, object_id: str, position: tuple[float, float, float], now: float) -> StateOp:
+        self._counter += 1
+        op = move_op(object_id, position, self.address.lower(),
+                     Hlc(int(now * 1000), self._counter, self.id))  # fmt: skip
         return dataclasses.replace(op, signature=self.key.sign(op.signing_bytes()))
 
     def chat(self, instance: str, text: str, now: float) -> ChatMessage:
@@ -200,6 +207,13 @@ class Net:
                 if timer is not None and timer <= self.now:
                     hub.handle_timer(self.now)
             self.pump()
+
+    def tick(self) -> None:
+        """One tick period passes for every hub; nothing is delivered (the frames wait)."""
+        self.now += max(h.tick_period for h in self.hubs.values())
+        for hub in self.hubs.values():
+            hub.handle_timer(self.now)
+        self.collect()
 
     def keepalive(self, clients: list[Client], seconds: float) -> None:
         """Let time pass while `clients` send a heartbeat every second."""

@@ -129,6 +129,7 @@ def test_concurrent_door_toggles_converge_on_every_replica() -> None:
     op_a, op_b = alice.op("door", True, net.now), bob.op("door", False, net.now)
     net.hubs["h1"].client_frame(alice.id, op_a, net.now)
     net.hubs["h2"].client_frame(bob.id, op_b, net.now)
+    net.tick()  # accepted ops leave with the tick
     net.pump_random(random.Random(3))
     net.auto = True
     net.pump()
@@ -164,6 +165,7 @@ def test_client_ops_are_checked_before_relay_and_answered_with_error() -> None:
     assert isinstance(err, Error) and err.code == "op_rejected"
     assert "cannot be modified" in err.message
     net.send(alice, alice.op("door", True, net.now))
+    net.advance(0.1)  # ops go to the members with the tick
     assert [f for f in bob.frames if isinstance(f, StateOp)]
 
 
