@@ -272,6 +272,9 @@ class SessionService:
             log.debug("bad frame from %s: %s", peer, exc)
             return
         if isinstance(frame, VisitorIn):
+            if not self.hub.wants_visitor(peer, frame, now):  # over budget: no signature work
+                self._flush()
+                return
             try:
                 domain = await self._domain_of(peer)
                 claims = await self.admission.verify_relayed(
