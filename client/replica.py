@@ -82,6 +82,9 @@ class Replica:
         self._shown: dict[str, Transform | None] = {}  # the peers our events have shown
         self._seen_chat: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._resync_asked = False
+        # A snapshot's chat history waits for the viewer frame behind it, which names who is
+        # here: shown earlier, its authors' addresses would be unknown.
+        self._held_chat: list[ChatMessage] = []
         self._outbox: list[Frame] = []
         self.counts: collections.Counter[str] = collections.Counter()
         if session_public_key(session_key) != visitor_key(visitor):
@@ -98,6 +101,7 @@ class Replica:
         follows yields events only for what changed meanwhile."""
         self.viewer = ViewerState()  # a new connection numbers its viewer frames afresh
         self._resync_asked = False
+        self._held_chat.clear()
         if instance == self.instance:
             if manifest is not None and self.state is None:
                 self.set_manifest(manifest, 0.0)
@@ -144,16 +148,21 @@ class Replica:
             if self.instance is not None and frame.instance != self.instance:
                 return [ErrorEvent("frame_invalid", "a state snapshot of another instance")]
             events: list[Event] = [e for op in frame.ops for e in self._op(op, now)]
-            return events + [e for m in frame.chat for e in self._chat(m)]
+            self._held_chat.extend(frame.chat[: 4 * MAX_SEEN_CHAT])
+            return events
         if isinstance(frame, StateOp):
-            return self._op(frame, now)
+            return self._release_chat() + self._op(frame, now)
         if isinstance(frame, ChatMessage):
-            return self._chat(frame)
+            return self._release_chat() + self._chat(frame)
         raise TypeError(f"a replica does not take {type(frame).__name__} frames")
 
     def frames_to_send(self) -> list[Frame]:
         out, self._outbox = self._outbox, []
         return out
+
+    def _release_chat(self) -> list[Event]:
+        held, self._held_chat = self._held_chat, []
+        return [e for m in held for e in self._chat(m)]
 
     def _remember(self, visitor: str, address: str | None) -> None:
         self._addresses[visitor] = address
@@ -175,11 +184,13 @@ class Replica:
         self._outbox.append(Ack(frame.seq))
         for visitor, info in frame.info.items():
             address = info.get("address")
-            self._remember(visitor, address if isinstance(address, str) else None)
+            if isinstance(address, str) or visitor not in self._addresses:
+                self._remember(visitor, address if isinstance(address, str) else None)
+        history = self._release_chat()
         if latest is not None and frame.seq <= latest:
-            return []  # a late frame: applied (it may become a base) but not what we show
+            return history  # a late frame: applied (it may become a base) but not shown
         after = self._shown = self.viewer.current()
-        events: list[Event] = []
+        events: list[Event] = history
         for visitor, t in after.items():
             if visitor == self.visitor:
                 continue

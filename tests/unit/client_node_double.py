@@ -9,8 +9,9 @@ real Ed25519 verification, so a client that signs wrongly is refused as a node w
 
 Worlds (the scripts a test picks by world id):
 
-- ``land:1`` (and any id in `open_worlds`): `Joined` at `spawn`, then `StateSnapshot` (one door op and one chat line, both signed by
-  `BOB`'s session key) and a full `ViewerFrame` with Bob in it;
+- ``land:1`` (and any id in `open_worlds`): `Joined` at `spawn`, then `StateSnapshot` (one
+  door op and one chat line, both signed by `BOB`'s session key) and a full `ViewerFrame`
+  with Bob in it;
 - ``land:2``: `Denied("denied: no valid ticket for this world")`;
 - ``land:3``: `RedirectTo` another double (`redirect_to`), which seats the visitor in land:3;
 - ``land:4``: `RedirectTo` itself again on every join (a redirect loop);

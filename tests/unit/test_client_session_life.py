@@ -257,7 +257,31 @@ def test_a_rejoined_instance_does_not_repeat_state_or_chat() -> None:
     replica, _ = _replica()
     bob = Peer()
     snapshot = fr.StateSnapshot(INSTANCE, (bob.door_op(True, 1000),), (bob.chat("hi", 1001),))
+    empty_view = ViewerFrame(1, None, {}, (), {})
     replica.joined(INSTANCE, MANIFEST)
-    assert [type(e) for e in replica.receive(snapshot, NOW)] == [StateChanged, Chat]
+    events = replica.receive(snapshot, NOW) + replica.receive(empty_view, NOW)
+    assert [type(e) for e in events] == [StateChanged, Chat]
     replica.joined(INSTANCE, MANIFEST)
-    assert replica.receive(snapshot, NOW) == []
+    assert replica.receive(snapshot, NOW) + replica.receive(empty_view, NOW) == []
+
+
+def test_snapshot_chat_waits_for_the_viewer_frame_that_names_its_author() -> None:
+    replica, _ = _replica()
+    replica.joined(INSTANCE)
+    bob = Peer()
+    history = fr.StateSnapshot(INSTANCE, (), (bob.chat("said before you came", 1000),))
+    assert replica.receive(history, NOW) == []
+    view = ViewerFrame(1, None, {bob.visitor: Transform((0.0, 0.0, 0.0))}, (),
+                       {bob.visitor: {"address": bob.address}})  # fmt: skip
+    events = replica.receive(view, NOW)
+    assert events[0] == Chat(bob.visitor, bob.address, "said before you came", 1000)
+    assert isinstance(events[1], PeerJoined)
+
+
+def test_held_chat_comes_out_before_a_live_line() -> None:
+    replica, _ = _replica()
+    replica.joined(INSTANCE)
+    bob = Peer()
+    replica.receive(fr.StateSnapshot(INSTANCE, (), (bob.chat("old", 1000),)), NOW)
+    events = replica.receive(bob.chat("new", 2000), NOW)
+    assert [e.text for e in events if isinstance(e, Chat)] == ["old", "new"]
