@@ -2,8 +2,10 @@
 chat and receive typed events (docs/session-protocol.md).
 
 ```python
-async with await Visitor.connect(url, key_hex, world_id="land:7", manifest=url) as v:
-    await v.move((1.0, 0.0, 2.0))
+async with await Visitor.connect(url, key_hex, world_id="land:7",
+                                 reconnect=Reconnect(fallbacks=(other_url,))) as v:
+    x, y, z = v.position  # where Joined put us: moves go on from there
+    await v.move((x + 0.1, y, z))
     async for event in v.events():
         ...
 ```
@@ -20,13 +22,22 @@ from fluxnode.client.events import (
     PeerJoined,
     PeerLeft,
     PeerMoved,
+    Reconnected,
     StateChanged,
+    VisitorStats,
 )
-from fluxnode.client.links import WorldTarget, http_base, parse_target, session_url
-from fluxnode.client.manifest import ManifestSource, load_manifest
+from fluxnode.client.links import (
+    WorldTarget,
+    http_base,
+    manifest_url,
+    parse_target,
+    session_url,
+)
+from fluxnode.client.manifest import ManifestSource, load_manifest, node_manifest
+from fluxnode.client.reconnect import Reconnect
 from fluxnode.client.replica import Replica, visitor_key
 from fluxnode.client.signin import DEFAULT_LIFETIME, AccountKey, entry_proof, hello_for, wallet_from
-from fluxnode.client.visitor import Visitor, VisitorStats
+from fluxnode.client.visitor import Visitor
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -39,6 +50,8 @@ __all__ = [
     "PeerJoined",
     "PeerLeft",
     "PeerMoved",
+    "Reconnect",
+    "Reconnected",
     "Replica",
     "StateChanged",
     "Visitor",
@@ -48,6 +61,8 @@ __all__ = [
     "hello_for",
     "http_base",
     "load_manifest",
+    "manifest_url",
+    "node_manifest",
     "parse_target",
     "session_url",
     "visitor_key",

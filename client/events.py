@@ -62,10 +62,40 @@ class Error:
 
 
 @dataclass(frozen=True)
+class Reconnected:
+    """The connection dropped (`lost` says why) and a new one is signed in at `node_url`
+    after `tries` tries; when we were in a world, we are in it again (`instance`, `node`,
+    `seat`: the same seat when the node kept it). Peers, state and chat go on from where
+    they were: only what changed meanwhile comes as events."""
+
+    node_url: str
+    lost: str
+    tries: int
+    world_id: str | None
+    instance: str | None
+    node: str | None
+    seat: int | None
+
+
+@dataclass(frozen=True)
 class Closed:
     """The session ended; always the last event."""
 
     reason: str
 
 
-Event: TypeAlias = PeerJoined | PeerLeft | PeerMoved | StateChanged | Chat | Error | Closed
+@dataclass(frozen=True)
+class VisitorStats:
+    frames_received: int
+    frames_sent: int
+    bad_frames: int
+    events_dropped: int
+    resyncs: int
+    ops_rejected: int
+    redirects: int
+    reconnects: int
+
+
+Event: TypeAlias = (
+    PeerJoined | PeerLeft | PeerMoved | StateChanged | Chat | Error | Reconnected | Closed
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from fluxnode.core.access import WorldRef
 from fluxnode.core.errors import BadRequest
@@ -50,6 +50,12 @@ def http_base(node_url: str) -> str:
     """The ``http(s)://host:port`` of a node URL (for its other routes, e.g. ``/ipfs/``)."""
     scheme, netloc, _path = _split(node_url, "node URL")
     return urlunsplit(({"ws": "http", "wss": "https"}.get(scheme, scheme), netloc, "", "", ""))
+
+
+def manifest_url(node_url: str, world_id: str) -> str:
+    """Where a node serves the ``world.json`` of a world it knows (its own verified copy):
+    ``GET /api/worlds/{world_id}/manifest``; the ``/`` of a ``0x…/slug`` id stays a ``/``."""
+    return f"{http_base(node_url)}/api/worlds/{quote(world_id, safe='/:')}/manifest"
 
 
 @dataclass(frozen=True)

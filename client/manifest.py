@@ -1,9 +1,10 @@
 """Getting the world's manifest, which a visitor needs to plan interactions.
 
-The node has no "manifest of world X" route yet, so the caller says where it is: a
-`WorldManifest` it already has, a local ``world.json``, or a URL — typically the world's
-package on a gateway's trustless route, ``{node}/ipfs/{root_cid}/world.json``. Whatever the
-source, the bytes go through `parse_manifest`, the validator every node runs.
+By default it comes from the visitor's node, which serves its verified copy of any world it
+knows at ``GET /api/worlds/{world_id}/manifest`` (`node_manifest`). A caller may say where it
+is instead: a `WorldManifest` it already has, a local ``world.json``, or a URL (e.g. a
+gateway's trustless route, ``{node}/ipfs/{root_cid}/world.json``). Whatever the source, the
+bytes go through `parse_manifest`, the validator every node runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import aiohttp
 
-from fluxnode.core.errors import BadRequest, SessionLost
+from fluxnode.client.links import manifest_url
+from fluxnode.core.errors import BadRequest, NoManifest, SessionLost
 from fluxnode.core.world import DEFAULT_LIMITS, WorldManifest, parse_manifest
 
 #: Where a manifest may come from (see the module docstring).
@@ -33,6 +35,19 @@ async def load_manifest(
     else:
         data = await _fetch(source, session, seconds, limit)
     return parse_manifest(data)  # refuses over-limit bytes first (we read at most limit + 1)
+
+
+async def node_manifest(
+    node_url: str, world_id: str, *, session: aiohttp.ClientSession | None, seconds: float
+) -> WorldManifest:
+    """The manifest `node_url` serves for `world_id`: `NoManifest` when it has none (it does
+    not know the world, or cannot fetch its content), `SessionLost` when unreachable."""
+    try:
+        return await load_manifest(
+            manifest_url(node_url, world_id), session=session, seconds=seconds
+        )
+    except BadRequest as exc:
+        raise NoManifest(f"no manifest of {world_id} to plan with: {exc}") from None
 
 
 def _read(path: Path, limit: int) -> bytes:

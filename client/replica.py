@@ -4,7 +4,11 @@ send back (acks, resyncs). `Visitor` feeds it decoded frames; tests drive it dir
 - Peers: `ViewerFrame`s are applied with `ViewerState`; each applied frame is acknowledged
   (`Ack(seq)`), a frame whose base we do not hold asks for one `Resync` (not one per frame:
   until the full snapshot arrives every delta is against a base we lack). Addresses come from
-  the frames' `info` maps, which name a visitor the first time a viewer sees it.
+  the frames' `info` maps, which name a visitor the first time a viewer sees it (the node
+  sends that before the newcomer's first chat line or op), and from verified ops (the node
+  bound the signing key to the op's author), so an address is None only when truly unknown.
+- Reconnects: `joined` of the same instance keeps peers, state and chat; what follows yields
+  events only for what changed (a chat line already shown is not shown again).
 - World state: a `WorldState` replica once the world's manifest is known (ops before that are
   kept, bounded, and merged when it comes), so `plan_interaction` computes a toggle from the
   value every other replica holds. The client re-checks relayed ops like any replica: the
@@ -31,7 +35,7 @@ from fluxnode.core.errors import ChatRejected, EntryProofInvalid, NoManifest, Op
 from fluxnode.core.session.chat import ChatMessage, text_problem
 from fluxnode.core.session.entry import SESSION_KEY_PREFIX, parse_session_key_resource
 from fluxnode.core.session.frames import Ack, Frame, Resync, StateSnapshot
-from fluxnode.core.session.presence import ViewerFrame, ViewerState
+from fluxnode.core.session.presence import Transform, ViewerFrame, ViewerState
 from fluxnode.core.session.state import StateOp, WorldState
 from fluxnode.core.world import WorldManifest
 
@@ -39,6 +43,8 @@ from fluxnode.core.world import WorldManifest
 MAX_PENDING_OPS: Final = 2048
 #: Addresses remembered for visitors no longer in range (chat from them still names them).
 MAX_ADDRESSES: Final = 1000
+#: Chat lines remembered so a snapshot's history (50 lines) is not shown twice.
+MAX_SEEN_CHAT: Final = 256
 
 SessionVerify = Callable[[bytes, bytes, bytes], bool]
 
@@ -73,7 +79,12 @@ class Replica:
         self._pending: collections.deque[StateOp] = collections.deque(maxlen=MAX_PENDING_OPS)
         self._addresses: collections.OrderedDict[str, str | None] = collections.OrderedDict()
         self.viewer = ViewerState()
+        self._shown: dict[str, Transform | None] = {}  # the peers our events have shown
+        self._seen_chat: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._resync_asked = False
+        # A snapshot's chat history waits for the viewer frame behind it, which names who is
+        # here: shown earlier, its authors' addresses would be unknown.
+        self._held_chat: list[ChatMessage] = []
         self._outbox: list[Frame] = []
         self.counts: collections.Counter[str] = collections.Counter()
         if session_public_key(session_key) != visitor_key(visitor):
@@ -81,18 +92,33 @@ class Replica:
 
     # --- joining -------------------------------------------------------------------------------
 
-    def joined(self, instance: str, manifest: WorldManifest | None = None) -> None:
-        """A new instance: forget the old one's peers, frames and state (a snapshot follows)."""
-        self.instance = instance
-        self.viewer = ViewerState()
+    def joined(self, instance: str, manifest: WorldManifest | None = None) -> list[Event]:
+        """We are seated in `instance` (a snapshot and a full viewer frame follow).
+
+        Another instance: the old one's peers leave (`PeerLeft` each, returned), its state and
+        chat are forgotten and `manifest` (None: unknown yet) is this world's. The same
+        instance again (a reconnect): peers, state and chat are kept, so the snapshot that
+        follows yields events only for what changed meanwhile."""
+        self.viewer = ViewerState()  # a new connection numbers its viewer frames afresh
         self._resync_asked = False
+        self._held_chat.clear()
+        if instance == self.instance:
+            if manifest is not None and self.state is None:
+                self.set_manifest(manifest, 0.0)
+            return []
+        events: list[Event] = [
+            PeerLeft(v, self.address_of(v)) for v in self._shown if v != self.visitor
+        ]
+        self.instance = instance
+        self._shown = {}
         self._pending.clear()
         self._addresses.clear()
+        self._seen_chat.clear()
         self.state = None
+        self.manifest = manifest
         if manifest is not None:
-            self.manifest = manifest
-        if self.manifest is not None:
-            self.set_manifest(self.manifest, 0.0)
+            self.set_manifest(manifest, 0.0)
+        return events
 
     def set_manifest(self, manifest: WorldManifest, now: float) -> None:
         """Start the state replica; ops received so far are merged (bad ones dropped)."""
@@ -112,7 +138,7 @@ class Replica:
 
     def peers(self) -> dict[str, str | None]:
         """Visitors present now (in range or not), with their addresses when known."""
-        return {v: self.address_of(v) for v in self.viewer.current()}
+        return {v: self.address_of(v) for v in self._shown if v != self.visitor}
 
     def receive(self, frame: Frame, now: float) -> list[Event]:
         """The events `frame` means; what to answer is in `frames_to_send()` afterwards."""
@@ -122,16 +148,21 @@ class Replica:
             if self.instance is not None and frame.instance != self.instance:
                 return [ErrorEvent("frame_invalid", "a state snapshot of another instance")]
             events: list[Event] = [e for op in frame.ops for e in self._op(op, now)]
-            return events + [e for m in frame.chat for e in self._chat(m)]
+            self._held_chat.extend(frame.chat[: 4 * MAX_SEEN_CHAT])
+            return events
         if isinstance(frame, StateOp):
-            return self._op(frame, now)
+            return self._release_chat() + self._op(frame, now)
         if isinstance(frame, ChatMessage):
-            return self._chat(frame)
+            return self._release_chat() + self._chat(frame)
         raise TypeError(f"a replica does not take {type(frame).__name__} frames")
 
     def frames_to_send(self) -> list[Frame]:
         out, self._outbox = self._outbox, []
         return out
+
+    def _release_chat(self) -> list[Event]:
+        held, self._held_chat = self._held_chat, []
+        return [e for m in held for e in self._chat(m)]
 
     def _remember(self, visitor: str, address: str | None) -> None:
         self._addresses[visitor] = address
@@ -140,7 +171,7 @@ class Replica:
             self._addresses.popitem(last=False)
 
     def _viewer_frame(self, frame: ViewerFrame) -> list[Event]:
-        before = self.viewer.current()
+        before = self._shown
         latest = self.viewer.latest
         if not self.viewer.apply(frame):
             self.counts["frames_without_base"] += 1
@@ -153,11 +184,13 @@ class Replica:
         self._outbox.append(Ack(frame.seq))
         for visitor, info in frame.info.items():
             address = info.get("address")
-            self._remember(visitor, address if isinstance(address, str) else None)
+            if isinstance(address, str) or visitor not in self._addresses:
+                self._remember(visitor, address if isinstance(address, str) else None)
+        history = self._release_chat()
         if latest is not None and frame.seq <= latest:
-            return []  # a late frame: applied (it may become a base) but not what we show
-        after = self.viewer.current()
-        events: list[Event] = []
+            return history  # a late frame: applied (it may become a base) but not shown
+        after = self._shown = self.viewer.current()
+        events: list[Event] = history
         for visitor, t in after.items():
             if visitor == self.visitor:
                 continue
@@ -196,6 +229,10 @@ class Replica:
             self._pending.append(op)
         elif not self._merge(op, now):
             return []
+        if self._addresses.get(op.hlc.actor) is None:
+            # Signed by that visitor's key, and the node bound the key to this author: so a
+            # chat line of a visitor we never saw in a viewer frame still names its address.
+            self._remember(op.hlc.actor, op.author)
         return [StateChanged(op.object_id, op.prop, op.value, op.author)]
 
     def _chat(self, m: ChatMessage) -> list[Event]:
@@ -205,6 +242,11 @@ class Replica:
         if key is None or not self._verify_sig(key, m.signing_bytes(), m.signature):
             self.counts["chat_rejected"] += 1
             return [ErrorEvent("chat_rejected", "dropped a chat line its author did not sign")]
+        if m.signature in self._seen_chat:
+            return []  # the history of a snapshot after a reconnect: shown already
+        self._seen_chat[m.signature] = None
+        while len(self._seen_chat) > MAX_SEEN_CHAT:
+            self._seen_chat.popitem(last=False)
         return [Chat(m.author, self.address_of(m.author), m.text, m.sent_ms)]
 
     # --- what we send ------------------------------------------------------------------------

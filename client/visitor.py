@@ -6,10 +6,15 @@ this module moves bytes, keeps time and owns two tasks per connection: the reade
 frames, hands them to the replica, answers its acks and resyncs) and the heartbeat (a
 `Heartbeat` when nothing was sent for ~5 s, since a visitor silent for 30 s is dropped).
 
-Events go to a bounded queue (`max_events`): a program that stops reading loses the oldest
-news, counted in `statistics()`, instead of growing memory without end; the `Closed` event
-always gets in. A node that sends garbage gets an `Error("frame_invalid", ...)` event per bad
-frame and, past `MAX_BAD_FRAMES`, the connection is closed; never a traceback.
+Events go to a bounded queue (`max_events`, `client.event_queue`): a program that stops
+reading loses news, counted in `statistics()`; the `Closed` event always gets in. A node that
+sends garbage gets an `Error("frame_invalid", ...)` event per bad frame and, past
+`MAX_BAD_FRAMES`, the connection is closed; never a traceback.
+
+With `reconnect=Reconnect(...)` a dropped connection is not the end: the visitor signs in again
+(same session key) and rejoins, see `fluxnode.client.reconnect`; a `Reconnected` event says
+where. `close()` sends `Leave` first when in a world, so the others see us go at once rather
+than when the node's 30 s silence limit expires.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Final
@@ -27,16 +31,24 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fluxnode.chain.entry import new_session_key
-from fluxnode.client.events import Closed, Event
+from fluxnode.client.connection import (
+    Ending,
+    Link,
+    describe,
+    open_ws,
+    read_frames,
+    sign_in,
+)
+from fluxnode.client.event_queue import EventQueue
+from fluxnode.client.events import Closed, Event, Reconnected, VisitorStats
 from fluxnode.client.events import Error as ErrorEvent
 from fluxnode.client.links import session_url
-from fluxnode.client.manifest import ManifestSource, load_manifest
+from fluxnode.client.manifest import ManifestSource, load_manifest, node_manifest
+from fluxnode.client.reconnect import Reconnect, reconnect
 from fluxnode.client.replica import Replica
 from fluxnode.client.signin import DEFAULT_LIFETIME, AccountKey, hello_for, wallet_from
 from fluxnode.core.errors import (
-    FrameInvalid,
     JoinDenied,
-    SessionDenied,
     SessionLost,
     SiweUsageError,
     TransformRejected,
@@ -56,28 +68,6 @@ _REPLICA_FRAMES: Final = (ViewerFrame, fr.StateSnapshot, StateOp, ChatMessage)
 JoinAnswer = fr.Joined | fr.Denied | fr.RedirectTo
 
 
-@dataclass(frozen=True)
-class VisitorStats:
-    frames_received: int
-    frames_sent: int
-    bad_frames: int
-    events_dropped: int
-    resyncs: int
-    ops_rejected: int
-    redirects: int
-
-
-class _Link:
-    """One WebSocket connection to one node, signed in."""
-
-    def __init__(self, url: str, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.url = url
-        self.ws = ws
-        self.tasks: list[asyncio.Task[None]] = []
-        self.retiring = False  # closed by us to follow a redirect: no Closed event
-        self.bad_frames = 0
-
-
 class Visitor:
     """A signed-in visitor. Make one with `await Visitor.connect(...)`; see the module doc."""
 
@@ -93,6 +83,7 @@ class Visitor:
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         max_events: int = MAX_EVENTS,
         http: aiohttp.ClientSession | None = None,
+        reconnect: Reconnect | None = None,
     ) -> None:
         session_url(node_url)  # a bad URL fails here, before any I/O
         self.node_url = node_url
@@ -104,18 +95,21 @@ class Visitor:
         self._heartbeat_interval = heartbeat_interval
         self._http = http
         self._own_http = http is None
-        self._events: asyncio.Queue[Event] = asyncio.Queue(max_events)
-        self._link: _Link | None = None
+        self._policy = reconnect
+        self._queue = EventQueue(max_events)
+        self._link: Link | None = None
         self._send_lock = asyncio.Lock()
         self._last_sent = 0.0
         self._join_waiter: asyncio.Future[JoinAnswer] | None = None
-        self._pending_manifest: WorldManifest | None = None
-        self._closed: str | None = None
-        self._finished = False
+        self._manifests: dict[str, WorldManifest] = {}  # by world id
+        self._joining: str | None = None
+        self._world: str | None = None  # the world to rejoin after a drop
+        self._position: tuple[float, float, float] | None = None
+        self._reconnector: asyncio.Task[None] | None = None
         self.replica: Replica | None = None
         self.signed_in: fr.SignedIn | None = None
         self.joined: fr.Joined | None = None
-        self._stats = {"in": 0, "out": 0, "bad": 0, "dropped": 0, "redirects": 0}
+        self._stats = {"in": 0, "out": 0, "bad": 0, "redirects": 0, "reconnects": 0}
 
     # --- connecting --------------------------------------------------------------------------
 
@@ -137,7 +131,7 @@ class Visitor:
             if world_id is not None:
                 await v.join(world_id, manifest=manifest)
         except BaseException:
-            await v.close()
+            await v.close(leave=False)
             raise
         return v
 
@@ -159,18 +153,28 @@ class Visitor:
         assert self.signed_in is not None
         return self.signed_in.address
 
+    @property
+    def position(self) -> tuple[float, float, float] | None:
+        """Where we stand: the last position we sent, else where `Joined` put us (the spawn
+        point, or where we were when a reconnect kept the seat); None outside a world."""
+        return self._position
+
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the session ended, once it has (the reason of the `Closed` event)."""
+        return self._queue.closed
+
+    @property
+    def reconnecting(self) -> bool:
+        return self._reconnector is not None
+
     async def _open(self, node_url: str) -> None:
         url = session_url(node_url)
         if self._http is None:
             self._http = aiohttp.ClientSession()
+        ws = await open_ws(self._http, url, self._timeout)
         try:
-            ws = await self._http.ws_connect(
-                url, max_msg_size=wire.MAX_FRAME, timeout=aiohttp.ClientWSTimeout(ws_close=2)
-            )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SessionLost(f"cannot open the session at {url}: {_describe(exc)}") from None
-        try:
-            signed_in = await self._sign_in(url, ws)
+            signed_in = await sign_in(url, ws, self._hello, self._timeout, self._stats)
         except BaseException:
             await ws.close()
             raise
@@ -181,55 +185,29 @@ class Visitor:
             raise SessionLost(f"{url} named our session key {signed_in.visitor}, not ours")
         self.signed_in = signed_in
         self.node_url = node_url
-        link = self._link = _Link(url, ws)
+        link = self._link = Link(url, node_url, ws)
         self._last_sent = asyncio.get_running_loop().time()
         link.tasks = [
             asyncio.create_task(self._read(link), name=f"visitor-read {url}"),
             asyncio.create_task(self._heartbeat(link), name=f"visitor-heartbeat {url}"),
         ]
 
-    async def _sign_in(self, url: str, ws: aiohttp.ClientWebSocketResponse) -> fr.SignedIn:
-        challenge = await self._handshake_frame(url, ws, "a Challenge")
-        if isinstance(challenge, fr.Denied):
-            raise SessionDenied(challenge.reason)
-        if not isinstance(challenge, fr.Challenge):
-            raise SessionLost(f"{url} sent {type(challenge).__name__} instead of a Challenge")
+    def _hello(self, challenge: fr.Challenge) -> fr.Hello:
         try:
-            hello = hello_for(self._wallet, self._key, challenge, self._clock(), self._lifetime)
+            return hello_for(self._wallet, self._key, challenge, self._clock(), self._lifetime)
         except SiweUsageError as exc:
-            raise SessionLost(f"{url} sent an unusable challenge: {exc}") from None
-        await ws.send_bytes(wire.encode(hello))
-        self._stats["out"] += 1
-        answer = await self._handshake_frame(url, ws, "SignedIn or Denied")
-        if isinstance(answer, fr.Denied):
-            raise SessionDenied(answer.reason)
-        if not isinstance(answer, fr.SignedIn):
-            raise SessionLost(f"{url} sent {type(answer).__name__} instead of SignedIn")
-        return answer
-
-    async def _handshake_frame(
-        self, url: str, ws: aiohttp.ClientWebSocketResponse, wanted: str
-    ) -> fr.Frame:
-        try:
-            msg = await ws.receive(timeout=self._timeout)
-        except TimeoutError:
-            raise SessionLost(f"{url} sent no {wanted} within {self._timeout:g} s") from None
-        if msg.type is not aiohttp.WSMsgType.BINARY:
-            raise SessionLost(f"{url} sent {_describe_msg(msg)} instead of {wanted}")
-        self._stats["in"] += 1
-        try:
-            return wire.decode(msg.data)
-        except FrameInvalid as exc:
-            raise SessionLost(f"{url} sent a bad frame instead of {wanted}: {exc}") from None
+            raise SessionLost(f"the node sent an unusable challenge: {exc}") from None
 
     # --- joining -----------------------------------------------------------------------------
 
     async def join(self, world_id: str, *, manifest: ManifestSource | None = None) -> fr.Joined:
         """Enter `world_id`: `Joined`, or `JoinDenied` with the node's reason. A `RedirectTo`
         is followed once (sign in at the node it names, join there); a second one is denied.
-        `manifest` (object, file or URL) lets `interact` plan ops; see `client.manifest`."""
+        `manifest` (object, file or URL) lets `interact` plan ops; without one, `interact`
+        fetches it from the node (`GET /api/worlds/{id}/manifest`) when first needed."""
         if manifest is not None:
-            self._pending_manifest = await load_manifest(manifest, session=self._http)
+            self._manifests[world_id] = await load_manifest(manifest, session=self._http)
+        self._joining = world_id
         answer = await self._ask_join(world_id)
         if isinstance(answer, fr.RedirectTo):
             self._stats["redirects"] += 1
@@ -239,6 +217,7 @@ class Visitor:
                 raise JoinDenied(f"denied: redirected again, to node {answer.node}")
         if isinstance(answer, fr.Denied):
             raise JoinDenied(answer.reason)
+        self._world = world_id
         return answer
 
     async def _ask_join(self, world_id: str) -> JoinAnswer:
@@ -267,12 +246,16 @@ class Visitor:
                 return
             except SessionLost as exc:
                 problems.append(str(exc))
-        self._finish(f"redirect to node {redirect.node} failed")
+        if self._reconnector is None:  # a reconnect tries its next node instead
+            self._finish(f"redirect to node {redirect.node} failed")
         raise SessionLost("; ".join(problems) or "no usable address in the redirect")
 
     async def leave(self) -> None:
+        """Leave the world (the others see us go at once); we stay signed in."""
         await self._send(fr.Leave())
         self.joined = None
+        self._world = None
+        self._position = None
 
     # --- acting ------------------------------------------------------------------------------
 
@@ -282,7 +265,8 @@ class Visitor:
         rotation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
         anim: str = "walk",
     ) -> None:
-        """Send our avatar's transform (callers keep to 10 Hz; the node refuses more)."""
+        """Send our avatar's transform (callers keep to 10 Hz and move on from `position`;
+        the node refuses more, and steps faster than its speed limit)."""
         try:
             pos = tuple(float(c) for c in position)
             rot = tuple(float(c) for c in rotation)
@@ -291,15 +275,27 @@ class Visitor:
         if len(pos) != 3 or len(rot) != 4:
             raise TransformRejected("position is 3 numbers and rotation 4 (a quaternion)")
         await self._send(Transform(pos, rot, anim))
+        self._position = (pos[0], pos[1], pos[2])
 
     async def interact(self, object_id: str, trigger: str = "onClick") -> StateOp:
-        """Plan `trigger` on `object_id` on our replica, sign it and send it (see `Replica`)."""
+        """Plan `trigger` on `object_id` on our replica, sign it and send it (see `Replica`).
+        Without a manifest yet, the node's copy is fetched first (`NoManifest` if it has none)."""
         replica = self._need_replica()
+        if replica.state is None and self.joined is not None:
+            await self._fetch_manifest(replica, self.joined.world_id)
         op, events = replica.interaction(object_id, trigger, self._clock())
         await self._send(op)
         for event in events:
             self._emit(event)
         return op
+
+    async def _fetch_manifest(self, replica: Replica, world_id: str) -> None:
+        manifest = await node_manifest(
+            self.node_url, world_id, session=self._http, seconds=self._timeout
+        )
+        self._manifests[world_id] = manifest
+        if self.joined is not None and self.joined.world_id == world_id and replica.state is None:
+            replica.set_manifest(manifest, self._clock())
 
     async def say(self, text: str) -> ChatMessage:
         message = self._need_replica().chat_message(text, self._clock())
@@ -320,21 +316,27 @@ class Visitor:
 
     async def events(self) -> AsyncIterator[Event]:
         """Events as they come; `Closed` is the last one."""
-        while not self._finished:
-            yield await self.next_event()
+        while not self._queue.finished:
+            yield await self._queue.get()
 
     async def next_event(self) -> Event:
         """The next event; after `Closed` has been returned, `SessionLost`."""
-        if self._finished:
-            raise SessionLost(f"the session is closed ({self._closed})")
-        event = await self._events.get()
-        if isinstance(event, Closed):
-            self._finished = True
-        return event
+        return await self._queue.get()
 
-    async def close(self, reason: str = "closed by the visitor") -> None:
+    async def close(self, reason: str = "closed by the visitor", *, leave: bool = True) -> None:
+        """End the session: `Leave` first when in a world (unless `leave` is False), then
+        close the connection; a reconnect under way is stopped. `Closed(reason)` is the last
+        event. Safe to call more than once."""
+        reconnector, self._reconnector = self._reconnector, None
+        if reconnector is not None and reconnector is not asyncio.current_task():
+            reconnector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconnector
         link, self._link = self._link, None
         if link is not None:
+            if leave and self.joined is not None and not link.ws.closed:
+                with contextlib.suppress(SessionLost):
+                    await self._send_on(link, fr.Leave())
             link.retiring = True
             await self._drop(link)
         self._finish(reason)
@@ -349,32 +351,26 @@ class Visitor:
             frames_received=s["in"],
             frames_sent=s["out"],
             bad_frames=s["bad"],
-            events_dropped=s["dropped"],
+            events_dropped=self._queue.dropped,
             resyncs=counts.get("frames_without_base", 0),
             ops_rejected=counts.get("ops_rejected", 0),
             redirects=s["redirects"],
+            reconnects=s["reconnects"],
         )
 
     def _emit(self, event: Event) -> None:
-        if self._closed is not None:
-            return
-        if isinstance(event, Closed):
-            self._closed = event.reason
-            if self._events.full():
-                self._events.get_nowait()
-                self._stats["dropped"] += 1
-        elif self._events.full():
-            self._stats["dropped"] += 1
-            return
-        self._events.put_nowait(event)
+        self._queue.put(event)
 
     def _finish(self, reason: str) -> None:
         self._emit(Closed(reason))
+        self._fail_join(reason)
+
+    def _fail_join(self, reason: str) -> None:
         waiter = self._join_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(SessionLost(f"the session closed: {reason}"))
 
-    async def _drop(self, link: _Link) -> None:
+    async def _drop(self, link: Link) -> None:
         current = asyncio.current_task()
         for task in link.tasks:
             if task is not current:
@@ -385,22 +381,49 @@ class Visitor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    # --- reconnecting ------------------------------------------------------------------------
+
+    async def _reconnect(self, policy: Reconnect, lost: str) -> None:
+        try:
+            event = await reconnect(self, policy, self.node_url, self._world, lost)
+            if isinstance(event, Reconnected):
+                self._stats["reconnects"] += 1
+                self._emit(event)
+            else:
+                self._finish(event)
+        finally:
+            if self._reconnector is asyncio.current_task():
+                self._reconnector = None
+
+    async def open_link(self, url: str) -> None:
+        await self._open(url)
+
+    async def retire_link(self) -> None:
+        if (link := self._link) is not None:
+            self._link = None
+            link.retiring = True
+            await self._drop(link)
+
     # --- the connection's tasks --------------------------------------------------------------
 
     async def _send(self, frame: fr.Frame) -> None:
         link = self._link
         if link is None or link.ws.closed:
-            raise SessionLost(f"the session is closed ({self._closed or 'not connected'})")
+            state = "reconnecting" if self._reconnector else (self._queue.closed or "not connected")
+            raise SessionLost(f"the session is closed ({state})")
+        await self._send_on(link, frame)
+
+    async def _send_on(self, link: Link, frame: fr.Frame) -> None:
         data = wire.encode(frame)
         async with self._send_lock:
             try:
                 await link.ws.send_bytes(data)
             except (aiohttp.ClientError, ConnectionError) as exc:
-                raise SessionLost(f"cannot send to {link.url}: {_describe(exc)}") from None
+                raise SessionLost(f"cannot send to {link.url}: {describe(exc)}") from None
         self._stats["out"] += 1
         self._last_sent = asyncio.get_running_loop().time()
 
-    async def _heartbeat(self, link: _Link) -> None:
+    async def _heartbeat(self, link: Link) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(SessionLost):
             while not link.ws.closed:
@@ -408,47 +431,34 @@ class Visitor:
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
-                await self._send(fr.Heartbeat())
+                await self._send_on(link, fr.Heartbeat())
 
-    async def _read(self, link: _Link) -> None:
-        reason = "the node closed the session"
+    async def _read(self, link: Link) -> None:
         try:
-            async for msg in link.ws:
-                if msg.type is aiohttp.WSMsgType.ERROR:
-                    reason = f"the connection failed: {_describe(msg.data)}"
-                    break
-                problem = await self._receive(msg)
-                if problem is not None:
-                    self._stats["bad"] += 1
-                    link.bad_frames += 1
-                    self._emit(ErrorEvent("frame_invalid", problem))
-                    if link.bad_frames > MAX_BAD_FRAMES:
-                        reason = f"the node sent more than {MAX_BAD_FRAMES} bad frames"
-                        break
-            else:
-                code = link.ws.close_code
-                if code is not None and code != aiohttp.WSCloseCode.OK:
-                    reason = f"the node closed the session (code {code})"
-                failure = link.ws.exception()
-                if failure is not None:
-                    reason = f"the connection failed: {_describe(failure)}"
+            ending = await read_frames(
+                link, self._dispatch, self._bad_frame, MAX_BAD_FRAMES, self._stats
+            )
         except SessionLost as lost:  # an answer (ack, resync) could not be sent
-            reason = str(lost)
-        if not link.retiring:
-            self._finish(reason)
-            if self._link is link:
-                self._link = None
-            await self._drop(link)
+            ending = Ending(str(lost), True)
+        if link.retiring:
+            return
+        if self._link is link:
+            self._link = None
+        await self._drop(link)
+        policy = self._policy
+        if self._reconnector is not None:  # a rejoin under way lost its new connection
+            self._fail_join(ending.reason)
+        elif policy is not None and ending.retry and self._queue.closed is None:
+            self._fail_join(ending.reason)
+            self._reconnector = asyncio.create_task(
+                self._reconnect(policy, ending.reason), name="visitor-reconnect"
+            )
+        else:
+            self._finish(ending.reason)
 
-    async def _receive(self, msg: aiohttp.WSMessage) -> str | None:
-        if msg.type is not aiohttp.WSMsgType.BINARY:
-            return f"the node sent {_describe_msg(msg)}"
-        self._stats["in"] += 1
-        try:
-            frame = wire.decode(msg.data)
-        except FrameInvalid as exc:
-            return f"the node sent a bad frame: {exc}"
-        return await self._dispatch(frame)
+    def _bad_frame(self, problem: str) -> None:
+        self._stats["bad"] += 1
+        self._emit(ErrorEvent("frame_invalid", problem))
 
     async def _dispatch(self, frame: fr.Frame) -> str | None:
         """Handle one decoded frame; the problem when it is not one a node may send us."""
@@ -469,24 +479,15 @@ class Visitor:
                 if isinstance(frame, fr.Joined):
                     # Before the join resumes: the snapshot right behind this frame belongs to
                     # the new instance.
-                    replica.joined(frame.instance_id, self._pending_manifest)
+                    manifest = self._manifests.get(frame.world_id)
+                    for event in replica.joined(frame.instance_id, manifest):
+                        self._emit(event)
                     self.joined = frame
+                    p = frame.spawn.position
+                    self._position = (float(p[0]), float(p[1]), float(p[2]))
                 waiter.set_result(frame)
                 return None
             if isinstance(frame, fr.Denied):
                 self._emit(ErrorEvent("denied", frame.reason))
                 return None
         return f"the node sent an unexpected {type(frame).__name__} frame"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _describe_msg(msg: aiohttp.WSMessage) -> str:
-    if msg.type is aiohttp.WSMsgType.TEXT:
-        return "a text message (frames are binary)"
-    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-        return "a close (the connection ended)"
-    return f"a {msg.type.name} message"

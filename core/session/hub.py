@@ -344,7 +344,9 @@ class SessionHub:
     # --- time -----------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        times = [self.publisher.next_due()]
+        # Never published yet: due at once (next_due is -inf, which the filter below drops,
+        # and a node without instances would then never publish its load and gateway).
+        times = [max(self.publisher.next_due(), 0.0)]
         if self.next_tick is not None:
             times.append(self.next_tick)
         for room in [*self.rooms.values(), *self.closed.values()]:

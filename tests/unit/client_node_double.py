@@ -9,15 +9,19 @@ real Ed25519 verification, so a client that signs wrongly is refused as a node w
 
 Worlds (the scripts a test picks by world id):
 
-- ``land:1``: `Joined`, then `StateSnapshot` (one door op and one chat line, both signed by
-  `BOB`'s session key) and a full `ViewerFrame` with Bob in it;
+- ``land:1`` (and any id in `open_worlds`): `Joined` at `spawn`, then `StateSnapshot` (one
+  door op and one chat line, both signed by `BOB`'s session key) and a full `ViewerFrame`
+  with Bob in it;
 - ``land:2``: `Denied("denied: no valid ticket for this world")`;
 - ``land:3``: `RedirectTo` another double (`redirect_to`), which seats the visitor in land:3;
 - ``land:4``: `RedirectTo` itself again on every join (a redirect loop);
 - anything else: `Denied("denied: no such world")`.
 
 Everything the visitor sends after `Hello` lands in `received` (an asyncio queue); the test
-pushes frames with `send` and `send_raw`.
+pushes frames with `send` and `send_raw`. A visitor may connect again (a reconnect): each
+connection signs in anew and `session_keys` lists the key each one named. The manifest route
+`GET /api/worlds/{id}/manifest` serves `manifests` (world id -> bytes; 404 otherwise) and
+records the ids asked for in `manifest_asks`.
 """
 
 from __future__ import annotations
@@ -55,34 +59,34 @@ T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 NOW = T0.timestamp()
 INSTANCE = "inst-1"
 BOB_ADDRESS = "0x" + "b" * 40
-MANIFEST = parse_manifest(
-    json.dumps(
-        {
-            "name": "Door world",
-            "settings": {
-                "maxPlayers": 8,
-                "visibility": "public",
-                "spawnPoint": {"x": 1, "y": 0, "z": 1},
+MANIFEST_BYTES = json.dumps(
+    {
+        "name": "Door world",
+        "settings": {
+            "maxPlayers": 8,
+            "visibility": "public",
+            "spawnPoint": {"x": 1, "y": 0, "z": 1},
+        },
+        "objects": [
+            {
+                "id": "door",
+                "type": "door",
+                "properties": {"open": False},
+                "interactions": {"onClick": "toggle:open", "onEnter": 'set:color="red"'},
+                "permissions": {"canModify": True},
             },
-            "objects": [
-                {
-                    "id": "door",
-                    "type": "door",
-                    "properties": {"open": False},
-                    "interactions": {"onClick": "toggle:open", "onEnter": 'set:color="red"'},
-                    "permissions": {"canModify": True},
-                },
-                {"id": "statue", "type": "cube", "interactions": {"onClick": "toggle:lit"}},
-                {
-                    "id": "throne",
-                    "type": "cube",
-                    "interactions": {"onClick": "toggle:lit"},
-                    "permissions": {"canModify": True, "owner": "0x" + "c" * 40},
-                },
-            ],
-        }
-    ).encode()
-)
+            {"id": "statue", "type": "cube", "interactions": {"onClick": "toggle:lit"}},
+            {
+                "id": "throne",
+                "type": "cube",
+                "interactions": {"onClick": "toggle:lit"},
+                "permissions": {"canModify": True, "owner": "0x" + "c" * 40},
+            },
+        ],
+    }
+).encode()
+MANIFEST = parse_manifest(MANIFEST_BYTES)
+SPAWN = Transform((1.0, 0.0, 1.0))
 
 
 def visitor_id(key: Ed25519PrivateKey) -> str:
@@ -123,6 +127,11 @@ class NodeDouble:
         self.signed_in: list[str] = []  # addresses admitted, in order
         self.challenge_override: fr.Challenge | None = None
         self.first_frame: bytes | None = None  # sent instead of the Challenge when set
+        self.open_worlds = {"land:1"}
+        self.spawn = SPAWN
+        self.manifests: dict[str, bytes] = {"land:1": MANIFEST_BYTES}
+        self.manifest_asks: list[str] = []
+        self.session_keys: list[bytes] = []
         self._ws: web.WebSocketResponse | None = None
         self.connected = asyncio.Event()
         self.closed = asyncio.Event()
@@ -134,7 +143,16 @@ class NodeDouble:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/session", self._session)
+        app.router.add_get("/api/worlds/{world_id:.+}/manifest", self._manifest)
         return app
+
+    async def _manifest(self, request: web.Request) -> web.Response:
+        world_id = request.match_info["world_id"]
+        self.manifest_asks.append(world_id)
+        data = self.manifests.get(world_id)
+        if data is None:
+            raise web.HTTPNotFound(text="no such world")
+        return web.Response(body=data, content_type="application/json")
 
     async def send(self, frame: fr.Frame) -> None:
         assert self._ws is not None
@@ -154,9 +172,9 @@ class NodeDouble:
             if isinstance(frame, kind):
                 return frame
 
-    async def close_visitor(self) -> None:
+    async def close_visitor(self, code: int = 1000, message: bytes = b"") -> None:
         assert self._ws is not None
-        await self._ws.close()
+        await self._ws.close(code=code, message=message)
 
     async def _session(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=wire.MAX_FRAME)
@@ -205,6 +223,7 @@ class NodeDouble:
             await ws.close()
             return
         self.signed_in.append(claims.address)
+        self.session_keys.append(claims.session_key)
         me = base64.urlsafe_b64encode(claims.session_key).rstrip(b"=").decode()
         expires = int(claims.expires_at.timestamp() * 1000)
         await ws.send_bytes(wire.encode(fr.SignedIn(me, claims.address, expires)))
@@ -222,8 +241,8 @@ class NodeDouble:
 
     async def _join(self, ws: web.WebSocketResponse, world_id: str) -> None:
         bob = self.bob
-        if world_id == "land:1" or (world_id == "land:3" and self.redirect_to is None):
-            await self.send(fr.Joined(world_id, INSTANCE, self.node_id, 3))
+        if world_id in self.open_worlds or (world_id == "land:3" and self.redirect_to is None):
+            await self.send(fr.Joined(world_id, INSTANCE, self.node_id, 3, self.spawn))
             await self.send(
                 fr.StateSnapshot(
                     INSTANCE,
@@ -235,7 +254,7 @@ class NodeDouble:
                 ViewerFrame(
                     1,
                     None,
-                    {bob.visitor: Transform((1.0, 0.0, 1.0))},
+                    {bob.visitor: Transform((1.0, 0.0, 1.0))},  # beside us, at the spawn
                     (),
                     {bob.visitor: {"address": bob.address, "avatar": "a1"}},
                 )

@@ -30,7 +30,15 @@ from fluxnode.core.session import wire
 from fluxnode.core.session.chat import ChatMessage
 from fluxnode.core.session.presence import Transform, ViewerFrame
 from fluxnode.core.session.state import StateOp, WorldState
-from tests.unit.client_node_double import CHAIN, INSTANCE, MANIFEST, NOW, NodeDouble, running
+from tests.unit.client_node_double import (
+    CHAIN,
+    INSTANCE,
+    MANIFEST,
+    NOW,
+    SPAWN,
+    NodeDouble,
+    running,
+)
 
 WAIT = 10.0  # a guard so a broken client fails fast; nothing is asserted about time
 
@@ -85,7 +93,7 @@ async def test_signs_in_joins_and_gets_snapshot_peers_and_chat(node: NodeDouble)
     async with await connect(node, key, world_id="land:1", manifest=MANIFEST) as v:
         assert node.signed_in == [address]  # the real EntryVerifier admitted the proof
         assert v.address == address
-        assert v.joined == fr.Joined("land:1", INSTANCE, "node-a", 3)
+        assert v.joined == fr.Joined("land:1", INSTANCE, "node-a", 3, SPAWN)
         bob = node.bob
         assert await next_of(v, StateChanged) == StateChanged("door", "open", True, bob.address)
         chat = await next_of(v, Chat)
@@ -170,6 +178,7 @@ async def test_interact_sends_an_op_every_replica_accepts(node: NodeDouble) -> N
 
 
 async def test_interact_without_a_manifest_is_refused_and_sends_nothing(node: NodeDouble) -> None:
+    node.manifests.clear()  # the node has none to serve either
     async with await connect(node, world_id="land:1") as v:
         with pytest.raises(NoManifest):
             await v.interact("door")
