@@ -87,7 +87,7 @@ class LightNode:
         self.admission: Admission = service.admission
         self.catalog = catalog
         self._reports = reports
-        self._clock = clock
+        self.clock = clock
         self._pending: ExpiringTable[tuple[Challenge, bytes]] = ExpiringTable(MAX_PENDING)
         self._tokens: ExpiringTable[SignedInVisitor] = ExpiringTable(MAX_TOKENS)
         self.signed_in = 0
@@ -107,7 +107,7 @@ class LightNode:
 
     async def auth_challenge(self, session_key: bytes, address: str) -> AuthChallenge:
         checksummed = to_checksum_address(address)  # SiweError (400) for a non-address
-        now = self._clock()
+        now = self.clock()
         challenge = self.admission.challenge()
         message = build_entry_message(
             domain=challenge.domain,
@@ -125,7 +125,7 @@ class LightNode:
     async def auth_verify(
         self, message: str, signature: bytes, session_key: bytes, possession_signature: bytes
     ) -> AuthToken:
-        now = self._clock()
+        now = self.clock()
         pending = self._pending.pop(visitor_id(session_key), now)
         if pending is None:
             raise EntryProofInvalid(
@@ -143,7 +143,7 @@ class LightNode:
         return AuthToken(token, who.visitor, who.address, who.expires_at)
 
     def _holder(self, token: str) -> SignedInVisitor:
-        who = self._tokens.get(token, self._clock())
+        who = self._tokens.get(token, self.clock())
         if who is None:
             raise TokenInvalid("unknown or expired token: sign in again")
         return who
@@ -165,7 +165,7 @@ class LightNode:
         except (FluxError, TimeoutError):
             return JoinAnswer(False, DENIED_MANIFEST, world_id)
         hub = self.service.hub
-        now = self._clock()
+        now = self.clock()
         placement = place(
             world_id,
             hub.directory,
