@@ -88,6 +88,7 @@ class Stack:
     reports: ReportsStore
     host: LoneHost
     owner: LocalAccount
+    app: web.Application | None = None
     banned: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -151,6 +152,7 @@ async def light_stack(tmp_path: Path, limits: GatewayLimits | None = None) -> As
     task = asyncio.create_task(service.run())
     stack = Stack(f"http://{domain}", domain, light, service, records, by_id, reports, host, owner)
     stack.banned = banned
+    stack.app = app
     try:
         yield stack
     finally:
