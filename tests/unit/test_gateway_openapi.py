@@ -46,9 +46,8 @@ async def test_every_registered_route_is_documented_and_every_documented_one_exi
     tmp_path: Path,
 ) -> None:
     async with light_stack(tmp_path) as stack:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(stack.url + "/api/openapi.json") as resp:
-                served = await resp.json()
+        async with aiohttp.ClientSession() as http, http.get(stack.url + "/api/openapi.json") as r:
+            served = await r.json()
         assert served == json.loads(json.dumps(DOCUMENT))
         assert stack.app is not None
         registered = _registered(stack.app)
