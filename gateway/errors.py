@@ -1,4 +1,5 @@
-"""Every HTTP error is a JSON body `{"code", "message"}`; never a traceback, never a local path.
+"""Every HTTP error is a JSON body `{"error": {"code", "message"}}` (plus `"reason"` inside
+`error` for errors that name a failed rule); never a traceback, never a local path.
 
 Two layers produce errors. The middleware turns what a handler raises into JSON; on the public
 gateway (`expose_local=False`) a `LocalError` (our side: a corrupted block, a full disk) keeps
@@ -32,11 +33,25 @@ MAX_LINE_BYTES = 8191
 MAX_FIELD_BYTES = 8190
 
 
-def error_response(status: int, code: str, message: str, reason: str | None = None) -> web.Response:
-    body = {"code": code, "message": message}
+def error_body(code: str, message: str, reason: str | None = None) -> dict[str, dict[str, str]]:
+    """The one error shape of every route: `{"error": {"code", "message", "reason"?}}`."""
+    inner = {"code": code, "message": message}
     if reason is not None:
-        body["reason"] = reason
-    return web.json_response(body, status=status)
+        inner["reason"] = reason
+    return {"error": inner}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    reason: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(error_body(code, message, reason), status=status, headers=headers)
+
+
+_KEPT_HEADERS = frozenset(("Allow", "Retry-After"))
 
 
 def client_gone(request: web.BaseRequest) -> bool:
@@ -55,7 +70,10 @@ def make_error_middleware(*, expose_local: bool) -> Middleware:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            # aiohttp's own answers (404, 405, 413) keep the headers that go with them.
+            kept = {k: v for k, v in exc.headers.items() if k in _KEPT_HEADERS}
+            code = exc.reason.lower().replace(" ", "_")
+            return error_response(exc.status, code, exc.reason, headers=kept)
         except FluxError as exc:
             if exc.http_status >= 500:
                 log.warning("%s %s: %s (%s)", request.method, request.raw_path, exc, exc.code)

@@ -34,6 +34,15 @@ class GatewayLimits:
     header_timeout_s: float = 15.0
     #: Longest wait for a client to take more response bytes before the connection is dropped.
     write_stall_s: float = 60.0
+    #: Origins whose browsers may call the API across origins (`gateway.cors_origins`);
+    #: empty: no CORS headers at all; `"*"`: any origin.
+    cors_origins: tuple[str, ...] = ()
+    #: Token buckets of the light-client routes (gateway/guard.py): per client IP, and per
+    #: signed-in address for requests with a session token.
+    ip_rate: float = 20.0
+    ip_burst: float = 60.0
+    address_rate: float = 5.0
+    address_burst: float = 30.0
 
 
 LIMITS_KEY = web.AppKey("gateway_limits", GatewayLimits)

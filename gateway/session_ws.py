@@ -1,4 +1,10 @@
-"""`GET /session`: the session protocol's WebSocket (binary messages, one frame each).
+"""`GET /session` and `GET /ws`: the session protocol's WebSocket (binary messages, one frame each).
+
+`/ws` is the same protocol for browsers, with one addition: a client that signed in over HTTP
+(`POST /api/auth/verify`) passes its token as `?token=<token>` (a browser's WebSocket cannot
+set headers) or `Authorization: Bearer <token>`, and the node skips `Challenge`/`Hello` and
+sends `SignedIn` first. A bad or expired token is refused before the upgrade (401, JSON).
+Without a token `/ws` is exactly `/session`.
 
 A slow client must never stall the node: frames for a client go into a bounded queue that one
 writer task drains; when the queue is full the client is dropped (close code 1008, "too slow")
@@ -12,11 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from fluxnode.core.session.gate import SessionGate, SessionPeer
+from fluxnode.core.errors import TokenInvalid
+from fluxnode.core.light_api import LightApi
+from fluxnode.core.session.gate import SessionGate, SessionPeer, SessionSink
 from fluxnode.core.session.wire import MAX_FRAME
+from fluxnode.gateway.api_input import bearer_token, check_token_text
 
 log = logging.getLogger("fluxnode.gateway.session")
 
@@ -68,7 +78,31 @@ class _Sink:
         )
 
 
+Opener = Callable[[SessionSink], Awaitable[SessionPeer]]
+
+
 async def session_socket(request: web.Request) -> web.StreamResponse:
+    gate = request.app[SESSION_GATE_KEY]
+    remote = request.remote or ""
+    return await _serve(request, lambda sink: gate.open_session(sink, remote))
+
+
+async def browser_socket(request: web.Request) -> web.StreamResponse:
+    """`/ws`: `/session`, or already signed in by a token (see the module docstring)."""
+    token = request.query.get("token")
+    if token is None and "Authorization" in request.headers:
+        token = bearer_token(request)
+    if token is None:
+        return await session_socket(request)
+    light = request.app.get(LIGHT_WS_KEY)
+    if light is None:
+        raise TokenInvalid("this gateway takes no tokens: send Hello after Challenge")
+    light.token_holder(check_token_text(token))  # TokenInvalid (401) before the upgrade
+    remote = request.remote or ""
+    return await _serve(request, lambda sink: light.open_token_session(sink, remote, token))
+
+
+async def _serve(request: web.Request, open_peer: Opener) -> web.StreamResponse:
     counter = request.app[_OPEN_KEY]
     if counter[0] >= MAX_CONNECTIONS:
         raise web.HTTPServiceUnavailable(reason="too many sessions")
@@ -81,7 +115,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     writer = asyncio.create_task(sink.write_loop())
     peer: SessionPeer | None = None
     try:
-        peer = await request.app[SESSION_GATE_KEY].open_session(sink, request.remote or "")
+        peer = await open_peer(sink)
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 await peer.receive(msg.data)
@@ -104,6 +138,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
 
 
 _OPEN_KEY = web.AppKey("session_open", list)
+LIGHT_WS_KEY = web.AppKey("light_ws", LightApi)
 
 
 async def world_manifest(request: web.Request) -> web.Response:
@@ -114,9 +149,14 @@ async def world_manifest(request: web.Request) -> web.Response:
     )
 
 
-def add_session_route(app: web.Application, gate: SessionGate) -> None:
+def add_session_route(
+    app: web.Application, gate: SessionGate, light: LightApi | None = None
+) -> None:
     app[SESSION_GATE_KEY] = gate
     app[_OPEN_KEY] = [0]
     app.router.add_get("/session", session_socket)
+    app.router.add_get("/ws", browser_socket)
+    if light is not None:
+        app[LIGHT_WS_KEY] = light
     # World ids may hold a "/" (``0x…/slug``): the id is everything before "/manifest".
     app.router.add_get("/api/worlds/{world_id:.+}/manifest", world_manifest)

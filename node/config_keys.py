@@ -42,6 +42,7 @@ MAX_DENYLIST_FILES = 64
 MAX_RPC_ENDPOINTS = 16
 MAX_HOSTING_ENTRIES = 10_000
 MAX_TICK_HZ = 30
+MAX_CORS_ORIGINS = 64
 
 #: The variable naming the data dir: read before the config file, so it is no config key.
 DATA_DIR_ENV = "FLUX_DATA_DIR"
@@ -111,6 +112,8 @@ class NetworkSection:
 class GatewaySection:
     enabled: bool
     listen: HostPort
+    #: Origins whose pages may call the gateway's API from a browser; empty = no CORS headers.
+    cors_origins: tuple[str, ...]
 
     @property
     def url(self) -> str | None:
@@ -202,6 +205,16 @@ _PEER = Text(
 _SIZE = Size(1, 1 << 40)
 
 
+def check_origin(text: str) -> str:
+    """A browser origin, `scheme://host[:port]` (no path, no trailing slash), or `*`."""
+    if text == "*":
+        return text
+    scheme, sep, rest = text.partition("://")
+    if scheme not in ("http", "https") or not sep or not is_authority(rest, require_host=True):
+        raise ValueError(f"not an origin (http[s]://host[:port], or *): {text[:60]!r}")
+    return text
+
+
 def check_domain(text: str) -> str:
     """A SIWE domain is an RFC 3986 authority with a host (`example.org`, `127.0.0.1:8011`)."""
     if not is_authority(text, require_host=True):
@@ -267,6 +280,17 @@ KEYS: tuple[KeySpec, ...] = (
         flag="--gateway",
         flag_also=(("gateway.enabled", True),),
         metavar="HOST:PORT",
+    ),
+    KeySpec(
+        "gateway.cors_origins",
+        ListOf(
+            Text("origin", check=check_origin), max_items=MAX_CORS_ORIGINS, doc="list of origins"
+        ),
+        [],
+        "browser origins (`https://app.example`, or `*` for any) allowed to call the gateway's "
+        "API across origins; empty: no CORS headers",
+        env="FLUX_GATEWAY_CORS_ORIGINS",
+        example='["https://app.example"]',
     ),
     KeySpec(
         "log.level",

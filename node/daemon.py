@@ -25,7 +25,7 @@ from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import ConfigError, FluxError
 from fluxnode.core.status import NodeStatus
-from fluxnode.gateway import GatewayRunner, make_gateway_app
+from fluxnode.gateway import GatewayLimits, GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.answers import NodeAnswers
 from fluxnode.node.bans import BANS_TOPIC
@@ -35,9 +35,11 @@ from fluxnode.node.datadir import read_key, remove_node_json, write_node_json
 from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
+from fluxnode.node.light_api import LightNode
 from fluxnode.node.loops import Loops
 from fluxnode.node.moderation import Moderation
-from fluxnode.node.session_setup import build_sessions
+from fluxnode.node.node_metrics import NodeMetrics
+from fluxnode.node.session_setup import build_light, build_sessions
 from fluxnode.node.sessions import INSTANCES_TOPIC, SessionService
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_key
 from fluxnode.node.worldstore import WORLDS_DB, WorldStore
@@ -290,7 +292,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
     answers = NodeAnswers(repo)
     host = HostClient(settings, answers)
     runners: list[web.AppRunner] = []
-    stores: list[WorldStore | HostingStore | Moderation | SessionService] = []
+    stores: list[WorldStore | HostingStore | Moderation | SessionService | LightNode] = []
     chain = open_chain(cfg, required=False)
     try:
         info = await host.start()
@@ -347,8 +349,16 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         answers.sessions = sessions  # directory gossip is validated from here on
 
         if gw_sock is not None:
-            content = RepoContent(repo)
-            app = make_gateway_app(node, content, sessions=sessions)
+            light = build_light(sessions, node.worlds, node.moderation)
+            stores.append(light)
+            gauges = NodeMetrics(
+                host=host, repo=repo, worlds=lambda: len(node.worlds.book), hub=sessions.hub,
+                chain=chain,
+            )  # fmt: skip
+            limits = GatewayLimits(cors_origins=cfg.gateway.cors_origins)
+            app = make_gateway_app(
+                node, RepoContent(repo), limits, sessions=sessions, light=light, metrics=gauges
+            )
             gw_runner = GatewayRunner(app, access_log=None)
             runners.append(gw_runner)
             await _start_site(gw_runner, lambda r: web.SockSite(r, gw_sock))

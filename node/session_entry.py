@@ -165,6 +165,15 @@ class Admission:
             raise NotFound(f"this node does not know the world {world_id[:200]}")
         return (await self._manifest(record))[0]
 
+    async def manifest_if_held(self, record: WorldRecord) -> WorldManifest | None:
+        """The manifest from the cache or the store, never the network (None if not held)."""
+        cached = self._manifests.get(str(record.cid))
+        if cached is not None:
+            return cached[1]
+        if not await asyncio.to_thread(self._repo.is_servable, record.cid):
+            return None
+        return await self.manifest(record)
+
     async def _manifest(self, record: WorldRecord) -> tuple[bytes, WorldManifest]:
         key = str(record.cid)
         cached = self._manifests.get(key)

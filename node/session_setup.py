@@ -12,6 +12,8 @@ from fluxnode.core.access import ChainFacts
 from fluxnode.core.session.hub import SessionHub
 from fluxnode.core.world_record import WorldRecord
 from fluxnode.node.config import Config
+from fluxnode.node.light_api import LightNode
+from fluxnode.node.light_catalog import WorldCatalog
 from fluxnode.node.session_entry import Admission
 from fluxnode.node.sessions import SessionService
 from fluxnode.p2p import HostClient
@@ -114,3 +116,17 @@ def build_sessions(
     service.report_sink = moderation.reports
     service.closers.append(nonces.close)
     return service
+
+
+def build_light(
+    service: SessionService, worlds: WorldDirectory, moderation: Moderation
+) -> LightNode:
+    """The gateway's light-client API (`fluxnode.core.light_api.LightApi`) over the session
+    service: its admission checks, its hub's directory, the moderation's reports store."""
+    catalog = WorldCatalog(
+        records=worlds.book.records,
+        record_of=worlds.book.get,
+        admission=service.admission,
+        hub=service.hub,
+    )
+    return LightNode(service, catalog, moderation.reports)

@@ -38,7 +38,12 @@ from fluxnode.core.session.hub import SessionHub
 from fluxnode.core.session.visitors import WorldInfo
 from fluxnode.core.session.wire import decode, encode
 from fluxnode.core.world import JsonValue
-from fluxnode.node.session_entry import DENIED_MANIFEST, DENIED_NOT_SIGNED_IN, Admission
+from fluxnode.node.session_entry import (
+    DENIED_MANIFEST,
+    DENIED_NOT_SIGNED_IN,
+    Admission,
+    SignedInVisitor,
+)
 from fluxnode.p2p import HostClient
 
 log = logging.getLogger("fluxnode.node.sessions")
@@ -168,6 +173,19 @@ class SessionService:
             conn.send(Denied(f"denied: entry proof refused ({reason}): {exc}"[:500]))
             conn.sink.close(CLOSE_POLICY, "sign-in refused")
             return
+        self._signed_in(conn, who)
+
+    async def open_signed_in(
+        self, sink: SessionSink, remote: str, who: SignedInVisitor
+    ) -> SessionPeer:
+        """A connection whose visitor already signed in over HTTP: `SignedIn` first, no
+        Challenge (the gateway's `/ws?token=`)."""
+        conn = _Connection(self, sink, remote)
+        self.stats.connections += 1
+        self._signed_in(conn, who)
+        return conn
+
+    def _signed_in(self, conn: _Connection, who: SignedInVisitor) -> None:
         old = self._by_visitor.get(who.visitor)
         if old is not None and old is not conn:  # the same session key on a new connection
             old.visitor = None

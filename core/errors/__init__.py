@@ -33,6 +33,7 @@ from fluxnode.core.errors.base import NodeStarting as NodeStarting
 from fluxnode.core.errors.base import NotEnabled as NotEnabled
 from fluxnode.core.errors.base import NotFound as NotFound
 from fluxnode.core.errors.base import OperationTimedOut as OperationTimedOut
+from fluxnode.core.errors.base import PayloadTooLarge as PayloadTooLarge
 from fluxnode.core.errors.base import PeerError as PeerError
 from fluxnode.core.errors.base import ReasonError as ReasonError
 from fluxnode.core.errors.base import RemoteError as RemoteError
@@ -85,4 +86,5 @@ from fluxnode.core.errors.session import SessionDenied as SessionDenied
 from fluxnode.core.errors.session import SessionError as SessionError
 from fluxnode.core.errors.session import SessionLost as SessionLost
 from fluxnode.core.errors.session import SessionSignatureInvalid as SessionSignatureInvalid
+from fluxnode.core.errors.session import TokenInvalid as TokenInvalid
 from fluxnode.core.errors.session import TransformRejected as TransformRejected

@@ -108,6 +108,13 @@ class BadRequest(RemoteError):
     code = "bad_request"
 
 
+class PayloadTooLarge(BadRequest):
+    """A request body is over its limit (HTTP 413); nothing of it was used."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
 class OperationTimedOut(LocalError):
     """We gave up waiting for something local (e.g. the running node did not answer in time)."""
 

@@ -64,6 +64,14 @@ class EntryProofInvalid(ReasonError, SessionError):
     code = "entry_proof_invalid"
 
 
+class TokenInvalid(SessionError):
+    """A light client's session token (`POST /api/auth/verify`) is missing, malformed, unknown
+    to this node or expired: sign in again."""
+
+    code = "token_invalid"
+    http_status = 401
+
+
 class SessionSignatureInvalid(SessionError):
     """Something that must be signed by the visitor's session key (Ed25519) is not."""
 

@@ -219,6 +219,21 @@ class Directory:
             )
         return views
 
+    def world_counts(self, now: float) -> dict[str, tuple[int, int]]:
+        """(open instances, visitors) of every world with an open instance, in one pass
+        (the same merge as `instances`: the highest count any fresh report gives)."""
+        merged: dict[tuple[str, str], int] = {}
+        for (world, instance, _), summary in self._summaries.items():
+            if summary.updated_at + self.ttl > now:
+                key = (world, instance)
+                merged[key] = max(merged.get(key, 0), summary.count)
+        out: dict[str, tuple[int, int]] = {}
+        for (world, _), count in merged.items():
+            if count > 0:
+                n, visitors = out.get(world, (0, 0))
+                out[world] = (n + 1, visitors + count)
+        return out
+
 
 def summarize(table: SeatTable, world_id: str, now: float) -> InstanceSummary:
     """The summary this node publishes for an instance it is a member of."""

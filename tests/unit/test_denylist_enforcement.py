@@ -144,7 +144,7 @@ async def expect_451(client: TestClient, target: str) -> None:
     r = await client.get(target)
     assert r.status == 451, (target, r.status, await r.text())
     body = await r.json()
-    assert body["code"] == "content_denied"
+    assert body["error"]["code"] == "content_denied"
 
 
 async def test_gateway_answers_451_for_denied_cid(

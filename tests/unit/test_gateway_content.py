@@ -128,7 +128,7 @@ async def test_unpinned_content_is_not_served(client: TestClient, repo: Repo) ->
     cid = repo.add(io.BytesIO(b"not pinned"), pin=False).cid  # type: ignore[arg-type]
     r = await client.get(f"/ipfs/{cid}")
     assert r.status == 404
-    assert (await r.json())["code"] == "not_found"
+    assert (await r.json())["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ async def test_bad_requests_answer_400_json(
     # Sent byte for byte: an HTTP client library would normalise the dot segments away.
     status, body = await raw_get(client, path.format(cid=cid))
     assert status == 400
-    assert json.loads(body)["code"] == code
+    assert json.loads(body)["error"]["code"] == code
     assert b"Traceback" not in body
 
 
@@ -166,6 +166,6 @@ async def test_missing_path_is_404_and_corrupt_block_is_500_not_served(
     r = await client.get(f"/ipfs/{cid}/world.json")
     assert r.status == 500
     body = await r.json()
-    assert body["code"] == "block_corrupted"
+    assert body["error"]["code"] == "block_corrupted"
     assert "evil" not in str(body)
     assert Cid.parse(str(file_cid)) == file_cid

@@ -125,7 +125,7 @@ async def test_aiohttp_protocol_errors_are_json(
     assert resp.status == status
     assert resp.headers["content-type"].startswith("application/json")
     body = json.loads(resp.body)
-    assert body["code"] == code
+    assert body["error"]["code"] == code
     assert b"a" * 200 not in resp.body  # the oversized input is not echoed back
     no_tracebacks(caplog)
 
@@ -173,7 +173,7 @@ async def test_names_with_a_newline_are_looked_up(port: int, repo: Repo, tmp_pat
     assert (inner.status, inner.body) == (200, b"inner")
     missing = await raw_request(port, get(f"/ipfs/{cid}/no%0Asuch"))
     assert missing.status == 404
-    assert json.loads(missing.body)["code"] == "path_not_found"
+    assert json.loads(missing.body)["error"]["code"] == "path_not_found"
 
 
 async def test_client_disconnect_mid_stream_is_logged_at_debug(

@@ -101,11 +101,11 @@ async def test_range_starting_in_a_corrupted_leaf_is_a_json_500_without_paths(
     resp = await raw_request(port, get(f"/ipfs/{root}", f"Range: bytes={start}-"))
     assert resp.status == 500
     assert resp.headers["content-type"].startswith("application/json")
-    assert json.loads(resp.body)["code"] == "block_corrupted"
+    assert json.loads(resp.body)["error"]["code"] == "block_corrupted"
     assert_no_path(resp.body, repo)
     raw = await raw_request(port, get(f"/ipfs/{leaf}?format=raw"))
     assert raw.status == 500
-    assert json.loads(raw.body)["code"] == "block_corrupted"
+    assert json.loads(raw.body)["error"]["code"] == "block_corrupted"
     assert_no_path(raw.body, repo)
 
 
@@ -142,7 +142,7 @@ async def test_corrupted_directory_block_is_a_json_500_without_paths(
     for target in (f"/ipfs/{root}/", f"/ipfs/{root}?format=car", f"/ipfs/{root}?format=raw"):
         resp = await raw_request(port, get(target))
         assert resp.status == 500, target
-        assert json.loads(resp.body)["code"] == "block_corrupted"
+        assert json.loads(resp.body)["error"]["code"] == "block_corrupted"
         assert_no_path(resp.body, repo)
 
 
@@ -170,7 +170,7 @@ async def test_direct_pin_covers_its_block_only(port: int, repo: Repo, tmp_path:
     ):
         resp = await raw_request(port, get(target))
         assert resp.status == 404, target
-        assert json.loads(resp.body)["code"] == "not_found"
+        assert json.loads(resp.body)["error"]["code"] == "not_found"
     block_car = await raw_request(port, get(f"/ipfs/{root}?format=car&dag-scope=block"))
     assert block_car.status == 200
     car = io.BytesIO(dechunk(block_car.body)[0])

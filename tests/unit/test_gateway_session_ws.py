@@ -128,4 +128,4 @@ async def test_the_manifest_route_takes_world_ids_with_a_slash_and_404s_unknown_
             assert ok.content_type == "application/json"
         async with http.get(f"{base}/0xabc/nope/manifest") as missing:
             assert missing.status == 404
-            assert (await missing.json())["code"] == "not_found"
+            assert (await missing.json())["error"]["code"] == "not_found"

@@ -143,3 +143,16 @@ def test_summarize_reports_the_seat_tables_view() -> None:
         4,
         "alice",
     )
+
+
+def test_world_counts_merge_reports_like_instances_and_skip_closed_and_stale_ones() -> None:
+    d = Directory(ttl=10.0)
+    d.offer(summary("i1", ("a", "b"), 3, origin="a"), 100.0)
+    d.offer(summary("i1", ("a", "b"), 2, origin="b"), 100.0)  # the highest count wins
+    d.offer(summary("i2", ("c",), 1), 100.0)
+    d.offer(summary("i3", ("d",), 0), 100.0)  # closed
+    d.offer(InstanceSummary("land:8", "j", ("e",), 4, 8, 95.0, "e"), 100.0)
+    assert d.world_counts(100.0) == {W: (2, 4), "land:8": (1, 4)}
+    assert d.world_counts(105.5) == {W: (2, 4)}  # land:8's report is stale by now
+    views = d.instances(W, 100.0)
+    assert (len(views), sum(v.count for v in views)) == d.world_counts(100.0)[W]
