@@ -491,7 +491,9 @@ class Visitor:
                 else:
                     waiter.set_result(frame)
                 return None
-            if isinstance(frame, fr.Denied):
+            if isinstance(frame, fr.Denied):  # the node ends the session: say why in `Closed`
                 self._emit(ErrorEvent("denied", frame.reason))
+                if self._link is not None:
+                    self._link.denied = frame.reason
                 return None
         return f"the node sent an unexpected {type(frame).__name__} frame"
