@@ -22,6 +22,7 @@ from fluxnode.core.session import wire
 NO_RETRY_CODES: Final = frozenset({aiohttp.WSCloseCode.POLICY_VIOLATION})
 #: Close reasons that mean the same: our session key is in use on another connection.
 NO_RETRY_REASONS: Final = frozenset({"signed in elsewhere"})
+_ENDED: Final = (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
 
 class Link:
@@ -34,6 +35,8 @@ class Link:
         self.tasks: list[asyncio.Task[None]] = []
         self.retiring = False  # closed by us (close, redirect, failed rejoin): no Closed event
         self.bad_frames = 0
+        #: The reason of a `Denied` the node sent outside a join: it is ending the session.
+        self.denied: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,16 @@ class Ending:
     retry: bool
 
 
-def ending_of_close(code: int | None, text: str | None) -> Ending:
-    text = (text or "").strip()[:200]
+def ending_of_close(code: int | None, text: str | None, denied: str | None = None) -> Ending:
+    """Why the node closed the connection. `denied`, the reason of the `Denied` it sent first,
+    is said in full (a close message holds only 123 bytes) and is never retried."""
+    text = denied or (text or "").strip()[:200]
     if code is None or code == aiohttp.WSCloseCode.OK:
         reason = f"the node closed the session: {text}" if text else "the node closed the session"
     else:
         reason = f"the node closed the session (code {code}{': ' + text if text else ''})"
-    return Ending(reason, code not in NO_RETRY_CODES and text not in NO_RETRY_REASONS)
+    retry = denied is None and code not in NO_RETRY_CODES and text not in NO_RETRY_REASONS
+    return Ending(reason, retry)
 
 
 async def open_ws(
@@ -120,7 +126,10 @@ async def read_frames(
     while True:
         msg = await link.ws.receive()
         if msg.type is aiohttp.WSMsgType.CLOSE:
-            return ending_of_close(link.ws.close_code, msg.extra)
+            return ending_of_close(link.ws.close_code, msg.extra, link.denied)
+        if link.denied is not None and msg.type in _ENDED:
+            # The node said why it ends the session; how the connection then went is by the way.
+            return ending_of_close(link.ws.close_code, None, link.denied)
         if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
             failure = link.ws.exception()
             if failure is not None:

@@ -23,7 +23,7 @@ send back (acks, resyncs). `Visitor` feeds it decoded frames; tests drive it dir
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,7 +31,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fluxnode.chain.entry import session_public_key, sign_session, verify_session_signature
 from fluxnode.client.events import Chat, Event, PeerJoined, PeerLeft, PeerMoved, StateChanged
 from fluxnode.client.events import Error as ErrorEvent
-from fluxnode.core.errors import ChatRejected, EntryProofInvalid, NoManifest, OpRejected
+from fluxnode.core.errors import (
+    ChatRejected,
+    EntryProofInvalid,
+    NoManifest,
+    OpRejected,
+    TransformRejected,
+)
 from fluxnode.core.session.chat import ChatMessage, text_problem
 from fluxnode.core.session.entry import SESSION_KEY_PREFIX, parse_session_key_resource
 from fluxnode.core.session.frames import Ack, Frame, Resync, StateSnapshot
@@ -47,6 +53,18 @@ MAX_ADDRESSES: Final = 1000
 MAX_SEEN_CHAT: Final = 256
 
 SessionVerify = Callable[[bytes, bytes, bytes], bool]
+
+
+def transform_of(position: Sequence[float], rotation: Sequence[float], anim: str) -> Transform:
+    """Our avatar's transform from what a caller passed; `TransformRejected` if it is none."""
+    try:
+        pos = tuple(float(c) for c in position)
+        rot = tuple(float(c) for c in rotation)
+    except (TypeError, ValueError):
+        raise TransformRejected("position and rotation must be numbers") from None
+    if len(pos) != 3 or len(rot) != 4:
+        raise TransformRejected("position is 3 numbers and rotation 4 (a quaternion)")
+    return Transform((pos[0], pos[1], pos[2]), (rot[0], rot[1], rot[2], rot[3]), anim)
 
 
 def visitor_key(visitor: str) -> bytes | None:

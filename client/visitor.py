@@ -45,18 +45,17 @@ from fluxnode.client.events import Error as ErrorEvent
 from fluxnode.client.links import session_url
 from fluxnode.client.manifest import ManifestSource, load_manifest, node_manifest
 from fluxnode.client.reconnect import Reconnect, reconnect
-from fluxnode.client.replica import Replica
+from fluxnode.client.replica import Replica, transform_of
 from fluxnode.client.signin import DEFAULT_LIFETIME, AccountKey, hello_for, wallet_from
 from fluxnode.core.errors import (
     JoinDenied,
     SessionLost,
     SiweUsageError,
-    TransformRejected,
 )
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
 from fluxnode.core.session.chat import ChatMessage
-from fluxnode.core.session.presence import Transform, ViewerFrame
+from fluxnode.core.session.presence import ViewerFrame
 from fluxnode.core.session.state import StateOp
 from fluxnode.core.world import WorldManifest
 
@@ -101,6 +100,7 @@ class Visitor:
         self._send_lock = asyncio.Lock()
         self._last_sent = 0.0
         self._join_waiter: asyncio.Future[JoinAnswer] | None = None
+        self._snapshot_for: str | None = None  # Joined's instance: its snapshot answers the join
         self._manifests: dict[str, WorldManifest] = {}  # by world id
         self._joining: str | None = None
         self._world: str | None = None  # the world to rejoin after a drop
@@ -201,8 +201,10 @@ class Visitor:
     # --- joining -----------------------------------------------------------------------------
 
     async def join(self, world_id: str, *, manifest: ManifestSource | None = None) -> fr.Joined:
-        """Enter `world_id`: `Joined`, or `JoinDenied` with the node's reason. A `RedirectTo`
-        is followed once (sign in at the node it names, join there); a second one is denied.
+        """Enter `world_id`: `Joined`, once the `StateSnapshot` behind it is applied (an
+        `interact` right after plans on the world's state), or `JoinDenied` with the node's
+        reason. A `RedirectTo` is followed once (sign in where it names, rejoin); a second
+        one is denied.
         `manifest` (object, file or URL) lets `interact` plan ops; without one, `interact`
         fetches it from the node (`GET /api/worlds/{id}/manifest`) when first needed."""
         if manifest is not None:
@@ -224,13 +226,16 @@ class Visitor:
         if self._join_waiter is not None and not self._join_waiter.done():
             raise SessionLost("a join is already under way")
         waiter = self._join_waiter = asyncio.get_running_loop().create_future()
+        self._snapshot_for = None
         await self._send(fr.Join(world_id))
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
         except TimeoutError:
-            raise SessionLost(f"the node did not answer Join within {self._timeout:g} s") from None
+            what = "StateSnapshot after Joined" if self._snapshot_for else "answer to Join"
+            raise SessionLost(f"the node sent no {what} within {self._timeout:g} s") from None
         finally:
             self._join_waiter = None
+            self._snapshot_for = None
 
     async def _follow(self, redirect: fr.RedirectTo) -> None:
         if not redirect.addresses:
@@ -267,15 +272,9 @@ class Visitor:
     ) -> None:
         """Send our avatar's transform (callers keep to 10 Hz and move on from `position`;
         the node refuses more, and steps faster than its speed limit)."""
-        try:
-            pos = tuple(float(c) for c in position)
-            rot = tuple(float(c) for c in rotation)
-        except (TypeError, ValueError):
-            raise TransformRejected("position and rotation must be numbers") from None
-        if len(pos) != 3 or len(rot) != 4:
-            raise TransformRejected("position is 3 numbers and rotation 4 (a quaternion)")
-        await self._send(Transform(pos, rot, anim))
-        self._position = (pos[0], pos[1], pos[2])
+        transform = transform_of(position, rotation, anim)
+        await self._send(transform)
+        self._position = transform.position
 
     async def interact(self, object_id: str, trigger: str = "onClick") -> StateOp:
         """Plan `trigger` on `object_id` on our replica, sign it and send it (see `Replica`).
@@ -469,6 +468,10 @@ class Visitor:
                 self._emit(event)
             for answer in replica.frames_to_send():
                 await self._send(answer)
+            waiter = self._join_waiter
+            due = isinstance(frame, fr.StateSnapshot) and frame.instance == self._snapshot_for
+            if due and waiter and not waiter.done() and self.joined:
+                waiter.set_result(self.joined)
             return None
         if isinstance(frame, fr.Error):
             self._emit(ErrorEvent(frame.code, frame.message))
@@ -477,17 +480,20 @@ class Visitor:
             waiter = self._join_waiter
             if waiter is not None and not waiter.done():
                 if isinstance(frame, fr.Joined):
-                    # Before the join resumes: the snapshot right behind this frame belongs to
-                    # the new instance.
+                    # The snapshot right behind belongs to this instance; it answers the join.
                     manifest = self._manifests.get(frame.world_id)
                     for event in replica.joined(frame.instance_id, manifest):
                         self._emit(event)
                     self.joined = frame
                     p = frame.spawn.position
                     self._position = (float(p[0]), float(p[1]), float(p[2]))
-                waiter.set_result(frame)
+                    self._snapshot_for = frame.instance_id
+                else:
+                    waiter.set_result(frame)
                 return None
-            if isinstance(frame, fr.Denied):
+            if isinstance(frame, fr.Denied):  # the node ends the session: say why in `Closed`
                 self._emit(ErrorEvent("denied", frame.reason))
+                if self._link is not None:
+                    self._link.denied = frame.reason
                 return None
         return f"the node sent an unexpected {type(frame).__name__} frame"

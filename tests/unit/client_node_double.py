@@ -21,7 +21,9 @@ Everything the visitor sends after `Hello` lands in `received` (an asyncio queue
 pushes frames with `send` and `send_raw`. A visitor may connect again (a reconnect): each
 connection signs in anew and `session_keys` lists the key each one named. The manifest route
 `GET /api/worlds/{id}/manifest` serves `manifests` (world id -> bytes; 404 otherwise) and
-records the ids asked for in `manifest_asks`.
+records the ids asked for in `manifest_asks`. With `close_on` set to a frame type, the double
+closes the session once the visitor sent one; with `snapshot_after`, it holds back what follows
+`Joined` (snapshot, viewer frame) until the visitor sent a frame of that type.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,8 +119,9 @@ class Peer:
 
 
 class NodeDouble:
-    def __init__(self, node_id: str = "node-a") -> None:
+    def __init__(self, node_id: str = "node-a", clock: Callable[[], datetime] = lambda: T0) -> None:
         self.node_id = node_id
+        self.clock = clock  # the verifier's: a visitor in another process uses the real one
         self.port = 0
         self.bob = Peer()
         self.redirect_to: str | None = None
@@ -127,6 +130,9 @@ class NodeDouble:
         self.signed_in: list[str] = []  # addresses admitted, in order
         self.challenge_override: fr.Challenge | None = None
         self.first_frame: bytes | None = None  # sent instead of the Challenge when set
+        self.close_on: type | None = None
+        self.snapshot_after: type | None = None
+        self._held: list[fr.Frame] = []
         self.open_worlds = {"land:1"}
         self.spawn = SPAWN
         self.manifests: dict[str, bytes] = {"land:1": MANIFEST_BYTES}
@@ -193,7 +199,7 @@ class NodeDouble:
             domain = f"127.0.0.1:{self.port}"
             self.verifier = EntryVerifier(
                 domain=domain, chain_id=CHAIN, uri_prefix=f"http://{domain}/session",
-                clock=lambda: T0,
+                clock=self.clock,
             )  # fmt: skip
         return self.verifier
 
@@ -236,6 +242,13 @@ class NodeDouble:
                 await ws.send_bytes(wire.encode(fr.Error(exc.code, str(exc))))
                 continue
             await self.received.put(frame)
+            if self.close_on is not None and isinstance(frame, self.close_on):
+                await ws.close()
+                return
+            if self._held and self.snapshot_after and isinstance(frame, self.snapshot_after):
+                for held in self._held:
+                    await self.send(held)
+                self._held.clear()
             if isinstance(frame, fr.Join):
                 await self._join(ws, frame.world_id)
 
@@ -243,22 +256,25 @@ class NodeDouble:
         bob = self.bob
         if world_id in self.open_worlds or (world_id == "land:3" and self.redirect_to is None):
             await self.send(fr.Joined(world_id, INSTANCE, self.node_id, 3, self.spawn))
-            await self.send(
+            then = [
                 fr.StateSnapshot(
                     INSTANCE,
                     (bob.door_op(True, int(NOW * 1000) - 5000),),
                     (bob.chat("hi there", int(NOW * 1000) - 4000),),
-                )
-            )
-            await self.send(
+                ),
                 ViewerFrame(
                     1,
                     None,
                     {bob.visitor: Transform((1.0, 0.0, 1.0))},  # beside us, at the spawn
                     (),
                     {bob.visitor: {"address": bob.address, "avatar": "a1"}},
-                )
-            )
+                ),
+            ]
+            if self.snapshot_after is not None:
+                self._held = then
+                return
+            for frame in then:
+                await self.send(frame)
         elif world_id == "land:2":
             await self.send(fr.Denied("denied: no valid ticket for this world"))
         elif world_id == "land:3":

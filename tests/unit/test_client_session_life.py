@@ -15,6 +15,7 @@ from fluxnode.chain.entry import new_session_key, session_public_key
 from fluxnode.client import (
     Chat,
     Closed,
+    Error,
     Event,
     PeerJoined,
     PeerLeft,
@@ -190,6 +191,35 @@ async def test_a_policy_close_is_not_retried(node: NodeDouble) -> None:
         events = await events_until(v, Closed)
         assert events[-1] == Closed(
             "the node closed the session (code 1008: denied: you are banned from this world)"
+        )
+        assert not any(isinstance(e, Reconnected) for e in events)
+        assert len(node.signed_in) == 1
+
+
+#: Longer than a close message can carry (123 bytes): the node's close says only its start.
+LONG_DENIAL = "denied: banned by the world owner: " + "spamming the plaza " * 8
+
+
+@pytest.mark.parametrize("close_text", [LONG_DENIAL[:100].encode(), b""], ids=["cut", "empty"])
+async def test_a_denial_before_the_close_is_the_closed_reason(
+    node: NodeDouble, close_text: bytes
+) -> None:
+    async with await connect(node, world_id="land:1", reconnect=FAST) as v:
+        await node.send(fr.Denied(LONG_DENIAL))  # as the node does when it bans mid-session
+        await node.close_visitor(1008, close_text)
+        events = await events_until(v, Closed)
+        assert events[-1] == Closed(f"the node closed the session (code 1008: {LONG_DENIAL})")
+        assert Error("denied", LONG_DENIAL) in events
+        assert not any(isinstance(e, Reconnected) for e in events)
+
+
+async def test_a_denial_then_a_normal_close_is_not_retried(node: NodeDouble) -> None:
+    async with await connect(node, world_id="land:1", reconnect=FAST) as v:
+        await node.send(fr.Denied("denied: this world's record has expired"))
+        await node.close_visitor()
+        events = await events_until(v, Closed)
+        assert events[-1] == Closed(
+            "the node closed the session: denied: this world's record has expired"
         )
         assert not any(isinstance(e, Reconnected) for e in events)
         assert len(node.signed_in) == 1

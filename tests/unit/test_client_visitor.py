@@ -164,8 +164,15 @@ async def test_a_second_redirect_is_a_denial(node: NodeDouble) -> None:
 
 
 async def test_interact_sends_an_op_every_replica_accepts(node: NodeDouble) -> None:
-    async with await connect(node, world_id="land:1", manifest=MANIFEST) as v:
-        await next_of(v, PeerMoved)  # snapshot and first frame applied
+    # The double sends the snapshot only once our first heartbeat came: a join that returned
+    # at `Joined` would plan the click against the bare manifest's closed door.
+    node.snapshot_after = fr.Heartbeat
+    async with await connect(
+        node, world_id="land:1", manifest=MANIFEST, heartbeat_interval=0.05
+    ) as v:
+        # join returned after the snapshot was applied: the click plans against Bob's open door
+        assert v.replica is not None and v.replica.state is not None
+        assert v.replica.state.value("door", "open") is True
         op = await v.interact("door")
         assert op.value is False  # Bob opened it: our click closes it
         assert op.author == v.address.lower() and op.hlc.actor == v.visitor
@@ -173,8 +180,18 @@ async def test_interact_sends_an_op_every_replica_accepts(node: NodeDouble) -> N
         assert sent == op
         other = WorldState(MANIFEST, node_verify(v.address))
         assert other.receive_op(sent, NOW) is True  # the real Ed25519 check, on another replica
-        changed = await next_of(v, StateChanged)
-        assert changed == StateChanged("door", "open", False, v.address.lower())
+        bobs = await next_of(v, StateChanged)
+        assert bobs == StateChanged("door", "open", True, node.bob.address)
+        ours = await next_of(v, StateChanged)
+        assert ours == StateChanged("door", "open", False, v.address.lower())
+
+
+async def test_a_join_without_its_snapshot_times_out_naming_it(node: NodeDouble) -> None:
+    node.snapshot_after = fr.Report  # never sent: the snapshot never comes
+    async with await connect(node, timeout=0.5) as v:
+        with pytest.raises(SessionLost, match=r"^the node sent no StateSnapshot after Joined "
+                           r"within 0\.5 s$"):  # fmt: skip
+            await v.join("land:1")
 
 
 async def test_interact_without_a_manifest_is_refused_and_sends_nothing(node: NodeDouble) -> None:

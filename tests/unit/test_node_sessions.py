@@ -233,7 +233,8 @@ async def test_a_ban_published_mid_session_removes_the_visitor(edge: Edge) -> No
     async with await Visitor.connect(edge.url, key, world_id=world) as v:
         edge.banned.add((world, v.address.lower()))  # lands between two of its frames
         await v.move((0.0, 0.0, 5.0))
-        await wait_event(v, lambda e: isinstance(e, Closed))
+        closed = await wait_event(v, lambda e: isinstance(e, Closed))
+        assert DENIED_BANNED in closed.reason  # the node's Denied, said in the last event
     assert edge.service.hub.statistics()["visitors_local"] == 0
     # And it cannot come back.
     async with await Visitor.connect(edge.url, key) as again:
