@@ -79,10 +79,13 @@ def test_a_failed_write_is_raised_after_every_other_write_finished(
 ) -> None:
     store = BlockStore(tmp_path / "b")
     real = store.put
-    release = threading.Event()
+    release, submitted = threading.Event(), threading.Event()
 
     def put(cid: Cid, data: bytes, **kw: Any) -> bool:
         if data == b"bad":
+            # Fail only once all three are submitted: otherwise a later put may already see
+            # the failure (as it should) and this test would not reach check().
+            assert submitted.wait(30)
             release.set()
             raise OSError(28, "No space left on device")
         assert release.wait(30)  # the others finish only after the failure
@@ -92,6 +95,7 @@ def test_a_failed_write_is_raised_after_every_other_write_finished(
     writer = WriteBehind(store, window=8, pool=pool)
     for data in (b"one", b"bad", b"two"):
         writer.put(raw(data), data)
+    submitted.set()
     with pytest.raises(OSError, match="No space left"):
         writer.check()
     assert sorted(writer.added, key=str) == sorted([raw(b"one"), raw(b"two")], key=str)
