@@ -4,7 +4,8 @@
 node's public identity (peer ID, addresses, version) so a browser or thin app can find its libp2p
 addresses; `GET /healthz` is for load balancers: it answers from the app alone (no call into
 the node, no thread, no disk), so it stays cheap when polled hard. `GET /session` is the session
-protocol's WebSocket (gateway/session_ws.py, docs/session-protocol.md).
+protocol's WebSocket (gateway/session_ws.py, docs/session-protocol.md). `GET /` and
+`GET /viewer/*` serve the browser viewer (gateway/viewer_routes.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fluxnode.gateway.content import add_content_routes
 from fluxnode.gateway.errors import MAX_FIELD_BYTES, MAX_LINE_BYTES, public_error_middleware
 from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
 from fluxnode.gateway.session_ws import add_session_route
+from fluxnode.gateway.viewer_routes import add_viewer_routes
 
 NODE_API_KEY = web.AppKey("node_api", NodeApi)
 STARTED_KEY = web.AppKey("started", float)
@@ -69,4 +71,5 @@ def make_gateway_app(
         add_content_routes(app, content)
     if sessions is not None:
         add_session_route(app, sessions)
+    add_viewer_routes(app)
     return app
