@@ -28,10 +28,10 @@ export function pyFloat(x) {
   return (neg ? "-" : "") + out;
 }
 
-// msgpack sends a safe-integer Number as an int and anything else as a float64, so Python
-// sees int or float accordingly; format each the way Python's json module prints that type.
+// msgpack sends a safe-integer Number (-0 included, as 0) as an int and anything else as a
+// float64, so Python sees int or float accordingly; print each as Python's json module does.
 function number(x) {
-  return Number.isSafeInteger(x) && !Object.is(x, -0) ? String(x) : pyFloat(x);
+  return Number.isSafeInteger(x) ? String(x) : pyFloat(x);
 }
 
 function byCodePoint(a, b) {
