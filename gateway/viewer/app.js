@@ -4,7 +4,7 @@
 import { showDirectory } from "./directory.js";
 import { WorldView } from "./scene.js";
 import { Session } from "./session.js";
-import { $, appendChat, notice, renderWho, setState, shortAddress, showError } from "./ui.js";
+import { $, appendChat, errorMessage, notice, renderWho, setState, shortAddress, showError } from "./ui.js";
 import { FetchError, VerificationError, VerifiedFetcher, parseCid, verifyRecord } from "./verified.js";
 import { DEV_CHAINS, DevWallet, InjectedWallet } from "./wallet.js";
 
@@ -26,7 +26,7 @@ async function rootCid(worldId, pinned) {
     const res = await fetch(`/api/worlds/${worldId}`, { headers: { Accept: "application/json" } });
     const body = await res.json().catch(() => null);
     if (res.ok) info = body;
-    else problem = body?.error?.message ?? `the node answered ${res.status}`;
+    else problem = errorMessage(body, res.status);
   } catch (e) {
     problem = e.message;
   }

@@ -2,7 +2,8 @@
 // Expected answer: {"worlds": [{"world_id", "name", "tags", "visitors", "description"}...],
 // "next_cursor"}; any other field is ignored, and a node without the route (404) gets a note
 // plus a box to open a world by id.
-import { $, el } from "./ui.js";
+import { $, el, errorMessage } from "./ui.js";
+import { VerifiedFetcher, parseCid } from "./verified.js";
 
 export const worldHref = (id) => `/w/${id}`;
 
@@ -14,19 +15,33 @@ async function search(q) {
   let body = null;
   try { body = await res.json(); } catch { body = null; }
   if (!res.ok) {
-    const msg = body?.error?.message ?? `the node answered ${res.status}`;
-    const err = new Error(msg);
+    const err = new Error(errorMessage(body, res.status));
     err.status = res.status;
     throw err;
   }
   return Array.isArray(body?.worlds) ? body.worlds : [];
 }
 
-function card(w) {
+// A thumbnail is shown only once its blocks verify against the card's CID (a gateway could
+// still list a wrong CID for a world; the world page checks the signed record itself).
+function thumbnail(w, fetcher) {
+  const img = el("img", { class: "thumb", alt: "" });
+  img.hidden = true;
+  if (typeof w.cid === "string" && typeof w.thumbnail === "string") {
+    Promise.resolve().then(() => fetcher.resolve(parseCid(w.cid), w.thumbnail))
+      .then((cid) => fetcher.file(cid))
+      .then((bytes) => { img.src = URL.createObjectURL(new Blob([bytes])); img.hidden = false; })
+      .catch(() => { img.remove(); });
+  }
+  return img;
+}
+
+function card(w, fetcher) {
   const id = String(w.world_id ?? "");
   const tags = Array.isArray(w.tags) ? w.tags.slice(0, 8).join(", ") : "";
   const visitors = Number.isInteger(w.visitors) ? `${w.visitors} here now` : "";
   return el("li", { class: "world", dataset: { world: id } },
+    thumbnail(w, fetcher),
     el("a", { href: worldHref(id), text: String(w.name ?? id) }),
     el("div", { class: "meta", text: [visitors, tags].filter(Boolean).join(" · ") }),
     el("div", { class: "desc", text: String(w.description ?? "").slice(0, 200) }));
@@ -36,12 +51,13 @@ export function showDirectory() {
   $("#directory").hidden = false;
   $("#world").hidden = true;
   document.title = "Flux worlds";
+  const fetcher = new VerifiedFetcher();
   const form = $("#search-form"), input = $("#search"), results = $("#results"), note = $("#dir-note");
   const run = async () => {
     note.textContent = "Searching…";
     try {
       const worlds = await search(input.value.trim());
-      results.replaceChildren(...worlds.map(card));
+      results.replaceChildren(...worlds.map((w) => card(w, fetcher)));
       note.textContent = worlds.length ? `${worlds.length} world(s)` : "No world matches.";
       document.body.dataset.state = "directory";
     } catch (e) {

@@ -14,6 +14,11 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// The message of a gateway's JSON error body ({error: {code, message}} or {code, message}).
+export function errorMessage(body, status) {
+  return body?.error?.message ?? body?.message ?? `the node answered ${status}`;
+}
+
 export function shortAddress(a) {
   return typeof a === "string" && a.length > 12 ? `${a.slice(0, 6)}…${a.slice(-4)}` : a ?? "?";
 }

@@ -25,9 +25,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 PAGE_TIMEOUT_MS = 30_000
 
 
+#: True once the gateway's share link `/w/<world id>` serves the viewer page; until then the
+#: static page takes the world id in its fragment. The page reads either form.
+SHARE_LINKS = False
+
+
 def world_page_url(gateway_url: str, world_id: str, cid: str | None = None) -> str:
     """The viewer page for `world_id` on a gateway; `cid` pins the version (no record needed)."""
     query = f"?cid={cid}" if cid is not None else ""
+    if SHARE_LINKS:
+        return f"{gateway_url.rstrip('/')}/w/{world_id}{query}"
     return f"{gateway_url.rstrip('/')}/viewer/index.html{query}#{world_id}"
 
 

@@ -122,9 +122,9 @@ async def test_viewer_meets_a_python_visitor(
         # ...and the Python visitor's click closes it again in the page.
         await py.interact("door-1")
         await page.wait_for_function(
-            """() => { const r = window.fluxViewer.session.replica;
-                       const door = window.fluxViewer.manifest.objects.find((o) => o.id === "door-1");
-                       return r.value(door, "open") === false; }"""
+            """() => { const v = window.fluxViewer;
+                       const door = v.manifest.objects.find((o) => o.id === "door-1");
+                       return v.session.replica.value(door, "open") === false; }"""
         )
 
         # Chat both ways.
@@ -166,7 +166,8 @@ async def test_viewer_shows_why_entry_was_refused(
 ) -> None:
     gateway, data_dir, key_file = await start_node(nodes, tmp_path)
     args = ["publish", "--data-dir", str(data_dir), str(EXAMPLE_WORLD), "--slug", "secret",
-            "--key-file", str(key_file), "--visibility", "private", "--allow", "0x" + "11" * 20]  # fmt: skip
+            "--key-file", str(key_file), "--visibility", "private",
+            "--allow", "0x" + "11" * 20]  # fmt: skip
     out = await asyncio.to_thread(run_cli, *args)
     assert out.returncode == 0, out.stderr
     world = json.loads(out.stdout)
