@@ -31,7 +31,7 @@ TYPES: Final = {
 }
 GZIP_OVER: Final = 1024
 CSP: Final = (
-    "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; "
+    "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss: blob:; "
     "img-src 'self' data: blob:; style-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )

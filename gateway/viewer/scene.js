@@ -131,15 +131,33 @@ export class WorldView {
   async _loadModel(obj, node, path) {
     const { GLTFLoader } = THREE;
     try {
-      const bytes = await this.loadAsset(path);
-      const gltf = await new GLTFLoader().parseAsync(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), "");
+      const data = path.toLowerCase().endsWith(".gltf") ? await this._gltfJson(path) : await this.loadAsset(path);
+      const input = typeof data === "string" ? data : data.buffer.slice(data.byteOffset, data.byteOffset + data.length);
+      const gltf = await new GLTFLoader().parseAsync(input, "");
       for (const c of [...node.children]) node.remove(c);
-      if (node.isMesh) node.visible = false;
+      if (node.isMesh) node.material.visible = false;
       gltf.scene.traverse((n) => { n.userData.objectId = obj.id; });
       node.add(gltf.scene);
+      node.userData.model = path;
     } catch (e) {
       this.onAssetError?.(path, e);
     }
+  }
+
+  // A .gltf names its buffers and images by relative path: fetch each through the verified
+  // loader and hand GLTFLoader blob: URLs, so nothing it loads bypasses verification.
+  async _gltfJson(path) {
+    const doc = JSON.parse(new TextDecoder().decode(await this.loadAsset(path)));
+    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/") + 1) : "";
+    for (const list of [doc.buffers ?? [], doc.images ?? []]) {
+      for (const item of list) {
+        if (typeof item.uri !== "string" || item.uri.startsWith("data:")) continue;
+        if (/^[a-z][a-z0-9+.-]*:/i.test(item.uri)) throw new Error(`${path} names an outside URL`);
+        const bytes = await this.loadAsset(dir + decodeURIComponent(item.uri));
+        item.uri = URL.createObjectURL(new Blob([bytes]));
+      }
+    }
+    return JSON.stringify(doc);
   }
 
   // Show a register's value: doors swing on `open`, colours repaint, moves reposition.

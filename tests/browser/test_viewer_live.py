@@ -33,6 +33,7 @@ from tests.browser.conftest import (
     wait_state,
     world_page_url,
 )
+from tests.browser.gltf_samples import triangle_glb, triangle_gltf
 from tests.conftest import NodeFactory, run_cli
 from tests.helpers import EXAMPLE_WORLD, publish, write_owner_key
 from tests.unit.gateway_helpers import serve
@@ -231,3 +232,41 @@ async def test_a_lying_gateway_shows_a_verification_error(
         else:
             assert kind != "verification", str(log)
             assert "block(s) verified" in await page.inner_text("#verified")
+
+
+async def test_viewer_shows_gltf_models_through_verified_blocks(
+    nodes: NodeFactory, tmp_path: Path, browser: Any
+) -> None:
+    world_dir = tmp_path / "models-world"
+    (world_dir / "models").mkdir(parents=True)
+    (world_dir / "models" / "tri.glb").write_bytes(triangle_glb())
+    gltf, bin_bytes = triangle_gltf("tri%20data.bin")
+    (world_dir / "models" / "tri.gltf").write_bytes(gltf)
+    (world_dir / "models" / "tri data.bin").write_bytes(bin_bytes)
+    objects = [{"id": "glb", "type": "model", "position": {"x": -1, "y": 1, "z": 0},
+                "properties": {"model": "models/tri.glb"}},
+               {"id": "gltf", "type": "model", "position": {"x": 1, "y": 1, "z": 0},
+                "properties": {"model": "models/tri.gltf"}}]  # fmt: skip
+    manifest = {"name": "Models", "settings": {"maxPlayers": 4, "visibility": "public"},
+                "objects": objects}  # fmt: skip
+    (world_dir / "world.json").write_text(json.dumps(manifest))
+    gateway, data_dir, key_file = await start_node(nodes, tmp_path)
+    world = await asyncio.to_thread(publish, data_dir, world_dir, key_file, slug="models")
+    page, log = await new_page(browser)
+    await page.goto(world_page_url(gateway, world["world_id"], world["cid"]))
+    await wait_state(page, "signin", log=log)
+    loaded = await page.wait_for_function(
+        """() => {
+          const objects = window.fluxViewer.view.objects;
+          const meshes = (id) => { let n = 0;
+            objects.get(id).node.traverse((o) => { if (o.isMesh && o.name === "triangle") n++; });
+            return n; };
+          const done = ["glb", "gltf"].every((id) => objects.get(id).node.userData.model);
+          return done && { glb: meshes("glb"), gltf: meshes("gltf"),
+                           blocks: window.fluxViewer.fetcher.stats.blocks };
+        }"""
+    )
+    shown = await loaded.json_value()
+    assert shown["glb"] == 1 and shown["gltf"] == 1, str(log)
+    # world.json and three asset files, each its own verified block, plus the folders'.
+    assert shown["blocks"] >= 6
