@@ -180,6 +180,7 @@ class WorldPage {
 
 function main() {
   const { worldId, pinnedCid } = worldFromLocation();
+  window.addEventListener("hashchange", () => location.reload());
   $("#chat-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const input = $("#chat-input");

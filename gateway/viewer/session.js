@@ -11,8 +11,10 @@ import { ed25519 } from "./vendor/vendor.js";
 import { newSessionKey, signIn } from "./wallet.js";
 
 const HEARTBEAT_MS = 5000;
-const MOVE_INTERVAL_MS = 100; // the node takes at most 10 transforms a second
+// The node takes at most 10 transforms a second (a bucket with a burst of 3): stay below.
+const MOVE_INTERVAL_MS = 110;
 const IDLE_INTERVAL_MS = 1000;
+const TICK_MS = 50;
 
 export function sessionUrl(base = location.href) {
   const u = new URL("/session", base);
@@ -82,7 +84,7 @@ export class Session extends EventTarget {
     this.replica = new Replica(answer.visitor, answer.address);
     this._emit("signedin", { visitor: answer.visitor, address: answer.address });
     clearInterval(this._timer);
-    this._timer = setInterval(() => this._tick(), MOVE_INTERVAL_MS);
+    this._timer = setInterval(() => this._tick(), TICK_MS);
     return answer;
   }
 

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from fluxnode.client import Chat, Event, PeerJoined, StateChanged, Visitor
+from fluxnode.client import Chat, Event, PeerJoined, PeerMoved, StateChanged, Visitor
 from fluxnode.core.session.join import DENIED_PRIVATE
 from tests.browser.conftest import (
     PageLog,
@@ -112,6 +112,16 @@ async def test_viewer_meets_a_python_visitor(
                 arg=[py.visitor, shown, list(position)],
             )
 
+        # The page walks forward (W held): the Python visitor sees the browser's avatar move.
+        await page.focus("#scene")
+        await page.keyboard.down("w")
+        walked = await until(py, lambda e: isinstance(e, PeerMoved) and e.visitor == me
+                             and e.transform is not None and e.transform.position[2] < 4.5,
+                             "the browser's avatar walking")  # fmt: skip
+        await page.keyboard.up("w")
+        assert isinstance(walked, PeerMoved) and walked.transform is not None
+        assert walked.transform.anim == "walk"
+
         # A click on the door: a signed op the Python visitor's replica accepts.
         point = await page.evaluate("window.fluxViewer.view.screenPoint('door-1')")
         await page.mouse.click(point["x"], point["y"])
@@ -153,6 +163,9 @@ async def test_viewer_meets_a_python_visitor(
         await page.locator(f'#who li[data-visitor="{dev["visitor"]}"]').wait_for()
         assert await page.inner_text("#who-count") == "3"
         await context.close()
+
+        # The node refused none of the page's frames (each refusal is a notice in the log).
+        assert await page.locator("#chat-log li.notice").all_inner_texts() == []
 
         shot = tmp_path / "viewer-live.png"
         await page.screenshot(path=str(shot))
