@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +23,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from eth_account import Account
 
+from fluxnode.chain.records import sign_record
 from fluxnode.client import Chat, Event, PeerJoined, PeerMoved, StateChanged, Visitor
 from fluxnode.core.session.join import DENIED_PRIVATE
 from tests.browser.conftest import (
@@ -196,11 +199,19 @@ async def test_viewer_shows_why_entry_was_refused(
 
 
 @asynccontextmanager
-async def tampering_proxy(upstream: str, keep: str, *, flip: bool) -> AsyncIterator[str]:
+async def tampering_proxy(
+    upstream: str, keep: str, *, flip: bool, record: dict[str, Any] | None = None
+) -> AsyncIterator[str]:
     """An HTTP proxy to `upstream` that, when `flip`, changes the last byte of every raw block
     it relays except the one of `keep` (the root), so the root verifies and the next block
-    does not."""
+    does not. With `record`, it answers `GET /api/worlds/<id>` with it, as the directory
+    route does (`{"world": ..., "record": ...}`)."""
     http = aiohttp.ClientSession(auto_decompress=False)
+
+    async def world_detail(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"world": {"world_id": request.match_info["id"]}, "record": record}
+        )
 
     async def relay(request: web.Request) -> web.Response:
         async with http.get(upstream + request.path_qs, headers={
@@ -215,6 +226,8 @@ async def tampering_proxy(upstream: str, keep: str, *, flip: bool) -> AsyncItera
             return web.Response(status=r.status, body=bytes(body), headers=headers)
 
     app = web.Application()
+    if record is not None:
+        app.router.add_get("/api/worlds/{id:.+}", world_detail)
     app.router.add_route("GET", "/{tail:.*}", relay)
     try:
         async with serve(app) as port:
@@ -283,3 +296,29 @@ async def test_viewer_shows_gltf_models_through_verified_blocks(
     assert shown["glb"] == 1 and shown["gltf"] == 1, str(log)
     # world.json and three asset files, each its own verified block, plus the folders'.
     assert shown["blocks"] >= 6
+
+
+@pytest.mark.parametrize("signer", ["owner", "someone-else"])
+async def test_the_page_finds_the_world_from_its_signed_record(
+    nodes: NodeFactory, tmp_path: Path, browser: Any, signer: str
+) -> None:
+    gateway, data_dir, key_file = await start_node(nodes, tmp_path)
+    owner = Account.from_key(key_file.read_text().strip())
+    world = await asyncio.to_thread(publish, data_dir, EXAMPLE_WORLD, key_file)
+    account = owner if signer == "owner" else new_account()
+    record = sign_record(world_id=world["world_id"], cid=world["cid"], seq=world["seq"],
+                         visibility="public", issued_at=int(time.time()),
+                         account=account)  # fmt: skip
+    async with tampering_proxy(gateway, world["cid"], flip=False, record=record.to_json()) as proxy:
+        page, log = await new_page(browser)
+        await page.goto(world_page_url(proxy, world["world_id"]))  # no ?cid: the record says
+        await wait_state(page, "signin", "closed", "error", log=log)
+        if signer == "owner":
+            verified = await page.inner_text("#verified")
+            assert verified.startswith(f"{world['cid']} (from record signed by its owner)")
+        else:
+            assert await page.get_attribute("body", "data-error") == "verification"
+            text = await page.inner_text("#error")
+            owner_id = world["world_id"].split("/")[0]
+            assert text == (f"Verification failed: the world record is signed by {account.address},"
+                            f" not the world's owner {owner_id}")  # fmt: skip
