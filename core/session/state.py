@@ -94,6 +94,21 @@ def _canonical(value: object) -> str:
     )
 
 
+def _json_equal(a: object, b: object) -> bool:
+    """Equal as JSON values. JSON has one number type, and a JavaScript client cannot tell the
+    literal ``100.0`` from ``100`` (msgpack then carries it as an int), so 100 == 100.0 here;
+    a boolean is never a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
 def _order(op: StateOp) -> tuple[Hlc, bytes]:
     # The signature is hashed too, so even two signings of one body order the same everywhere.
     return op.hlc, hashlib.sha256(op.signing_bytes() + op.signature).digest()
@@ -206,13 +221,8 @@ class WorldState:
             raise OpRejected(f"{op.trigger} of {op.object_id!r} does not write {op.prop!r}")
         if isinstance(action, Toggle) and not isinstance(op.value, bool):
             raise OpRejected(f"toggle:{op.prop} writes a boolean")
-        if isinstance(action, SetTo):
-            try:
-                same = _canonical(op.value) == _canonical(action.value)
-            except (TypeError, ValueError):
-                same = False
-            if not same:
-                raise OpRejected(f"set:{op.prop} writes {_canonical(action.value)}")
+        if isinstance(action, SetTo) and not _json_equal(op.value, action.value):
+            raise OpRejected(f"set:{op.prop} writes {_canonical(action.value)}")
 
     def receive_op(self, op: StateOp, now: float) -> bool:
         """Check and merge `op`; True if it now holds its register. Raises `OpRejected`."""

@@ -277,3 +277,32 @@ def test_rejected_ops_never_change_state(batch: list[StateOp]) -> None:
             s.receive_op(op, NOW)
         except OpRejected:
             assert (view(s), s.snapshot(), s.seq) == before
+
+
+def test_set_accepts_the_literal_as_any_json_number_spelling() -> None:
+    # A JavaScript client cannot keep 100.0 apart from 100: msgpack carries it as an int.
+    manifest = parse_manifest(
+        json.dumps(
+            {
+                "name": "Numbers",
+                "settings": {"maxPlayers": 8, "visibility": "public"},
+                "objects": [
+                    {
+                        "id": "dial",
+                        "type": "cube",
+                        "interactions": {"onClick": 'set:v={"at": [100.0, true], "n": 2}'},
+                        "permissions": {"canModify": True},
+                    }
+                ],
+            }
+        ).encode()
+    )
+
+    def op(value: object) -> StateOp:
+        return sign(StateOp("dial", OpKind.SET, "v", value, "onClick", hlc(1), ALICE))  # type: ignore[arg-type]
+
+    state = WorldState(manifest, verify)
+    assert state.receive_op(op({"at": [100, True], "n": 2.0}), NOW)
+    for wrong in ({"at": [100, 1], "n": 2}, {"at": [101, True], "n": 2}, {"at": [100, True]}):
+        with pytest.raises(OpRejected, match=re.escape('set:v writes {"at":[100.0,true],"n":2}')):
+            state.check(op(wrong), NOW)
