@@ -24,6 +24,7 @@ from fluxnode.core.errors import FluxError
 from fluxnode.core.light_api import LightApi
 from fluxnode.core.world_search import WorldQuery, search
 from fluxnode.gateway.api_input import world_id_of
+from fluxnode.gateway.viewer_routes import VIEWER_FILES_KEY, viewer_page
 
 log = logging.getLogger("fluxnode.gateway.light")
 
@@ -66,6 +67,8 @@ async def _viewer_page(world_id: str) -> web.Response:
 async def share_link(request: web.Request) -> web.Response:
     world_id = world_id_of(request)
     if wants_html(request):
+        if VIEWER_FILES_KEY in request.app:  # the viewer's own page, with its security headers
+            return await viewer_page(request)
         return await _viewer_page(world_id)
     api = request.app[LIGHT_API_KEY]
     detail = await api.world_detail(world_id)

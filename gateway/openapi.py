@@ -86,6 +86,13 @@ _B64_64: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{86}$"}
 _ADDRESS: Final = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 
 PATHS: Final[dict[str, Any]] = {
+    "/": {"get": {"summary": "the browser viewer's directory page",
+                  "responses": {"200": {"description": "HTML",
+                                        "content": {"text/html": {"schema": _STR}}}}}},
+    "/viewer/{name}": {
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}],
+        "get": {"summary": "the browser viewer's static files",
+                "responses": {"200": {"description": "a file"}, **_errors(404)}}},
     "/healthz": {"get": {"summary": "liveness (answers from the app alone)",
                          "responses": {"200": _json(_OBJ, "ok")}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {

@@ -27,7 +27,7 @@ PAGE_TIMEOUT_MS = 30_000
 
 #: True once the gateway's share link `/w/<world id>` serves the viewer page; until then the
 #: static page takes the world id in its fragment. The page reads either form.
-SHARE_LINKS = False
+SHARE_LINKS = True
 
 
 def world_page_url(gateway_url: str, world_id: str, cid: str | None = None) -> str:
