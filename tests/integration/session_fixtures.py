@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import aiohttp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -28,12 +29,16 @@ from web3.contract import Contract
 
 from fluxnode.chain.anvil import ANVIL_DEV_KEY_0, AnvilProcess, start_anvil
 from fluxnode.chain.deploy import Deployment, deploy_all
-from fluxnode.client import Closed, Event, Visitor
+from fluxnode.chain.entry import new_session_key
+from fluxnode.client import Closed, Event, Visitor, hello_for, session_url, wallet_from
 from fluxnode.contracts import load_artifact
+from fluxnode.core.session import frames as fr
+from fluxnode.core.session import wire
 from fluxnode.node.admin import admin_request
 from tests.conftest import NodeFactory, NodeProc, run_cli
 from tests.helpers import EXAMPLE_WORLD
 
+T = TypeVar("T")
 ETH = 10**18
 LAND_TOKEN = 7
 DAY = 86_400
@@ -115,6 +120,11 @@ class Network:
     tickets: Contract | None = None
     short_ticket_expires: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def hello_manifest(self) -> Path:
+        """The world.json of the hello-world copies (hall, yard, lab, ...)."""
+        return self.tmp / "world-hello" / "world.json"
 
     def url(self, name: str) -> str:
         return str(self.nodes[name].info["gateway_url"])
@@ -426,11 +436,58 @@ def visit_cli(
     return out.returncode, events
 
 
-__all__ = [
-    "Network",
-    "Watched",
-    "network",
-    "rpc",
-    "visit",
-    "visit_cli",
-]
+# --- a raw client, for frames the `Visitor` would never send -------------------------------
+
+
+class RawSession:
+    """One WebSocket to a node's `/session`, frames encoded by hand (`wire`)."""
+
+    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.http = http
+        self.ws = ws
+        self.key = new_session_key()
+
+    @classmethod
+    async def open(cls, url: str) -> RawSession:
+        http = aiohttp.ClientSession()
+        try:
+            ws = await http.ws_connect(session_url(url), max_msg_size=wire.MAX_FRAME)
+        except BaseException:
+            await http.close()
+            raise
+        return cls(http, ws)
+
+    async def send(self, frame: fr.Frame) -> None:
+        await self.ws.send_bytes(wire.encode(frame))
+
+    async def receive(self, within: float = 10.0) -> fr.Frame | aiohttp.WSMessage:
+        """The next frame, or the non-binary message (a close) that came instead."""
+        msg = await self.ws.receive(timeout=within)
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            return wire.decode(msg.data)
+        return msg
+
+    async def expect(self, kind: type[T], within: float = 10.0) -> T:
+        """Skip frames until one of type `kind` (fails on a close or after `within` s)."""
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    got = await self.receive(within)
+                    if isinstance(got, kind):
+                        return got
+                    if isinstance(got, aiohttp.WSMessage):
+                        raise AssertionError(f"connection ended ({got}) before a {kind.__name__}")
+        except TimeoutError:
+            raise AssertionError(f"no {kind.__name__} within {within:g} s") from None
+
+    def hello(self, account: LocalAccount, challenge: fr.Challenge) -> fr.Hello:
+        return hello_for(wallet_from(account.key.hex()), self.key, challenge, time.time())
+
+    async def sign_in(self, account: LocalAccount) -> tuple[fr.Hello, fr.SignedIn]:
+        hello = self.hello(account, await self.expect(fr.Challenge))
+        await self.send(hello)
+        return hello, await self.expect(fr.SignedIn)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.http.close()

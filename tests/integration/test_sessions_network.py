@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Iterator
-from pathlib import Path
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from fluxnode.client import PeerJoined, PeerLeft, PeerMoved, StateChanged
+from fluxnode.client import Event, PeerJoined, PeerMoved
 from fluxnode.core.errors import JoinDenied
 from fluxnode.core.session.join import (
     DENIED_BANNED,
@@ -25,6 +27,8 @@ from fluxnode.core.session.join import (
     DENIED_NOT_FRIEND,
     DENIED_PRIVATE,
 )
+from fluxnode.core.session.state import StateOp, WorldState
+from fluxnode.core.world import parse_manifest
 from tests.integration.session_fixtures import (
     SMALL_WORLD_PLAYERS,
     Network,
@@ -35,6 +39,10 @@ from tests.integration.session_fixtures import (
 )
 
 pytestmark = pytest.mark.slow
+
+DOOR = ("door-1", "open")
+#: Longest a node may take to hear another's directory summary (published every 2 s).
+DIRECTORY_WAIT_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -135,4 +143,108 @@ async def test_thirty_visitors_access_rules_and_instances(net: Network) -> None:
         await close_all(seated)
 
 
-_ = (PeerJoined, PeerLeft, PeerMoved, StateChanged, Path)
+# --- 2. presence and shared state across nodes ---------------------------------------------
+
+
+async def join_instance(
+    url: str, account: LocalAccount, world_id: str, label: str, instance: str, **options: Any
+) -> Watched:
+    """Join `world_id` at `url` in `instance` (hosted elsewhere). Until the node has heard the
+    directory summary of that instance it places the visitor in a new one of its own; then the
+    visitor leaves and asks again, for at most `DIRECTORY_WAIT_S`."""
+    deadline = time.monotonic() + DIRECTORY_WAIT_S
+    while True:
+        watched = await visit(url, account, world_id, label, **options)
+        if watched.instance == instance:
+            return watched
+        got = watched.instance
+        await watched.v.leave()
+        await watched.close()
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{label} at {url} kept being placed in {got}, never in {instance}"
+            )
+        await asyncio.sleep(0.3)
+
+
+def near(position: Sequence[float], target: Sequence[float]) -> bool:
+    return math.dist(position, target) < 1e-3
+
+
+def moved_to(mover: Watched, target: Sequence[float]) -> Callable[[Event], bool]:
+    def match(e: Event) -> bool:
+        return (
+            isinstance(e, PeerMoved)
+            and (e.address or "").lower() == mover.address
+            and e.transform is not None
+            and near(e.transform.position, target)
+        )
+
+    return match
+
+
+def door_op(v: Watched) -> StateOp | None:
+    replica = v.v.replica
+    assert replica is not None and replica.state is not None, f"{v.label} has no world state"
+    held = [op for op in replica.state.snapshot() if (op.object_id, op.prop) == DOOR]
+    return held[0] if held else None
+
+
+async def test_visitors_on_three_nodes_see_each_other_move_and_agree_on_the_door(
+    net: Network,
+) -> None:
+    hall, manifest = net.worlds["hall"], net.hello_manifest
+    va = await visit(net.url("a"), stranger(), hall, "hall-a", manifest=manifest)
+    visitors = [va]
+    try:
+        for name in ("b", "c"):
+            label = f"hall-{name}"
+            url = net.url(name)
+            visitors.append(
+                await join_instance(url, stranger(), hall, label, va.instance, manifest=manifest)
+            )
+        vb = visitors[1]
+        for watcher in visitors:  # everyone hears of everyone else
+            for other in visitors:
+                if other is not watcher:
+                    await watcher.wait_for(
+                        lambda e, o=other: (
+                            isinstance(e, PeerJoined)  # type: ignore[misc]
+                            and (e.address or "").lower() == o.address
+                        ),
+                        f"PeerJoined of {other.label}",
+                    )
+
+        # b's visitor and a's visitor step aside; each is seen where it went, on every node
+        marks = {v.label: v.mark() for v in visitors}
+        targets = {}
+        for mover, dx in ((vb, 0.8), (va, -0.8)):
+            spawn = mover.v.joined.spawn.position  # type: ignore[union-attr]
+            targets[mover.label] = (spawn[0] + dx, spawn[1], spawn[2])
+            await mover.v.move(targets[mover.label])
+        for mover in (vb, va):
+            for watcher in visitors:
+                if watcher is not mover:
+                    await watcher.wait_for(
+                        moved_to(mover, targets[mover.label]),
+                        f"PeerMoved of {mover.label} to {targets[mover.label]}",
+                        since=marks[watcher.label],
+                    )
+
+        # two visitors on different nodes click the door at once: every replica ends up
+        # holding the op the merge rule picks (the one a fresh replica keeps of the two)
+        op_a, op_b = await asyncio.gather(va.v.interact(DOOR[0]), vb.v.interact(DOOR[0]))
+        judge = WorldState(parse_manifest(manifest.read_bytes()), lambda op: True)
+        for op in (op_a, op_b):
+            judge.receive_op(op, time.time())
+        (winner,) = [op for op in judge.snapshot() if (op.object_id, op.prop) == DOOR]
+        deadline = time.monotonic() + 20
+        while any(door_op(v) != winner for v in visitors):
+            if time.monotonic() > deadline:
+                held = {v.label: door_op(v) for v in visitors}
+                raise AssertionError(f"replicas never agreed on {winner}: {held}")
+            await asyncio.sleep(0.05)
+        values = {v.label: v.v.replica.state.value(*DOOR) for v in visitors}  # type: ignore[union-attr]
+        assert set(values.values()) == {winner.value}, values
+    finally:
+        await close_all(visitors)
