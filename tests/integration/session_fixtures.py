@@ -395,7 +395,7 @@ class Watched:
                         await self._changed.wait()
                     return event
         except TimeoutError:
-            tail = [type(e).__name__ for e in self.seen[-12:]]
+            tail = [repr(e)[:160] for e in self.seen[-6:]]
             raise AssertionError(
                 f"{self.label}: no event {what} within {within:g} s (last events: {tail})"
             ) from None

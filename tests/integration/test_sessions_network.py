@@ -13,25 +13,35 @@ import collections
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from fluxnode.client import Event, PeerJoined, PeerMoved
+from fluxnode.chain.entry import new_session_key, session_public_key, sign_session
+from fluxnode.client import Chat, Event, PeerJoined, PeerMoved, StateChanged
 from fluxnode.core.errors import JoinDenied
+from fluxnode.core.session import frames as fr
+from fluxnode.core.session import wire
+from fluxnode.core.session.chat import ChatMessage
+from fluxnode.core.session.entry import possession_message
 from fluxnode.core.session.join import (
     DENIED_BANNED,
     DENIED_NO_TICKET,
     DENIED_NOT_FRIEND,
     DENIED_PRIVATE,
 )
+from fluxnode.core.session.presence import Transform
 from fluxnode.core.session.state import StateOp, WorldState
 from fluxnode.core.world import parse_manifest
 from tests.integration.session_fixtures import (
     SMALL_WORLD_PLAYERS,
     Network,
+    RawSession,
     Watched,
     network,
     rpc,
@@ -41,6 +51,10 @@ from tests.integration.session_fixtures import (
 pytestmark = pytest.mark.slow
 
 DOOR = ("door-1", "open")
+DOOR_CLICK = ("door-1", "onClick")
+CLOSE_POLICY = 1008
+#: Transforms a flooding client sends back to back (the node takes 10 a second).
+FLOOD = 300
 #: Longest a node may take to hear another's directory summary (published every 2 s).
 DIRECTORY_WAIT_S = 15.0
 
@@ -64,6 +78,16 @@ async def refused(url: str, account: LocalAccount, world_id: str) -> str:
         return exc.reason
     await watched.close()
     raise AssertionError(f"{account.address} was let into {world_id} at {url}")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def raw_visitor_id(raw: RawSession) -> str:
+    from fluxnode.node.session_entry import visitor_id
+
+    return visitor_id(session_public_key(raw.key))
 
 
 async def close_all(visitors: list[Watched]) -> None:
@@ -247,4 +271,178 @@ async def test_visitors_on_three_nodes_see_each_other_move_and_agree_on_the_door
         values = {v.label: v.v.replica.state.value(*DOOR) for v in visitors}  # type: ignore[union-attr]
         assert set(values.values()) == {winner.value}, values
     finally:
+        await close_all(visitors)
+
+
+# --- 4. bad input against a live node --------------------------------------------------------
+
+PROOF_REFUSED = "denied: entry proof refused ("
+
+
+async def refused_hello(url: str, make: Callable[[RawSession, fr.Challenge], fr.Hello]) -> str:
+    """Send the Hello `make` builds for a fresh connection's Challenge; the Denied reason, after
+    checking that the node then closed the connection with a policy-violation code."""
+    raw = await RawSession.open(url)
+    try:
+        await raw.send(make(raw, await raw.expect(fr.Challenge)))
+        denied = await raw.expect(fr.Denied)
+        end = await raw.receive()
+        assert isinstance(end, aiohttp.WSMessage), f"still open after {denied}: {end}"
+        assert raw.ws.close_code == CLOSE_POLICY, (raw.ws.close_code, end)
+        return denied.reason
+    finally:
+        await raw.close()
+
+
+async def test_replayed_and_forged_entry_proofs_are_refused(net: Network) -> None:
+    url, alice, mallory = net.url("a"), stranger(), stranger()
+    first = await RawSession.open(url)
+    try:
+        hello, signed_in = await first.sign_in(alice)
+        assert signed_in.address == alice.address.lower()
+    finally:
+        await first.close()
+
+    # the same Hello on a new connection (its nonce is spent; the challenge is another)
+    replayed = await refused_hello(url, lambda raw, ch: hello)
+    assert replayed.startswith(PROOF_REFUSED + "nonce_reused)"), replayed
+    # ... and at another node, whose sign-in domain it does not name
+    elsewhere = await refused_hello(net.url("b"), lambda raw, ch: hello)
+    assert elsewhere.startswith(PROOF_REFUSED + "wrong_domain)"), elsewhere
+
+    def tampered(raw: RawSession, ch: fr.Challenge) -> fr.Hello:
+        good = raw.hello(alice, ch)
+        sig = bytearray(good.proof_signature)
+        sig[5] ^= 0x01
+        return replace(good, proof_signature=bytes(sig))
+
+    def someone_elses(raw: RawSession, ch: fr.Challenge) -> fr.Hello:
+        # mallory signs alice's message: the signature recovers to mallory, not alice
+        good = raw.hello(alice, ch)
+        forged = mallory.sign_message(encode_defunct(text=good.proof))
+        return replace(good, proof_signature=bytes(forged.signature))
+
+    def not_our_key(raw: RawSession, ch: fr.Challenge) -> fr.Hello:
+        good = raw.hello(alice, ch)
+        other = new_session_key()
+        return replace(
+            good, possession_signature=sign_session(other, possession_message(ch.challenge))
+        )
+
+    reasons = await asyncio.gather(
+        refused_hello(url, tampered),
+        refused_hello(url, someone_elses),
+        refused_hello(url, not_our_key),
+    )
+    for reason in reasons:
+        assert reason.startswith(PROOF_REFUSED), reasons
+    status = (await net.astatus("a"))["sessions"]["service"]
+    assert status["sign_in_refused"].get("nonce_reused", 0) >= 1, status
+
+
+async def test_frames_for_another_visitor_are_refused(net: Network) -> None:
+    lab, manifest = net.worlds["lab"], net.hello_manifest
+    victim = await visit(net.url("a"), stranger(), lab, "victim", manifest=manifest)
+    raw = await RawSession.open(net.url("a"))
+    try:
+        await raw.sign_in(stranger())
+        await raw.send(fr.Join(lab))
+        joined = await raw.expect(fr.Joined)
+        assert joined.instance_id == victim.instance
+        me = raw_visitor_id(raw)
+        await victim.wait_for(
+            lambda e: isinstance(e, PeerJoined) and e.visitor == me, "PeerJoined of the forger"
+        )
+
+        # a chat line in the victim's name, signed by our key
+        forged = ChatMessage(joined.instance_id, victim.v.visitor, "I said this", now_ms())
+        await raw.send(replace(forged, signature=sign_session(raw.key, forged.signing_bytes())))
+        error = await raw.expect(fr.Error)
+        assert error.code == "chat_rejected", error
+        # a door click in the victim's name
+        state = WorldState(parse_manifest(manifest.read_bytes()), lambda op: True)
+        op = state.plan_interaction(*DOOR_CLICK, victim.address, state.clock.tick(time.time()))
+        assert op is not None
+        await raw.send(replace(op, signature=sign_session(raw.key, op.signing_bytes())))
+        error = await raw.expect(fr.Error)
+        assert error.code == "op_rejected", error
+
+        # our own line after them: the victim sees it, and nothing of the forgeries before it
+        ours = ChatMessage(joined.instance_id, me, "marker", now_ms())
+        await raw.send(replace(ours, signature=sign_session(raw.key, ours.signing_bytes())))
+        await victim.wait_for(lambda e: isinstance(e, Chat) and e.text == "marker", "our line")
+        chats = [(e.visitor, e.text) for e in victim.seen if isinstance(e, Chat)]
+        assert chats == [(me, "marker")], chats
+        doors = [e for e in victim.seen if isinstance(e, StateChanged) and e.object_id == DOOR[0]]
+        assert doors == [], doors
+    finally:
+        await raw.close()
+        await victim.close()
+
+
+async def test_oversized_and_malformed_messages(net: Network) -> None:
+    raw = await RawSession.open(net.url("a"))
+    try:
+        await raw.sign_in(stranger())
+        await raw.ws.send_bytes(b"\xc1 not msgpack")  # 0xc1 is never valid msgpack
+        error = await raw.expect(fr.Error)
+        assert error.code == "frame_invalid", error
+        await raw.send(fr.Join(net.worlds["lab"]))  # a bad frame changes nothing
+        await raw.expect(fr.Joined)
+        await raw.ws.send_bytes(b"\x00" * (wire.MAX_FRAME + 1))
+        deadline = time.monotonic() + 10
+        while not raw.ws.closed:
+            got = await raw.receive(max(0.1, deadline - time.monotonic()))
+            if isinstance(got, aiohttp.WSMessage):
+                break
+            assert time.monotonic() < deadline, "the node kept an oversized message's connection"
+        assert raw.ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG, raw.ws.close_code
+    finally:
+        await raw.close()
+
+
+async def test_a_flooding_client_is_refused_while_others_still_move(net: Network) -> None:
+    lab = net.worlds["lab"]
+    watcher = await visit(net.url("a"), stranger(), lab, "flood-watcher")
+    visitors = [watcher]
+    flooder = await RawSession.open(net.url("a"))
+    try:
+        mover = await join_instance(net.url("b"), stranger(), lab, "flood-mover", watcher.instance)
+        visitors.append(mover)
+        await flooder.sign_in(stranger())
+        await flooder.send(fr.Join(lab))
+        joined = await flooder.expect(fr.Joined)
+        assert joined.instance_id == watcher.instance
+
+        errors: collections.Counter[str] = collections.Counter()
+
+        async def read_flooder() -> None:
+            while True:
+                got = await flooder.receive(30)
+                if isinstance(got, aiohttp.WSMessage):
+                    errors[f"closed {flooder.ws.close_code}: {got.extra}"] += 1
+                    return
+                if isinstance(got, fr.Error):
+                    errors[got.code] += 1
+
+        reader = asyncio.create_task(read_flooder())
+        x, y, z = joined.spawn.position
+        for i in range(FLOOD):
+            await flooder.send(Transform((x + 0.001 * i, y, z), (0.0, 0.0, 0.0, 1.0), "walk"))
+        # meanwhile the mover walks at 10 Hz and the watcher (on another node) sees every step
+        mark = watcher.mark()
+        sx, sy, sz = mover.v.joined.spawn.position  # type: ignore[union-attr]
+        for step in range(1, 11):
+            await mover.v.move((sx + 0.1 * step, sy, sz))
+            await asyncio.sleep(0.1)
+        await watcher.wait_for(
+            moved_to(mover, (sx + 1.0, sy, sz)), "the mover's last step", since=mark
+        )
+        deadline = time.monotonic() + 10
+        while errors["transform_rejected"] < FLOOD // 2:
+            assert time.monotonic() < deadline, f"the flooder got only {dict(errors)}"
+            await asyncio.sleep(0.05)
+        reader.cancel()
+    finally:
+        await flooder.close()
         await close_all(visitors)
