@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -23,7 +24,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from fluxnode.chain.entry import new_session_key, session_public_key, sign_session
-from fluxnode.client import Chat, Event, PeerJoined, PeerMoved, StateChanged
+from fluxnode.client import Chat, Closed, Event, PeerJoined, PeerLeft, PeerMoved, StateChanged
 from fluxnode.core.errors import JoinDenied
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
@@ -446,3 +447,74 @@ async def test_a_flooding_client_is_refused_while_others_still_move(net: Network
     finally:
         await flooder.close()
         await close_all(visitors)
+
+
+# --- 3. a node killed mid-session (last: node c stays dead) ----------------------------------
+
+
+def is_peer(kind: type[PeerJoined] | type[PeerLeft], address: str) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, kind) and (e.address or "").lower() == address
+
+
+async def test_a_killed_node_s_visitors_rejoin_elsewhere_and_are_seen_leave_and_return(
+    net: Network,
+) -> None:
+    yard = net.worlds["yard"]
+    ka = await visit(net.url("a"), stranger(), yard, "yard-a")
+    visitors = [ka]
+    try:
+        visitors.append(await join_instance(net.url("b"), stranger(), yard, "yard-b", ka.instance))
+        kb = visitors[1]
+        moved: list[tuple[LocalAccount, Any]] = []
+        for i in range(2):
+            account, key = stranger(), new_session_key()
+            visitors.append(
+                await join_instance(
+                    net.url("c"), account, yard, f"yard-c{i}", ka.instance, session_key=key
+                )
+            )
+            moved.append((account, key))
+        on_c = visitors[2:]
+        for watcher in (ka, kb):
+            for v in on_c:
+                await watcher.wait_for(is_peer(PeerJoined, v.address), f"{v.label} joining")
+        marks = {v.label: v.mark() for v in visitors}
+
+        c = net.nodes["c"]
+        c.proc.send_signal(signal.SIGKILL)
+        c.proc.wait(10)
+        killed = time.monotonic()
+        for v in on_c:
+            await v.wait_for(lambda e: isinstance(e, Closed), "the session to drop", within=10)
+        for watcher in (ka, kb):
+            for v in on_c:
+                await watcher.wait_for(
+                    is_peer(PeerLeft, v.address),
+                    f"{v.label} leaving",
+                    within=30,
+                    since=marks[watcher.label],
+                )
+        left_after = time.monotonic() - killed
+
+        # they come back through the two live nodes, with the same wallets and session keys
+        back = await asyncio.gather(
+            *(
+                visit(net.url(name), account, yard, f"back-{name}", session_key=key)
+                for name, (account, key) in zip(("a", "b"), moved, strict=True)
+            )
+        )
+        visitors += back
+        for v in back:
+            assert v.v.joined is not None and v.v.joined.world_id == yard
+            assert v.instance == ka.instance, (v.label, v.instance, ka.instance)
+        for watcher in (ka, kb):
+            for v in back:
+                await watcher.wait_for(
+                    is_peer(PeerJoined, v.address),
+                    f"{v.label} coming back",
+                    within=30,
+                    since=marks[watcher.label],
+                )
+        print(f"node kill: peers saw its visitors leave after {left_after:.1f} s")
+    finally:
+        await close_all([v for v in visitors if v.v is not None])
