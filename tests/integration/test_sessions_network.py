@@ -44,9 +44,11 @@ from tests.integration.session_fixtures import (
     Network,
     RawSession,
     Watched,
+    key_file,
     network,
     rpc,
     visit,
+    visit_cli,
 )
 
 pytestmark = pytest.mark.slow
@@ -114,17 +116,28 @@ async def test_thirty_visitors_access_rules_and_instances(net: Network) -> None:
         assert max(per_instance.values()) <= SMALL_WORLD_PLAYERS, per_instance
 
         # ticketed land world: holders on every node get in; others are told why not
-        holders = await asyncio.gather(
-            visit(a, p["holder_a"], w["ticketed"], "holder-a"),
-            visit(b, p["holder_b"], w["ticketed"], "holder-b"),
-            visit(c, p["holder_c"], w["ticketed"], "holder-c"),
-            visit(b, p["short_holder"], w["ticketed"], "short-holder"),
+        # ticketed land world: holders on every node get in (one of them through the
+        # `flux-node visit` CLI); others are told why not (one of them through the CLI too)
+        holder_key = key_file(net.tmp / "holder-c.key", p["holder_c"])
+        stranger_key = key_file(net.tmp / "stranger.key", stranger())
+        holders, cli_holder, cli_stranger, reason = await asyncio.gather(
+            asyncio.gather(
+                visit(a, p["holder_a"], w["ticketed"], "holder-a"),
+                visit(b, p["holder_b"], w["ticketed"], "holder-b"),
+                visit(b, p["short_holder"], w["ticketed"], "short-holder"),
+            ),
+            asyncio.to_thread(visit_cli, c, holder_key, w["ticketed"], "--for", "1"),
+            asyncio.to_thread(visit_cli, c, stranger_key, w["ticketed"], "--for", "1"),
+            refused(a, stranger(), w["ticketed"]),
         )
         seated += holders
-        reasons = await asyncio.gather(
-            refused(a, stranger(), w["ticketed"]), refused(c, stranger(), w["ticketed"])
-        )
-        assert reasons == [DENIED_NO_TICKET] * 2
+        assert reason == DENIED_NO_TICKET
+        code, events = cli_holder
+        assert code == 0 and events[0]["event"] == "joined", events
+        assert events[0]["address"] == p["holder_c"].address.lower(), events[0]
+        code, events = cli_stranger
+        assert code == 1, events
+        assert [(e["event"], e["reason"]) for e in events] == [("denied", DENIED_NO_TICKET)]
 
         # private world: its owner only; friends world: its list only
         seated.append(await visit(b, net.owner, w["vault"], "vault-owner"))
@@ -146,8 +159,9 @@ async def test_thirty_visitors_access_rules_and_instances(net: Network) -> None:
         seated += await asyncio.gather(
             *(visit(u, stranger(), w["arena"], f"arena-{i}") for i, u in enumerate([a, b, c]))
         )
-        # 30 visitors: 23 seated, 6 strangers refused, the banned address 3 times
-        assert len(seated) == 23
+        # 30 visitors: 22 seated here and one by the CLI, 6 strangers refused (one by the
+        # CLI), the banned address 3 times
+        assert len(seated) == 22
 
         # the short-lived ticket type expires on chain: after the time jump it lets nobody in,
         # while a long-lived one still does
