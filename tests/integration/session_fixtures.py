@@ -1,11 +1,10 @@
 """A live-session network for tests: anvil with the Flux contracts, three `flux-node run`
 processes with gateways (bootstrapped together, following the chain with confirmations = 0),
-worlds of every kind published on the first, and in-process visitors that record their events.
+and worlds of every access kind published on the first (visitors: `session_visitors`).
 
-`start_network` builds it all and returns a `Network`; `stop` ends every process it started, by
-PID (the nodes through `NodeFactory`, anvil through its context manager). `Watched` wraps a
-`fluxnode.client.Visitor`: a task drains its events into a list, and `wait_for` waits (bounded)
-for one that matches, so a test waits on events, never on a sleep.
+`start_network` builds it all and returns a `Network`; `stop_network` ends every process it
+started, by PID (the nodes through `NodeFactory`, anvil through its own `stop`). Every wait is
+bounded and names what it waited for when it fails.
 """
 
 from __future__ import annotations
@@ -19,9 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-import aiohttp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -29,16 +27,11 @@ from web3.contract import Contract
 
 from fluxnode.chain.anvil import ANVIL_DEV_KEY_0, AnvilProcess, start_anvil
 from fluxnode.chain.deploy import Deployment, deploy_all
-from fluxnode.chain.entry import new_session_key
-from fluxnode.client import Closed, Event, Visitor, hello_for, session_url, wallet_from
 from fluxnode.contracts import load_artifact
-from fluxnode.core.session import frames as fr
-from fluxnode.core.session import wire
 from fluxnode.node.admin import admin_request
 from tests.conftest import NodeFactory, NodeProc, run_cli
 from tests.helpers import EXAMPLE_WORLD
 
-T = TypeVar("T")
 ETH = 10**18
 LAND_TOKEN = 7
 DAY = 86_400
@@ -343,151 +336,3 @@ def network(tmp: Path) -> Iterator[Network]:
         yield net
     finally:
         stop_network(net)
-
-
-# --- visitors --------------------------------------------------------------------------------
-
-
-class Watched:
-    """A visitor whose events a task collects; `wait_for` looks at all of them since `since`."""
-
-    def __init__(self, visitor: Visitor, label: str) -> None:
-        self.v = visitor
-        self.label = label
-        self.seen: list[Event] = []
-        self._changed = asyncio.Condition()
-        self._task = asyncio.create_task(self._drain(), name=f"events {label}")
-
-    @property
-    def address(self) -> str:
-        return self.v.address.lower()
-
-    @property
-    def instance(self) -> str:
-        assert self.v.joined is not None, f"{self.label} has not joined"
-        return self.v.joined.instance_id
-
-    async def _drain(self) -> None:
-        with contextlib.suppress(Exception):
-            async for event in self.v.events():
-                async with self._changed:
-                    self.seen.append(event)
-                    self._changed.notify_all()
-
-    def mark(self) -> int:
-        return len(self.seen)
-
-    async def wait_for(
-        self, match: Callable[[Event], bool], what: str, within: float = 20.0, since: int = 0
-    ) -> Event:
-        def found() -> Event | None:
-            return next((e for e in self.seen[since:] if match(e)), None)
-
-        try:
-            async with asyncio.timeout(within):
-                async with self._changed:
-                    while (event := found()) is None:
-                        closed = next((e for e in self.seen[since:] if isinstance(e, Closed)), None)
-                        if closed is not None:
-                            raise AssertionError(
-                                f"{self.label}: session closed ({closed.reason}) before {what}"
-                            )
-                        await self._changed.wait()
-                    return event
-        except TimeoutError:
-            tail = [repr(e)[:160] for e in self.seen[-6:]]
-            raise AssertionError(
-                f"{self.label}: no event {what} within {within:g} s (last events: {tail})"
-            ) from None
-
-    async def close(self) -> None:
-        await self.v.close()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
-async def visit(
-    url: str,
-    account: LocalAccount,
-    world_id: str,
-    label: str,
-    *,
-    manifest: Path | None = None,
-    **options: Any,
-) -> Watched:
-    """Sign in at `url` as `account`, join `world_id` and start watching its events."""
-    v = await Visitor.connect(
-        url, account.key.hex(), world_id=world_id, manifest=manifest, timeout=20.0, **options
-    )
-    return Watched(v, label)
-
-
-def visit_cli(
-    url: str, key: Path, world_id: str, *args: str, timeout: float = 60
-) -> tuple[int, list[dict[str, Any]]]:
-    """`flux-node visit --json`: its exit code and the JSON events it printed."""
-    out = run_cli(
-        "visit", world_id, "--node", url, "--key-file", str(key), "--json", *args,
-        timeout=timeout,
-    )  # fmt: skip
-    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    assert "Traceback" not in out.stderr, out.stderr
-    return out.returncode, events
-
-
-# --- a raw client, for frames the `Visitor` would never send -------------------------------
-
-
-class RawSession:
-    """One WebSocket to a node's `/session`, frames encoded by hand (`wire`)."""
-
-    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.http = http
-        self.ws = ws
-        self.key = new_session_key()
-
-    @classmethod
-    async def open(cls, url: str) -> RawSession:
-        http = aiohttp.ClientSession()
-        try:
-            ws = await http.ws_connect(session_url(url), max_msg_size=wire.MAX_FRAME)
-        except BaseException:
-            await http.close()
-            raise
-        return cls(http, ws)
-
-    async def send(self, frame: fr.Frame) -> None:
-        await self.ws.send_bytes(wire.encode(frame))
-
-    async def receive(self, within: float = 10.0) -> fr.Frame | aiohttp.WSMessage:
-        """The next frame, or the non-binary message (a close) that came instead."""
-        msg = await self.ws.receive(timeout=within)
-        if msg.type is aiohttp.WSMsgType.BINARY:
-            return wire.decode(msg.data)
-        return msg
-
-    async def expect(self, kind: type[T], within: float = 10.0) -> T:
-        """Skip frames until one of type `kind` (fails on a close or after `within` s)."""
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    got = await self.receive(within)
-                    if isinstance(got, kind):
-                        return got
-                    if isinstance(got, aiohttp.WSMessage):
-                        raise AssertionError(f"connection ended ({got}) before a {kind.__name__}")
-        except TimeoutError:
-            raise AssertionError(f"no {kind.__name__} within {within:g} s") from None
-
-    def hello(self, account: LocalAccount, challenge: fr.Challenge) -> fr.Hello:
-        return hello_for(wallet_from(account.key.hex()), self.key, challenge, time.time())
-
-    async def sign_in(self, account: LocalAccount) -> tuple[fr.Hello, fr.SignedIn]:
-        hello = self.hello(account, await self.expect(fr.Challenge))
-        await self.send(hello)
-        return hello, await self.expect(fr.SignedIn)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.http.close()

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import math
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
-from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from fluxnode.chain.entry import new_session_key, session_public_key, sign_session
-from fluxnode.client import Chat, Closed, Event, PeerJoined, PeerLeft, PeerMoved, StateChanged
-from fluxnode.core.errors import JoinDenied
+from fluxnode.chain.entry import new_session_key, sign_session
+from fluxnode.client import Chat, Closed, PeerJoined, PeerLeft, StateChanged
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
 from fluxnode.core.session.chat import ChatMessage
@@ -37,29 +34,38 @@ from fluxnode.core.session.join import (
     DENIED_PRIVATE,
 )
 from fluxnode.core.session.presence import Transform
-from fluxnode.core.session.state import StateOp, WorldState
+from fluxnode.core.session.state import WorldState
 from fluxnode.core.world import parse_manifest
 from tests.integration.session_fixtures import (
     SMALL_WORLD_PLAYERS,
     Network,
-    RawSession,
-    Watched,
     key_file,
     network,
     rpc,
+)
+from tests.integration.session_visitors import (
+    DOOR,
+    RawSession,
+    Watched,
+    close_all,
+    door_op,
+    is_peer,
+    join_instance,
+    moved_to,
+    now_ms,
+    raw_visitor_id,
+    refused,
+    refused_hello,
+    stranger,
     visit,
     visit_cli,
 )
 
 pytestmark = pytest.mark.slow
 
-DOOR = ("door-1", "open")
 DOOR_CLICK = ("door-1", "onClick")
-CLOSE_POLICY = 1008
 #: Transforms a flooding client sends back to back (the node takes 10 a second).
 FLOOD = 300
-#: Longest a node may take to hear another's directory summary (published every 2 s).
-DIRECTORY_WAIT_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -67,34 +73,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     with network(tmp_path_factory.mktemp("sessions")) as built:
         print(f"network set-up: {built.timings}")
         yield built
-
-
-def stranger() -> LocalAccount:
-    return Account.create()  # type: ignore[no-any-return]
-
-
-async def refused(url: str, account: LocalAccount, world_id: str) -> str:
-    """The reason `url` gives `account` for not seating it in `world_id` (fails if seated)."""
-    try:
-        watched = await visit(url, account, world_id, "refused")
-    except JoinDenied as exc:
-        return exc.reason
-    await watched.close()
-    raise AssertionError(f"{account.address} was let into {world_id} at {url}")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def raw_visitor_id(raw: RawSession) -> str:
-    from fluxnode.node.session_entry import visitor_id
-
-    return visitor_id(session_public_key(raw.key))
-
-
-async def close_all(visitors: list[Watched]) -> None:
-    await asyncio.gather(*(v.close() for v in visitors))
 
 
 # --- 1. access rules and instances, 30 visitors over 3 nodes ---------------------------------
@@ -185,50 +163,6 @@ async def test_thirty_visitors_access_rules_and_instances(net: Network) -> None:
 # --- 2. presence and shared state across nodes ---------------------------------------------
 
 
-async def join_instance(
-    url: str, account: LocalAccount, world_id: str, label: str, instance: str, **options: Any
-) -> Watched:
-    """Join `world_id` at `url` in `instance` (hosted elsewhere). Until the node has heard the
-    directory summary of that instance it places the visitor in a new one of its own; then the
-    visitor leaves and asks again, for at most `DIRECTORY_WAIT_S`."""
-    deadline = time.monotonic() + DIRECTORY_WAIT_S
-    while True:
-        watched = await visit(url, account, world_id, label, **options)
-        if watched.instance == instance:
-            return watched
-        got = watched.instance
-        await watched.v.leave()
-        await watched.close()
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{label} at {url} kept being placed in {got}, never in {instance}"
-            )
-        await asyncio.sleep(0.3)
-
-
-def near(position: Sequence[float], target: Sequence[float]) -> bool:
-    return math.dist(position, target) < 1e-3
-
-
-def moved_to(mover: Watched, target: Sequence[float]) -> Callable[[Event], bool]:
-    def match(e: Event) -> bool:
-        return (
-            isinstance(e, PeerMoved)
-            and (e.address or "").lower() == mover.address
-            and e.transform is not None
-            and near(e.transform.position, target)
-        )
-
-    return match
-
-
-def door_op(v: Watched) -> StateOp | None:
-    replica = v.v.replica
-    assert replica is not None and replica.state is not None, f"{v.label} has no world state"
-    held = [op for op in replica.state.snapshot() if (op.object_id, op.prop) == DOOR]
-    return held[0] if held else None
-
-
 async def test_visitors_on_three_nodes_see_each_other_move_and_agree_on_the_door(
     net: Network,
 ) -> None:
@@ -292,21 +226,6 @@ async def test_visitors_on_three_nodes_see_each_other_move_and_agree_on_the_door
 # --- 4. bad input against a live node --------------------------------------------------------
 
 PROOF_REFUSED = "denied: entry proof refused ("
-
-
-async def refused_hello(url: str, make: Callable[[RawSession, fr.Challenge], fr.Hello]) -> str:
-    """Send the Hello `make` builds for a fresh connection's Challenge; the Denied reason, after
-    checking that the node then closed the connection with a policy-violation code."""
-    raw = await RawSession.open(url)
-    try:
-        await raw.send(make(raw, await raw.expect(fr.Challenge)))
-        denied = await raw.expect(fr.Denied)
-        end = await raw.receive()
-        assert isinstance(end, aiohttp.WSMessage), f"still open after {denied}: {end}"
-        assert raw.ws.close_code == CLOSE_POLICY, (raw.ws.close_code, end)
-        return denied.reason
-    finally:
-        await raw.close()
 
 
 async def test_replayed_and_forged_entry_proofs_are_refused(net: Network) -> None:
@@ -464,10 +383,6 @@ async def test_a_flooding_client_is_refused_while_others_still_move(net: Network
 
 
 # --- 3. a node killed mid-session (last: node c stays dead) ----------------------------------
-
-
-def is_peer(kind: type[PeerJoined] | type[PeerLeft], address: str) -> Callable[[Event], bool]:
-    return lambda e: isinstance(e, kind) and (e.address or "").lower() == address
 
 
 async def test_a_killed_node_s_visitors_rejoin_elsewhere_and_are_seen_leave_and_return(
