@@ -181,6 +181,12 @@ class ChainIndex:
     def last_block(self) -> int:
         return int(self._meta("last_block") or -1)
 
+    @property
+    def last_block_time(self) -> int:
+        """Timestamp of the newest block `apply` indexed (0 before any): the chain's clock as
+        the index knows it. Kept across a rewind: the larger time only expires tickets sooner."""
+        return int(self._meta("last_block_time") or 0)
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
@@ -197,8 +203,10 @@ class ChainIndex:
         to_block: int,
         events: Sequence[tuple[int, int, str, str, dict[str, Any]]],
         hashes: dict[int, str],
+        block_time: int | None = None,
     ) -> None:
-        """Record events (block, log_index, contract, kind, args) up to `to_block` atomically."""
+        """Record events (block, log_index, contract, kind, args) up to `to_block` (whose
+        timestamp is `block_time`) atomically."""
         with self._tx() as db:
             for block, index, contract, kind, args in events:
                 db.execute(
@@ -208,6 +216,8 @@ class ChainIndex:
                 self._derive(db, contract, kind, args)
             db.executemany("INSERT OR REPLACE INTO block_hashes VALUES (?, ?)", hashes.items())
             self._set_meta("last_block", str(to_block))
+            if block_time is not None and block_time > self.last_block_time:
+                self._set_meta("last_block_time", str(block_time))
 
     def _derive(
         self, db: sqlite3.Connection, contract: str, kind: str, args: dict[str, Any]
@@ -315,8 +325,11 @@ class Indexer:
         self.confirmations = confirmations
 
     async def _hash_at(self, number: int) -> str:
+        return (await self._block_at(number))[0]
+
+    async def _block_at(self, number: int) -> tuple[str, int]:
         block = await self.pool.call(lambda w3: w3.eth.get_block(number))
-        return _hex(block["hash"])
+        return _hex(block["hash"]), int(block["timestamp"])
 
     async def _check_reorg(self) -> int | None:
         last = self.index.last_block
@@ -367,8 +380,8 @@ class Indexer:
                     (number, int(entry["logIndex"]), str(entry["address"]).lower(), kind, args)
                 )
                 hashes[number] = _hex(entry["blockHash"])
-            hashes[to] = await self._hash_at(to)
-            self.index.apply(to, events, hashes)
+            hashes[to], block_time = await self._block_at(to)
+            self.index.apply(to, events, hashes, block_time)
             total += len(events)
             frm = to + 1
         return SyncResult(start, max(start - 1, target), total, reorged)

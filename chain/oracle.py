@@ -151,7 +151,9 @@ class Oracle:
             owner = land[0]
         has_ticket = None
         if need_ticket and visitor is not None:
-            now = int(self._wall())
+            # A ticket is valid while block.timestamp < expiresAt: the chain's clock, which may
+            # run ahead of ours (a time jump), decides; our wall clock only makes it stricter.
+            now = max(int(self._wall()), self.index.last_block_time)
             has_ticket = bool(self.index.valid_tickets(visitor, world_key(world.canonical_id), now))
         return ChainFacts(land_owner=owner, has_valid_ticket=has_ticket)
 

@@ -371,10 +371,13 @@ class Visitor:
 
     async def _drop(self, link: Link) -> None:
         current = asyncio.current_task()
+        # Close before cancelling the reader: aiohttp gives up the closing handshake when a
+        # pending receive is cancelled, and a socket closed with unread data is reset, which
+        # can discard our last frames (a Leave) before the node has read them.
+        await link.ws.close()
         for task in link.tasks:
             if task is not current:
                 task.cancel()
-        await link.ws.close()
         for task in link.tasks:
             if task is not current:
                 with contextlib.suppress(asyncio.CancelledError):

@@ -119,6 +119,9 @@ async def _serve(request: web.Request, open_peer: Opener) -> web.StreamResponse:
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 await peer.receive(msg.data)
+                # Buffered messages are read without a task switch: yield so the writer drains
+                # the answers, else a burst fills the queue and drops a client that reads fine.
+                await asyncio.sleep(0)
             elif msg.type is WSMsgType.TEXT:
                 sink.close(WSCloseCode.UNSUPPORTED_DATA, "session frames are binary")
             if sink.close_code is not None:

@@ -75,8 +75,10 @@ def _err(message: str) -> None:
 class _Out:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        self.printed: set[str] = set()
 
     def __call__(self, event: str, **fields: Any) -> None:
+        self.printed.add(event)
         record = {"event": event, **fields}
         if self.as_json:
             line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
@@ -124,7 +126,8 @@ def cmd_visit(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass  # Ctrl-C or SIGTERM: how a run without --for ends (Leave was sent on the way out)
     except SessionDenied as exc:
-        out("denied", reason=exc.reason, address=wallet.address)
+        if "denied" not in out.printed:  # a refused join was printed already, with more
+            out("denied", reason=exc.reason, address=wallet.address)
         return EXIT_FAILURE
     except FluxError as exc:
         _err(str(exc))

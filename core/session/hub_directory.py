@@ -108,7 +108,9 @@ class Publisher:
         return (live + dead)[:MAX_SUMMARIES]
 
     def next_due(self) -> float:
-        return self.last + PUBLISH_EVERY
+        # Never published: due at once (finite, so it is a timer), visitors or not — members
+        # check the visitors we relay against the gateway this load names.
+        return self.last + PUBLISH_EVERY if math.isfinite(self.last) else 0.0
 
     def publish(self, load: NodeLoad, summaries: list[InstanceSummary], now: float) -> bytes | None:
         """The message to gossip now, or None when it is not due."""

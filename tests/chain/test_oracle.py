@@ -180,6 +180,31 @@ async def test_ticket_expiry_across_a_time_jump(chain: Chain) -> None:
     assert not (await oracle.check(land, TICKETED, chain.bob.address)).allowed
 
 
+async def test_warm_ticket_check_follows_the_chain_clock_across_a_time_jump(
+    chain: Chain, tmp_path: Path
+) -> None:
+    # The index answers from its tables, so its "now" must be the chain's: after a jump past a
+    # ticket's expiry, the wall clock alone would still call it valid.
+    info = populate(chain)
+    pool = pool_for(chain.deployment.rpc_url)
+    index = fresh_index(tmp_path, "jump", chain.deployment)
+    indexer = Indexer(pool, index, confirmations=0)
+    oracle = Oracle(pool, contracts_of(chain.deployment), confirmations=0, index=index)
+    land = WorldRef.parse("land:7")
+    await indexer.sync_once()
+    await oracle.refresh_head()
+    assert (await oracle.check(land, TICKETED, chain.bob.address)).allowed
+    chain.mine_at(info["expires"] + 1)
+    await indexer.sync_once()
+    await oracle.refresh_head()
+    warm_before = oracle.stats.warm
+    assert (await oracle.check(land, TICKETED, chain.bob.address)).reason == (
+        "no valid ticket for this world"
+    )
+    assert oracle.stats.warm == warm_before + 1
+    assert index.last_block_time == info["expires"] + 1
+
+
 @pytest.fixture
 def twin_anvils() -> Iterator[list[AnvilProcess]]:
     """Two chains with identical state (same deployer, same transactions), plus a wrong one."""

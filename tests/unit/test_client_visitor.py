@@ -275,6 +275,18 @@ async def test_the_node_closing_ends_the_events_with_closed(node: NodeDouble) ->
         assert sum(isinstance(e, Closed) for e in events) == 1
 
 
+async def test_close_completes_the_closing_handshake_after_a_last_frame(node: NodeDouble) -> None:
+    # Without the handshake the socket is dropped with frames unread, and the reset can cost
+    # the node the frames we sent last (a Leave then stays seated for the reconnect window).
+    v = await connect(node, world_id="land:1")
+    assert v._link is not None
+    ws = v._link.ws
+    await v.leave()
+    await v.close()
+    assert ws.close_code == 1000, ws.close_code
+    assert await frame_of(node, fr.Leave) == fr.Leave()
+
+
 async def test_an_idle_visitor_sends_heartbeats(node: NodeDouble) -> None:
     async with await connect(node, world_id="land:1", heartbeat_interval=0.05):
         assert await frame_of(node, fr.Heartbeat) == fr.Heartbeat()

@@ -119,6 +119,29 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered() -> None:
         assert len(frames) < SEND_QUEUE * 4
 
 
+async def test_a_burst_from_a_client_that_reads_is_answered_in_full() -> None:
+    # Messages already buffered are read without the event loop switching tasks; the writer
+    # must still get to drain the answers, or a client that reads promptly is dropped as slow.
+    gate = EchoGate()
+    app = make_gateway_app(FakeNode(), sessions=gate)
+    url = "http://127.0.0.1:{}/session"
+    async with (
+        serve(app) as port,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url.format(port)) as ws,
+    ):
+        await ws.receive()
+        burst = SEND_QUEUE * 3
+        for i in range(burst):
+            await ws.send_bytes(b"%d" % i)
+        got = []
+        for _ in range(burst):
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            assert msg.type is WSMsgType.BINARY, (len(got), msg)
+            got.append(msg.data)
+        assert got == [b"re:%d" % i for i in range(burst)]
+
+
 async def test_the_manifest_route_takes_world_ids_with_a_slash_and_404s_unknown_ones() -> None:
     app = make_gateway_app(FakeNode(), sessions=EchoGate())
     async with serve(app) as port, aiohttp.ClientSession() as http:

@@ -21,10 +21,11 @@ from fluxnode.core.session.frames import (
     StateSync,
     VisitorIn,
 )
+from fluxnode.core.session.hub import SessionHub
 from fluxnode.core.session.instances import InstanceSummary, NodeLoad
 from fluxnode.core.session.presence import Transform, ViewerFrame
 
-from .hub_net import WORLD, Client, Net
+from .hub_net import WORLD, Client, Net, verify_session
 
 
 def joined(c: Client) -> Joined:
@@ -45,6 +46,20 @@ def test_directory_message_round_trips() -> None:
     assert decode_directory(encode_directory(message())) == message()
     empty = DirectoryMessage(NodeLoad("h2", 0, 0, 5.0, None), ())
     assert decode_directory(encode_directory(empty)) == empty
+
+
+def test_a_hub_with_no_visitors_yet_publishes_its_load_at_once_and_every_2_s() -> None:
+    # Members check a relayed visitor's proof against its node's gateway, known from this
+    # load: a node that waited for its first visitor to announce itself got them refused.
+    hub = SessionHub("h1", verify_session=verify_session, is_banned=lambda w, a: False,
+                     max_visitors=10, gateway_url="ws://h1.test/session")  # fmt: skip
+    now = 1000.0
+    due = hub.get_timer()
+    assert due is not None and due <= now
+    data = hub.directory_to_publish(now)
+    assert data is not None
+    assert decode_directory(data).load == NodeLoad("h1", 0, 10, now, "ws://h1.test/session")
+    assert hub.get_timer() == now + 2.0
 
 
 @pytest.mark.parametrize(
