@@ -334,7 +334,10 @@ class SessionHub:
     # --- time -----------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        times = [self.publisher.next_due()]
+        # Never published yet (next_due is -inf): due at once, or an idle node, whose tick timer
+        # does not run, would never gossip its load and gateway, which members need to verify
+        # the visitors it relays and placement needs to redirect visitors to it.
+        times = [max(self.publisher.next_due(), 0.0)]
         if self._next_tick is not None:
             times.append(self._next_tick)
         for room in [*self.rooms.values(), *self.closed.values()]:
