@@ -111,12 +111,17 @@ def report_joins(
           f"p99 {pct(pooled, 0.99):.1f} ms")  # fmt: skip
     bench.figures(f"joins/s, {args.concurrent} at once", [j["joins_per_s"] for j in js], "/s")
     print(f"\n-- state-op convergence: door click on a until b and c see it ({args.clicks} clicks)")
+    print(f"  instances seen by the 3 visitors per run: {[c['instances'] for c in cv]}; "
+          f"clicks not seen by both within 5 s: {[c['missed'] for c in cv]}")  # fmt: skip
+    cv = [c for c in cv if c["lat_ms"][0]]
+    if not cv:
+        print("  no run had all three visitors in one instance: no convergence figure")
+        return
     both = [[max(x) for x in zip(*c["lat_ms"], strict=True)] for c in cv]
     bench.figures("convergence p50 (slower of b, c; per run)",
                   [statistics.median(b) for b in both], "ms")  # fmt: skip
     bench.figures("convergence p99 (slower of b, c; per run)",
                   [pct(b, 0.99) for b in both], "ms")  # fmt: skip
-    print(f"  instances seen by the 3 visitors per run: {[c['instances'] for c in cv]}")
 
 
 def report_big(bench: Bench, results: list[list[dict[str, Any]]], args: argparse.Namespace) -> None:
