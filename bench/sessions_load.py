@@ -49,6 +49,7 @@ RING = 4096
 BIN_MS = 0.1  # latency histogram resolution
 MAX_MS = 10_000.0
 ROT = (0.0, 0.0, 0.0, 1.0)
+HANDSHAKE_S = 90.0  # a node busy with 1,000 visitors answers sign-ins slowly
 VIEWER_FRAME, ERROR = 11, 8
 
 
@@ -154,16 +155,16 @@ class Load:
         ws = await http.ws_connect(url, max_msg_size=wire.MAX_FRAME)
         wallet = WalletKey.from_secret(os.urandom(32))
         key = new_session_key()
-        challenge = wire.decode((await ws.receive(timeout=30)).data)
+        challenge = wire.decode((await ws.receive(timeout=HANDSHAKE_S)).data)
         assert isinstance(challenge, fr.Challenge), challenge
         await ws.send_bytes(wire.encode(hello_for(wallet, key, challenge, time.time())))
-        signed = wire.decode((await ws.receive(timeout=30)).data)
+        signed = wire.decode((await ws.receive(timeout=HANDSHAKE_S)).data)
         if not isinstance(signed, fr.SignedIn):
             raise SystemExit(f"sign-in refused: {signed}")
         v.visitor = signed.visitor
         await ws.send_bytes(wire.encode(fr.Join(self.spec["world"], None, ())))
         while True:
-            msg = await ws.receive(timeout=30)
+            msg = await ws.receive(timeout=HANDSHAKE_S)
             if msg.type is not aiohttp.WSMsgType.BINARY:
                 raise SystemExit(f"visitor {v.index}: connection ended while joining: {msg}")
             frame = wire.decode(msg.data)
@@ -342,6 +343,9 @@ class Load:
             beats = asyncio.create_task(self.heartbeats())
             await self.join_all(http)
             result["join_s"] = self.loop.time() - t0
+            if spec.get("barrier"):  # several load generators: all joined before anyone moves
+                print("READY", flush=True)
+                await self.loop.run_in_executor(None, sys.stdin.readline)
             instances: dict[str, int] = {}
             for v in self.vs:
                 instances[v.instance] = instances.get(v.instance, 0) + 1
@@ -360,9 +364,6 @@ class Load:
             mover = asyncio.create_task(self.mover())
             await asyncio.sleep(float(spec.get("warmup_s", 3.0)))
             pids = [int(x["pid"]) for x in spec["nodes"]]
-            if spec.get("barrier"):  # several load generators start their windows together
-                print("READY", flush=True)
-                await self.loop.run_in_executor(None, sys.stdin.readline)
             cpu0 = [cpu_seconds(p) for p in pids]
             wait0 = [wait_seconds(p) for p in pids]
             self_wait0 = wait_seconds(os.getpid())
@@ -373,6 +374,13 @@ class Load:
             await asyncio.sleep(float(spec["window_s"]))
             self.measuring = False
             window = self.loop.time() - t_start
+            # Connections the node closed before the end (e.g. "too slow: frames not read").
+            dropped: dict[str, int] = {}
+            for v in self.vs:
+                if v.ws is not None and v.ws.closed:
+                    code = str(v.ws.close_code)
+                    dropped[code] = dropped.get(code, 0) + 1
+            result["closed_by_node"] = dropped
             cpu1 = [cpu_seconds(p) for p in pids]
             wait1 = [wait_seconds(p) for p in pids]
             self_wait1 = wait_seconds(os.getpid())

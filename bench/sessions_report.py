@@ -14,10 +14,10 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def _errors(rs: list[dict[str, Any]]) -> dict[str, int]:
+def _errors(rs: list[dict[str, Any]], key: str = "errors") -> dict[str, int]:
     out: dict[str, int] = {}
     for r in rs:
-        for code, n in r["errors"].items():
+        for code, n in r.get(key, {}).items():
             out[code] = out.get(code, 0) + n
     return out
 
@@ -74,7 +74,8 @@ def report_crowd(
         )  # fmt: skip
         split = [r["instances"] for r in rs]
         print(f"  instances per run (visitors in each): {split}")
-        print(f"  errors from the nodes over all runs: {_errors(rs)}")
+        print(f"  errors from the nodes over all runs: {_errors(rs)}; connections the nodes "
+              f"closed (by close code): {_errors(rs, 'closed_by_node')}")  # fmt: skip
         hwm = [max(r["node_hwm_mib"]) for r in rs]
         print(
             f"  peak RSS (VmHWM): nodes up to {max(hwm):.0f} MiB, load generator up to "
@@ -85,6 +86,7 @@ def report_crowd(
             loadgen_hwm_mib=[r["loadgen_hwm_mib"] for r in rs],
             samples=[r["all"]["n"] for r in rs],
         )  # fmt: skip
+    bench.record("crowd: raw", near=near, spread=spread)
     bench.compare(
         "what distance tiers save: bytes per visitor per second, spread vs near",
         "spread", [r["bytes_per_visitor_s"] / 1024 for r in spread],
@@ -162,5 +164,8 @@ def report_big(bench: Bench, results: list[list[dict[str, Any]]], args: argparse
     )  # fmt: skip
     errors = _errors([r for rs in results for r in rs])
     hwm = max(rs[0]["node_hwm_mib"][0] for rs in results)
-    print(f"  errors from the node over all runs: {errors}; node peak RSS {hwm:.0f} MiB")
+    closed = _errors([r for rs in results for r in rs], "closed_by_node")
+    print(f"  errors from the node over all runs: {errors}; connections it closed (by close "
+          f"code): {closed}; node peak RSS {hwm:.0f} MiB")  # fmt: skip
     bench.record("big node: extras", joined=joined, errors=errors, node_hwm_mib=hwm)
+    bench.record("big node: raw", runs=results)
