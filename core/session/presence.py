@@ -7,7 +7,8 @@ transform is refused (`TransformRejected`, nothing changes) when a number is not
 position is outside the box, the quaternion is not unit length (±1 %), the animation name is not
 1..32 of ``[a-z0-9_-]``, the avatar would have moved faster than ``max_speed`` since its last
 accepted transform (a teleport; the node's own `teleport` skips that check), or the visitor
-sends more than ``max_rate`` per second (a token bucket with a burst of 3, so jitter is fine).
+sends more than ``max_rate`` per second (a token bucket with a burst of `RATE_BURST`, a second
+of moving at 10 Hz: frames an honest client sent evenly may arrive bunched after a stall).
 
 `ViewerStream` makes one viewer's frames, tiered like Decentraland's Pulse: visitors within
 ``near`` metres are sent every tick, within ``mid`` every 2nd, within ``far`` every 4th, and
@@ -32,6 +33,7 @@ from fluxnode.core.session.ratelimit import TokenBucket
 
 EXPIRE_AFTER: Final = 30.0
 MAX_RATE: Final = 10.0  # transforms per second per visitor
+RATE_BURST: Final = 10
 MAX_SPEED: Final = 50.0  # m/s: faster than any avatar runs or flies, slower than a teleport
 NEAR, MID, FAR = 20.0, 50.0, 100.0
 HISTORY: Final = 32  # snapshots remembered per viewer (3 s at 10 Hz)
@@ -118,7 +120,7 @@ class PresenceTable:
             raise TransformRejected(f"spawn {problem}")
         self._visitors[visitor] = Presence(
             visitor, spawn, dict(info or {}), now, now, self._next_rev(),
-            TokenBucket(self.max_rate, 3, now),
+            TokenBucket(self.max_rate, RATE_BURST, now),
         )  # fmt: skip
 
     def leave(self, visitor: str) -> bool:

@@ -74,12 +74,24 @@ def test_rate_is_capped_per_visitor() -> None:
     table = PresenceTable(max_rate=10.0)
     table.join("alice", at(0), now=0.0)
     table.join("bob", at(0), now=0.0)
-    for i in range(3):  # a burst of 3 is fine (jitter), the 4th within 0.1 s is not
-        table.receive_transform("alice", at(0.01 * i), now=i * 0.01)
+    for i in range(10):  # a burst of 10 is fine (a stall's worth), the 11th at once is not
+        table.receive_transform("alice", at(0.001 * i), now=i * 0.001)
     with pytest.raises(TransformRejected, match="more than 10 transforms per second"):
-        table.receive_transform("alice", at(0.03), now=0.03)
-    table.receive_transform("alice", at(0.1), now=0.1)  # the bucket refills at 10/s
+        table.receive_transform("alice", at(0.01), now=0.01)
+    table.receive_transform("alice", at(0.1), now=0.11)  # the bucket refills at 10/s
     table.receive_transform("bob", at(0.1), now=0.19)  # another visitor has their own budget
+
+
+def test_an_honest_10_hz_client_whose_frames_arrive_bunched_is_not_refused() -> None:
+    table = PresenceTable(max_rate=10.0)
+    table.join("alice", at(0), now=0.0)
+    t = 0.0
+    for second in range(5):
+        # Sent every 0.1 s, but a 0.6 s stall delivers six at once, then the rest on time.
+        arrivals = [second + 0.6] * 6 + [second + 0.6 + 0.1 * k for k in range(1, 5)]
+        for when in arrivals:
+            t += 0.01
+            table.receive_transform("alice", at(t), now=when)
 
 
 def test_token_bucket() -> None:
