@@ -19,6 +19,7 @@ import msgpack
 
 from fluxnode.core.errors import FrameInvalid
 from fluxnode.core.session.instances import MAX_ID_CHARS, InstanceSummary, NodeLoad
+from fluxnode.core.session.wire import unpack_strict
 
 TOPIC: Final = "flux/instances/1"
 VERSION: Final = 1
@@ -78,25 +79,7 @@ def _load(obj: object) -> NodeLoad:
 
 def decode_directory(data: bytes) -> DirectoryMessage:
     """The message in `data`; raises `FrameInvalid` (and nothing else) when it is not one."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise FrameInvalid("directory message must be bytes")
-    if len(data) > MAX_BYTES:
-        raise FrameInvalid(f"directory message is {len(data)} bytes, over {MAX_BYTES}")
-    try:
-        obj = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            max_str_len=MAX_BYTES,
-            max_bin_len=0,
-            max_array_len=MAX_BYTES,
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises many unrelated types: translate them all here
-        name = type(exc).__name__
-        raise FrameInvalid(f"directory message is not one msgpack value: {name}") from None
+    obj = unpack_strict(data, MAX_BYTES, "directory message", containers=False)
     if not isinstance(obj, list) or len(obj) != 3:
         raise FrameInvalid("directory message must be [version, load, summaries]")
     version, load_obj, summaries_obj = obj

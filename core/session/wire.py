@@ -344,26 +344,36 @@ def encode(frame: Frame) -> bytes:
     return packed
 
 
-def decode(data: bytes, max_frame: int = MAX_FRAME) -> Frame:
-    """The frame in `data`; raises `FrameInvalid` (and nothing else) when it is not one."""
+def unpack_strict(
+    data: bytes | bytearray | memoryview, limit: int, what: str, *, containers: bool = True
+) -> Any:
+    """Exactly one msgpack value from at most `limit` bytes, or `FrameInvalid` naming `what`
+    (and nothing else): the size is checked before unpacking, msgpack's own length limits are
+    the byte limit (so a small input cannot claim a huge array), and there are no ext types.
+    `containers=False` also refuses binary strings and maps (a directory message has none)."""
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise FrameInvalid("frame must be bytes")
-    if len(data) > max_frame:
-        raise FrameInvalid(f"frame is {len(data)} bytes, over the {max_frame}-byte limit")
+        raise FrameInvalid(f"{what} must be bytes")
+    if len(data) > limit:
+        raise FrameInvalid(f"{what} is {len(data)} bytes, over the {limit}-byte limit")
     try:
-        obj = msgpack.unpackb(
+        return msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=True,
             use_list=True,
-            max_str_len=max_frame,
-            max_bin_len=max_frame,
-            max_array_len=max_frame,
-            max_map_len=max_frame,
+            max_str_len=limit,
+            max_bin_len=limit if containers else 0,
+            max_array_len=limit,
+            max_map_len=limit if containers else 0,
             max_ext_len=0,  # no ext types at all: nothing here uses them
         )
     except Exception as exc:  # msgpack raises many unrelated types: translate them all here
-        raise FrameInvalid(f"frame is not one msgpack value: {type(exc).__name__}") from None
+        raise FrameInvalid(f"{what} is not one msgpack value: {type(exc).__name__}") from None
+
+
+def decode(data: bytes, max_frame: int = MAX_FRAME) -> Frame:
+    """The frame in `data`; raises `FrameInvalid` (and nothing else) when it is not one."""
+    obj = unpack_strict(data, max_frame, "frame")
     if not isinstance(obj, list) or not obj or type(obj[0]) is not int:
         raise FrameInvalid("frame must be an array starting with its type code")
     code, fields = obj[0], obj[1:]
