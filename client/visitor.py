@@ -31,14 +31,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fluxnode.chain.entry import new_session_key
-from fluxnode.client.connection import (
-    Ending,
-    Link,
-    describe,
-    open_ws,
-    read_frames,
-    sign_in,
-)
+from fluxnode.client.connection import Ending, Link, describe, open_ws, read_frames, sign_in
 from fluxnode.client.event_queue import EventQueue
 from fluxnode.client.events import Closed, Event, Reconnected, VisitorStats
 from fluxnode.client.events import Error as ErrorEvent
@@ -47,11 +40,7 @@ from fluxnode.client.manifest import ManifestSource, load_manifest, node_manifes
 from fluxnode.client.reconnect import Reconnect, reconnect
 from fluxnode.client.replica import Replica, transform_of
 from fluxnode.client.signin import DEFAULT_LIFETIME, AccountKey, hello_for, wallet_from
-from fluxnode.core.errors import (
-    JoinDenied,
-    SessionLost,
-    SiweUsageError,
-)
+from fluxnode.core.errors import JoinDenied, SessionLost, SiweUsageError
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
 from fluxnode.core.session.chat import ChatMessage
