@@ -91,11 +91,6 @@ class Config:
     def config_file(self) -> Path:
         return self.data_dir / CONFIG_FILE_NAME
 
-    @property
-    def siwe_domain(self) -> str:
-        """The domain visitors sign in for: `session.domain`, else the gateway's HOST:PORT."""
-        return self.session.domain or str(self.gateway.listen)
-
 
 @dataclass(frozen=True)
 class Given:

@@ -177,7 +177,8 @@ class SessionSection:
     #: Address denylist files (one 0x address a line, `#` comments), see
     #: `fluxnode.node.denylist_files.load_address_denylist`.
     deny_addresses: tuple[Path, ...]
-    #: The SIWE domain visitors sign for; None = the gateway's HOST:PORT (`Config.siwe_domain`).
+    #: The SIWE domain visitors sign for; None = the gateway's HOST:PORT as bound
+    #: (`fluxnode.node.session_setup.session_domain`).
     domain: str | None
     tick_hz: int
     #: Visitor reports kept (the oldest are dropped beyond it).

@@ -29,12 +29,14 @@ NONCES_DB = "nonces.db"
 
 
 def session_domain(cfg: Config, gateway_url: str | None) -> str:
-    """The SIWE domain visitors sign for: configured, else the gateway's host:port."""
+    """The SIWE domain visitors sign for: `session.domain`, else the gateway's HOST:PORT as
+    bound (`gateway_url`: a configured port 0 is known only then), else as configured (no
+    gateway: no visitors, so it names nothing anyone signs)."""
     if cfg.session.domain:
         return cfg.session.domain
     if gateway_url is not None:
         return gateway_url.split("://", 1)[1].rstrip("/")
-    return "localhost"
+    return str(cfg.gateway.listen)
 
 
 def build_sessions(

@@ -10,6 +10,7 @@ from fluxnode.core.errors import ConfigError
 from fluxnode.node.cli import build_parser
 from fluxnode.node.config import Config, load_config, overrides_from_args
 from fluxnode.node.denylist_files import load_address_denylist, read_address_denylist_file
+from fluxnode.node.session_setup import session_domain
 
 ALICE = "0x" + "ab" * 20
 BOB = "0x" + "cd" * 20
@@ -32,7 +33,8 @@ def test_defaults(tmp_path: Path) -> None:
         10,
         10_000,
     )
-    assert cfg.siwe_domain == "127.0.0.1:8011"  # unset: the gateway's HOST:PORT
+    assert session_domain(cfg, None) == "127.0.0.1:8011"  # unset: the gateway's HOST:PORT
+    assert session_domain(cfg, "http://127.0.0.1:40123") == "127.0.0.1:40123"  # as bound
 
 
 def test_values_from_file_and_environment(tmp_path: Path) -> None:
@@ -44,7 +46,7 @@ def test_values_from_file_and_environment(tmp_path: Path) -> None:
     s = cfg.session
     assert s.max_visitors == 0  # hosts no visitors
     assert s.deny_addresses == (tmp_path / "deny.txt",)
-    assert cfg.siwe_domain == "worlds.example.org"
+    assert session_domain(cfg, "http://127.0.0.1:40123") == "worlds.example.org"
     assert s.tick_hz == 20
     assert cfg.source("session.tick_hz") == "environment variable FLUX_SESSION_TICK_HZ"
     assert s.reports_max == 5
