@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -168,19 +169,103 @@ class Leave:
     pass
 
 
+#: The home node itself as a `Signal` peer: the client's own data channel to its node.
+NODE_PEER: Final = "@node"
+#: offer/answer carry SDP, ice one candidate line, bye ends a link, failed says ICE failed.
+SIGNAL_KINDS: Final = ("offer", "answer", "ice", "bye", "failed")
+#: `MeshPlan.links` flags: transforms go over this link; audio does; this client makes the offer.
+LINK_DATA: Final = 1
+LINK_AUDIO: Final = 2
+LINK_OFFER: Final = 4
+MESH_MODES: Final = ("mesh", "relay")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """WebRTC signalling. Client -> node: `peer` is the visitor it is for (same instance) or
+    `NODE_PEER`; node -> client: `peer` is the visitor it comes from (or `NODE_PEER`)."""
+
+    peer: str
+    kind: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class SignalRelay:
+    """A `Signal` between visitors on two member nodes: from `source`'s node to `target`'s."""
+
+    instance: str
+    source: str
+    target: str
+    kind: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class MeshPlan:
+    """Node -> client: the direct links the client should hold now (`links`: visitor -> LINK_*
+    flags; a link not named is to be closed) and who is silenced in the instance."""
+
+    epoch: int
+    mode: str
+    links: dict[str, int]
+    silenced: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MeshStatus:
+    """Client -> node: the peers whose direct data channel is open now."""
+
+    connected: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
+class RtcConfig:
+    """Node -> client after `Joined`: the ICE servers to use (none: host candidates only)."""
+
+    ice_servers: tuple[IceServer, ...]
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The world owner silences (`on`) or un-silences `target` in an instance; signed by the
+    owner's session key (`author` is its visitor id), so every member node checks it itself."""
+
+    instance: str
+    target: str
+    on: bool
+    sent_ms: int
+    author: str
+    signature: bytes = b""
+
+    def signing_bytes(self) -> bytes:
+        body = ["flux-silence/1", self.instance, self.target, self.on, self.sent_ms, self.author]
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
 Frame: TypeAlias = (
     Hello | Join | Joined | Denied | RedirectTo | Challenge | SignedIn | Error | Report
     | Transform | ViewerFrame | Ack | Resync | StateSnapshot
     | StateOp | ChatMessage | Heartbeat | Leave
     | SeatClaim | SeatAck | SeatNack | SeatRelease | Handover
     | MemberJoin | VisitorIn | VisitorOut | Batch | InstanceOps | StateSync
+    | Signal | SignalRelay | MeshPlan | MeshStatus | RtcConfig | Silence
 )  # fmt: skip
 #: Frames a client may send to its home node; anything else from a client is refused.
 CLIENT_FRAMES: Final = (
-    Hello, Join, Report, Transform, Ack, Resync, StateOp, ChatMessage, Heartbeat, Leave
+    Hello, Join, Report, Transform, Ack, Resync, StateOp, ChatMessage, Heartbeat, Leave,
+    Signal, MeshStatus, Silence,
 )  # fmt: skip
 #: Frames member nodes send each other.
 NODE_FRAMES: Final = (
     SeatClaim, SeatAck, SeatNack, SeatRelease, Handover,
     MemberJoin, VisitorIn, VisitorOut, Batch, InstanceOps, StateSync, ChatMessage,
+    SignalRelay, Silence,
 )  # fmt: skip

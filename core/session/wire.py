@@ -27,7 +27,6 @@ Type codes (the field order is the dataclass field order):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import astuple
 from typing import Any, Final
@@ -35,6 +34,7 @@ from typing import Any, Final
 import msgpack
 
 from fluxnode.core.errors import FrameInvalid
+from fluxnode.core.session import wire_rtc
 from fluxnode.core.session.chat import ChatMessage
 from fluxnode.core.session.frames import (
     Ack,
@@ -71,75 +71,24 @@ from fluxnode.core.session.seat_messages import (
     SeatRelease,
 )
 from fluxnode.core.session.state import OpKind, StateOp
+from fluxnode.core.session.wire_fields import (
+    MAX_FRAME,
+    MAX_TEXT,
+    _b,
+    _i,
+    _json,
+    _list,
+    _opt_s,
+    _s,
+    _vec,
+)
 from fluxnode.core.world import JsonValue
 
-MAX_FRAME: Final = 64 << 10
-MAX_ID: Final = 128
-MAX_TEXT: Final = 2000  # bytes, enough for 500 characters of any script
-MAX_LIST: Final = 128
+__all__ = ["MAX_FRAME", "MAX_OPS", "decode", "encode", "unpack_strict"]
+
 #: Ops in one snapshot or batch: a world has at most a few hundred interactive registers.
 MAX_OPS: Final = 512
 MAX_WEARABLES: Final = 16
-_INT_MAX: Final = (1 << 53) - 1
-
-
-# --- field checks (each raises FrameInvalid naming the field) --------------------------------
-
-
-def _s(v: object, what: str, high: int = MAX_ID) -> str:
-    if not isinstance(v, str) or not 1 <= len(v.encode("utf-8", "surrogatepass")) <= high:
-        raise FrameInvalid(f"{what} must be a string of 1..{high} bytes")
-    return v
-
-
-def _opt_s(v: object, what: str) -> str | None:
-    return None if v is None else _s(v, what)
-
-
-def _b(v: object, what: str, high: int) -> bytes:
-    if not isinstance(v, bytes) or len(v) > high:
-        raise FrameInvalid(f"{what} must be at most {high} bytes of binary")
-    return v
-
-
-def _i(v: object, what: str, low: int = 0, high: int = _INT_MAX) -> int:
-    if type(v) is not int or not low <= v <= high:
-        raise FrameInvalid(f"{what} must be an integer in {low}..{high}")
-    return v
-
-
-def _f(v: object, what: str) -> float:
-    if type(v) not in (int, float) or not math.isfinite(v):  # type: ignore[arg-type]
-        raise FrameInvalid(f"{what} must be a finite number")
-    return float(v)  # type: ignore[arg-type]
-
-
-def _list(v: object, what: str, high: int = MAX_LIST) -> list[Any]:
-    if not isinstance(v, list) or len(v) > high:
-        raise FrameInvalid(f"{what} must be a list of at most {high} items")
-    return v
-
-
-def _vec(v: object, what: str, n: int) -> tuple[float, ...]:
-    items = _list(v, what, n)
-    if len(items) != n:
-        raise FrameInvalid(f"{what} must be {n} numbers")
-    return tuple(_f(c, f"{what}[{i}]") for i, c in enumerate(items))
-
-
-def _json(v: object, what: str, depth: int = 4) -> JsonValue:
-    """A JSON value as msgpack carries it: bounded depth, finite numbers, string keys."""
-    if v is None or isinstance(v, bool | str):
-        return v
-    if type(v) is int:
-        return _i(v, what, -_INT_MAX, _INT_MAX)
-    if type(v) is float:
-        return _f(v, what)
-    if depth > 0 and isinstance(v, list):
-        return [_json(x, what, depth - 1) for x in _list(v, what)]
-    if depth > 0 and isinstance(v, dict) and len(v) <= MAX_LIST:
-        return {_s(k, f"{what} key"): _json(x, what, depth - 1) for k, x in v.items()}
-    raise FrameInvalid(f"{what} must be plain JSON nested at most 4 levels")
 
 
 def _transform(v: object) -> Transform:
@@ -280,6 +229,9 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any]], Frame]]] = {
 }  # fmt: skip
 
 
+_DECODERS.update(wire_rtc.DECODERS)
+
+
 def _handed(v: object) -> HandedSeat:
     f = _list(v, "seat", 3)
     if len(f) != 3:
@@ -294,6 +246,7 @@ _CODES: dict[type, int] = {
     SeatClaim: 50, SeatAck: 51, SeatNack: 52, SeatRelease: 53, Handover: 54,
     MemberJoin: 60, VisitorIn: 61, VisitorOut: 62, Batch: 63, InstanceOps: 64, StateSync: 65,
 }  # fmt: skip
+_CODES.update(wire_rtc.CODES)
 
 
 def _enc_op(op: StateOp) -> list[object]:
