@@ -101,7 +101,7 @@ class _Sink:
         A plain close would leave the kernel holding the unsent bytes and the socket, probing
         a window that never opens: linger 0 makes it a reset, which frees both at once."""
         t = self._transport
-        if t is None or t.is_closing():
+        if not isinstance(t, asyncio.WriteTransport) or t.is_closing():
             return
         sock = t.get_extra_info("socket")
         if sock is not None:
