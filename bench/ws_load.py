@@ -28,6 +28,7 @@ every member. No sign-in, no access checks, no per-viewer deltas or distance tie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -291,7 +292,8 @@ async def ref_main(room: int, tick_hz: float) -> None:
                 dirty[r] = {}
                 for ws in list(rooms[r].values()):
                     if not ws.closed:
-                        await ws.send_bytes(frame)
+                        with contextlib.suppress(ConnectionError):  # a client going away
+                            await ws.send_bytes(frame)
 
     app = web.Application()
     app.router.add_get("/ws", handler)
