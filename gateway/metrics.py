@@ -47,6 +47,14 @@ class RequestMetrics:
             registry=self.registry,
         )
 
+        self.sessions_dropped = Counter(
+            "flux_session_clients_dropped",
+            "Session WebSocket clients the gateway dropped, by reason (slow: frames not read)",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.sessions_dropped.labels("slow")  # the series exists (at 0) before the first drop
+
     def observe(self, route: str, method: str, status: int, size: int) -> None:
         self.requests.labels(route, method, str(status)).inc()
         if size:

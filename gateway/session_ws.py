@@ -8,7 +8,13 @@ Without a token `/ws` is exactly `/session`.
 
 A slow client must never stall the node: frames for a client go into a bounded queue that one
 writer task drains; when the queue is full the client is dropped (close code 1008, "too slow")
-instead of buffering without bound or making the session logic wait. Text messages, messages
+instead of buffering without bound or making the session logic wait. Each drop is logged and
+counted (`flux_session_clients_dropped_total{reason="slow"}` in `/metrics`). A client that does
+not read its socket at all would never take a close frame either: when the queue overflows
+while the socket still holds unsent bytes, the connection is aborted at once (the writer is
+blocked on the kernel buffer, not the queue); any other close not completed within
+`CLOSE_GRACE_S` is aborted too, so a stuck socket's file descriptor and buffers are freed.
+Text messages, messages
 over the frame limit and pings the client never answers close the connection (aiohttp enforces
 `max_msg_size` and `heartbeat`). What a frame means is the node's business (`SessionGate`).
 """
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -27,6 +35,7 @@ from fluxnode.core.light_api import LightApi
 from fluxnode.core.session.gate import SessionGate, SessionPeer, SessionSink
 from fluxnode.core.session.wire import MAX_FRAME
 from fluxnode.gateway.api_input import bearer_token, check_token_text
+from fluxnode.gateway.metrics import METRICS_KEY, RequestMetrics
 
 log = logging.getLogger("fluxnode.gateway.session")
 
@@ -36,6 +45,8 @@ SESSION_GATE_KEY = web.AppKey("session_gate", SessionGate)
 SEND_QUEUE = 256
 #: Seconds between WebSocket pings; a client that misses one pong is dropped.
 HEARTBEAT_S = 15.0
+#: Seconds a closing connection has to take its close frame before it is aborted.
+CLOSE_GRACE_S = 5.0
 #: Connections one gateway holds at once (each is a visitor; a node hosts a few hundred).
 MAX_CONNECTIONS = 2000
 
@@ -43,9 +54,17 @@ MAX_CONNECTIONS = 2000
 class _Sink:
     """The gateway's half of one connection: a bounded queue and the close it asks for."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+        on_slow: Callable[[bool], None],
+    ) -> None:
         self._ws = ws
+        self._transport = transport
+        self._on_slow = on_slow
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
+        self._abort_timer: asyncio.TimerHandle | None = None
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -55,7 +74,14 @@ class _Sink:
         try:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
+            # Unsent bytes in the transport: the writer waits on the client's socket, which a
+            # close frame would wait on too.
+            t = self._transport
+            stuck = isinstance(t, asyncio.WriteTransport) and t.get_write_buffer_size() > 0
             self.close(WSCloseCode.POLICY_VIOLATION, "too slow: frames not read")
+            self._on_slow(stuck)
+            if stuck:
+                self.abort()
             return False
         return True
 
@@ -67,15 +93,34 @@ class _Sink:
             while not self._queue.empty():
                 self._queue.get_nowait()
         self._queue.put_nowait(None)  # after the frames already queued: they still go out
+        self._abort_timer = asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes and all (ends the read loop too).
+
+        A plain close would leave the kernel holding the unsent bytes and the socket, probing
+        a window that never opens: linger 0 makes it a reset, which frees both at once."""
+        t = self._transport
+        if not isinstance(t, asyncio.WriteTransport) or t.is_closing():
+            return
+        sock = t.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.abort()
 
     async def write_loop(self) -> None:
         ws = self._ws
-        with contextlib.suppress(ConnectionError):
-            while (data := await self._queue.get()) is not None:
-                await ws.send_bytes(data)
-        await ws.close(
-            code=self.close_code or WSCloseCode.OK, message=self.close_reason.encode()[:120]
-        )
+        try:
+            with contextlib.suppress(ConnectionError):
+                while (data := await self._queue.get()) is not None:
+                    await ws.send_bytes(data)
+            await ws.close(
+                code=self.close_code or WSCloseCode.OK, message=self.close_reason.encode()[:120]
+            )
+        finally:
+            if self._abort_timer is not None:
+                self._abort_timer.cancel()
 
 
 Opener = Callable[[SessionSink], Awaitable[SessionPeer]]
@@ -111,7 +156,18 @@ async def _serve(request: web.Request, open_peer: Opener) -> web.StreamResponse:
     )
     await ws.prepare(request)
     counter[0] += 1
-    sink = _Sink(ws)
+    remote = request.remote or ""
+    metrics = request.app.get(METRICS_KEY)
+
+    def on_slow(stuck: bool) -> None:
+        if isinstance(metrics, RequestMetrics):
+            metrics.sessions_dropped.labels("slow").inc()
+        detail = "; its socket is not draining, aborted" if stuck else ""
+        log.info(
+            "session client %s dropped: too slow (%d frames unsent%s)", remote, SEND_QUEUE, detail
+        )
+
+    sink = _Sink(ws, request.transport, on_slow)
     writer = asyncio.create_task(sink.write_loop())
     peer: SessionPeer | None = None
     try:
@@ -134,8 +190,12 @@ async def _serve(request: web.Request, open_peer: Opener) -> web.StreamResponse:
             except Exception:  # the node's cleanup failing must not hide why we are here
                 log.exception("session cleanup failed")
         sink.close(WSCloseCode.GOING_AWAY, "")
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer, 2.0)
+        try:
+            await asyncio.wait_for(writer, CLOSE_GRACE_S)
+        except TimeoutError:
+            sink.abort()  # a close the client never took: do not keep its socket
+        except Exception:  # the writer's own failure is the connection's end, nothing more
+            log.debug("session writer ended with an error", exc_info=True)
         writer.cancel()
     return ws
 
