@@ -7,8 +7,10 @@ world's page, so the share-link route can replace the static one in a single edi
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,15 @@ from aiohttp import web
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from fluxnode.client import Event, Visitor
 from fluxnode.gateway.viewer_routes import add_viewer_routes
 from tests.unit.gateway_helpers import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: How long a page may take to reach a state (launch, verification, sign-in, join).
 PAGE_TIMEOUT_MS = 30_000
+#: How long a Python visitor waits for an event the page caused.
+EVENT_TIMEOUT_S = 20.0
 
 
 #: True once the gateway's share link `/w/<world id>` serves the viewer page; until then the
@@ -36,6 +41,30 @@ def world_page_url(gateway_url: str, world_id: str, cid: str | None = None) -> s
     if SHARE_LINKS:
         return f"{gateway_url.rstrip('/')}/w/{world_id}{query}"
     return f"{gateway_url.rstrip('/')}/viewer/index.html{query}#{world_id}"
+
+
+#: Where the browser tests keep their screenshots when set (CI keeps that folder); else each
+#: test's tmp dir.
+ARTIFACTS_ENV = "FLUX_TEST_ARTIFACTS"
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """The folder for this test's artifacts: `$FLUX_TEST_ARTIFACTS` if set, else tmp_path."""
+    where = os.environ.get(ARTIFACTS_ENV)
+    if not where:
+        return tmp_path
+    folder = Path(where)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def keep_screenshot(page: Any, folder: Path, name: str) -> Path:
+    """Screenshot `page` to `folder/name.png`, print where it is, and return the path."""
+    shot = folder / f"{name}.png"
+    await page.screenshot(path=str(shot))
+    print(f"viewer screenshot: {shot}")
+    return shot
 
 
 @pytest.fixture
@@ -114,6 +143,31 @@ async def wait_state(page: Any, *states: str, log: PageLog | None = None) -> str
             f"page state {state!r}, not {wanted}; page text:\n{shown}\nlog:\n{log}"
         ) from exc
     return str(await page.evaluate("document.body.dataset.state"))
+
+
+async def open_world(page: Any, log: PageLog, url: str, button: str) -> None:
+    """Open the world page at `url`, sign in with `button`, and wait until it has joined."""
+    await page.goto(url)
+    assert await wait_state(page, "signin", log=log) == "signin"
+    await page.click(button)
+    state = await wait_state(page, "joined", "denied", "error", log=log)
+    if state != "joined":
+        shown = await page.inner_text("body")
+        raise AssertionError(f"page state {state!r}, not joined; page text:\n{shown}\nlog:\n{log}")
+
+
+async def until(visitor: Visitor, matches: Callable[[Event], bool], what: str) -> Event:
+    """The first event of `visitor` that `matches`; fails naming `what` and what came instead."""
+    seen: list[Event] = []
+    try:
+        async with asyncio.timeout(EVENT_TIMEOUT_S):
+            while True:
+                event = await visitor.next_event()
+                if matches(event):
+                    return event
+                seen.append(event)
+    except TimeoutError:
+        raise AssertionError(f"no {what}; the visitor got {seen[-10:]}") from None
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ the browser), signs in with an injected EIP-1193 wallet (eth-account signing in 
 joins, sees the Python visitor in "who is here" and its avatar move, opens the door with a
 click (the Python visitor receives the state change, and the page sees the Python visitor's
 click back), chats both ways; a second page signs in with the dev wallet. A screenshot is kept
-under the test's tmp dir. A private world shows the node's refusal, and a gateway that flips a
-byte of a block makes the page show a verification error instead of the world.
+(under $FLUX_TEST_ARTIFACTS if set, else the test's tmp dir). A private world shows the node's
+refusal, and a gateway that flips a byte of a block makes the page show a verification error
+instead of the world.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,16 @@ from aiohttp import web
 from eth_account import Account
 
 from fluxnode.chain.records import sign_record
-from fluxnode.client import Chat, Event, PeerJoined, PeerMoved, StateChanged, Visitor
+from fluxnode.client import Chat, PeerJoined, PeerMoved, StateChanged, Visitor
 from fluxnode.core.session.join import DENIED_PRIVATE
 from tests.browser.conftest import (
     PageLog,
     inject_wallet,
+    keep_screenshot,
     new_account,
     new_page,
+    open_world,
+    until,
     wait_state,
     world_page_url,
 )
@@ -43,22 +47,6 @@ from tests.unit.gateway_helpers import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
-EVENT_TIMEOUT_S = 20.0
-
-
-async def until(visitor: Visitor, matches: Callable[[Event], bool], what: str) -> Event:
-    """The first event of `visitor` that `matches`; fails naming `what` and what came instead."""
-    seen: list[Event] = []
-    try:
-        async with asyncio.timeout(EVENT_TIMEOUT_S):
-            while True:
-                event = await visitor.next_event()
-                if matches(event):
-                    return event
-                seen.append(event)
-    except TimeoutError:
-        raise AssertionError(f"no {what}; the visitor got {seen[-10:]}") from None
-
 
 async def start_node(nodes: NodeFactory, tmp_path: Path) -> tuple[str, Path, Path]:
     node = nodes.start("alice", gateway=True)
@@ -68,15 +56,8 @@ async def start_node(nodes: NodeFactory, tmp_path: Path) -> tuple[str, Path, Pat
     return str(info["gateway_url"]), node.data_dir, key_file
 
 
-async def open_world(page: Any, log: PageLog, url: str, button: str) -> None:
-    await page.goto(url)
-    assert await wait_state(page, "signin", log=log) == "signin"
-    await page.click(button)
-    assert await wait_state(page, "joined", "denied", "error", log=log) == "joined", str(log)
-
-
 async def test_viewer_meets_a_python_visitor(
-    nodes: NodeFactory, tmp_path: Path, browser: Any
+    nodes: NodeFactory, tmp_path: Path, browser: Any, artifacts: Path
 ) -> None:
     gateway, data_dir, key_file = await start_node(nodes, tmp_path)
     world = await asyncio.to_thread(publish, data_dir, EXAMPLE_WORLD, key_file)
@@ -170,9 +151,7 @@ async def test_viewer_meets_a_python_visitor(
         # The node refused none of the page's frames (each refusal is a notice in the log).
         assert await page.locator("#chat-log li.notice").all_inner_texts() == []
 
-        shot = tmp_path / "viewer-live.png"
-        await page.screenshot(path=str(shot))
-        print(f"viewer screenshot: {shot}")
+        shot = await keep_screenshot(page, artifacts, "viewer-live")
         assert shot.stat().st_size > 10_000
     finally:
         await py.close()
