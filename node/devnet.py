@@ -26,12 +26,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -40,11 +38,19 @@ from fluxnode.atomicfile import atomic_write
 from fluxnode.core.errors import ConfigError, DevnetError, FluxError
 from fluxnode.node import devnet_plan as plan
 from fluxnode.node.devnet_plan import DevnetOptions, ReadyInfo, Wallets
+from fluxnode.node.devnet_procs import (
+    Child,
+    Children,
+    check_port_free,
+    child_env,
+    free_port,
+    one_line,
+    reap_leftovers,
+    say,
+)
 
 NODE_READY_S = 90.0
 REPLICATED_S = 120.0
-STOP_GRACE_S = 10.0
-PIDS_FILE = "pids.json"
 
 
 def register(sub: Any) -> None:
@@ -70,27 +76,11 @@ class _Stop(Exception):
     """SIGINT or SIGTERM arrived: stop everything."""
 
 
-@dataclass
-class _Child:
-    name: str
-    proc: subprocess.Popen[Any]
-    expect: list[str]  # words of its command line (see devnet_plan.is_our_leftover)
-    log: Path | None = None
-
-    def describe_exit(self) -> str:
-        tail = ""
-        if self.log is not None and self.log.exists():
-            lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
-            tail = f"; last log line: {lines[-1][-300:]}" if lines else ""
-            tail += f"; see {self.log}"
-        return f"{self.name} exited with {self.proc.returncode}{tail}"
-
-
 def cmd_devnet(args: argparse.Namespace) -> int:
     opts = DevnetOptions.from_args(args.nodes, args.dir, args.port, args.chain_port, args.anvil)
     exe = _anvil_exe(opts)
     for flag, port in opts.fixed_ports():
-        _check_port_free(flag, port)
+        check_port_free(flag, port)
     opts.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     from fluxnode.node.datadir import run_lock
 
@@ -112,21 +102,11 @@ def _anvil_exe(opts: DevnetOptions) -> Path:
         ) from None
 
 
-def _check_port_free(flag: str, port: int) -> None:
-    with socket.socket() as s:
-        try:
-            s.bind((plan.HOST, port))
-        except OSError:
-            raise ConfigError(
-                flag, f"{plan.HOST}:{port} is in use (another devnet or node?); pick another"
-            ) from None
-
-
 class Devnet:
     def __init__(self, opts: DevnetOptions, anvil_exe: Path) -> None:
         self.opts = opts
         self.anvil_exe = anvil_exe
-        self.children: list[_Child] = []
+        self.children = Children(opts.dir)
         self.anvil: Any = None  # fluxnode.chain.anvil.AnvilProcess once started
 
     # -- the whole life --------------------------------------------------------------------------
@@ -144,7 +124,7 @@ class Devnet:
             print(info.summary(), flush=True)
             self._supervise()
         except _Stop as stop:
-            _say(f"{stop}: stopping every process")
+            say(f"{stop}: stopping every process")
             return 0
         finally:
             # A second Ctrl-C must not cut the clean-up short.
@@ -159,7 +139,7 @@ class Devnet:
 
     def _start(self) -> ReadyInfo:
         opts = self.opts
-        self._reap_leftovers()
+        reap_leftovers(opts.dir)
         for stale in (opts.dir / "nodes", opts.dir / "logs"):
             shutil.rmtree(stale, ignore_errors=True)
         (opts.dir / "logs").mkdir(mode=0o700)
@@ -174,8 +154,8 @@ class Devnet:
         )
         infos = self._start_nodes(rpc_url, deployment)
         worlds = self._publish(wallets)
-        self._wait_replicated(worlds, seeded_block)
-        processes = [{"name": c.name, "pid": c.proc.pid} for c in self.children]
+        self._wait_replicated(worlds, seeded_block, str(infos[0]["gateway_url"]))
+        processes = [{"name": c.name, "pid": c.proc.pid} for c in self.children.started]
         return ReadyInfo(
             dir=opts.dir,
             gateway_urls=[str(i["gateway_url"]) for i in infos],
@@ -187,16 +167,14 @@ class Devnet:
 
     def _supervise(self) -> None:
         while True:
-            for child in self.children:
-                if child.proc.poll() is not None:
-                    raise DevnetError(child.describe_exit())
+            self.children.check_alive()
             time.sleep(0.5)
 
     # -- wallets and chain -----------------------------------------------------------------------
     def _wallets(self) -> Wallets:
         path = self.opts.dir / plan.WALLETS_FILE
         if path.exists():
-            _say(f"reusing the dev wallets in {path}")
+            say(f"reusing the dev wallets in {path}")
             return Wallets.from_json(path.read_text(), str(path))
         return Wallets.generate()
 
@@ -205,15 +183,15 @@ class Devnet:
         from fluxnode.chain.deploy import deploy_over_http
         from fluxnode.chain.devnet_seed import seed_devnet
 
-        _say(f"starting anvil on {plan.HOST}:{self.opts.chain_port or 'any port'}")
+        say(f"starting anvil on {plan.HOST}:{self.opts.chain_port or 'any port'}")
         self.anvil = start_anvil(
             self.opts.chain_port, binary=self.anvil_exe, own_process_group=True
         )
-        self._record(
-            _Child("anvil", self.anvil._proc, [str(self.anvil_exe), str(self.opts.chain_port)])
+        self.children.record(
+            Child("anvil", self.anvil._proc, [str(self.anvil_exe), str(self.opts.chain_port)])
         )
         rpc_url = str(self.anvil.rpc_url)
-        _say("deploying the contracts, minting land 1 to the owner and a ticket to the visitor")
+        say("deploying the contracts, minting land 1 to the owner and a ticket to the visitor")
         try:
             deployment = deploy_over_http(rpc_url, record_url=True)
             seeded = seed_devnet(
@@ -228,7 +206,7 @@ class Devnet:
             raise
         except Exception as exc:  # web3/requests: name what failed, no traceback
             raise DevnetError(
-                f"setting up the chain at {rpc_url} failed: {_one_line(exc)}"
+                f"setting up the chain at {rpc_url} failed: {one_line(exc)}"
             ) from None
         return rpc_url, deployment.chain_id, seeded.block, deployment
 
@@ -247,13 +225,13 @@ class Devnet:
         key = generate_private_key()
         atomic_write(opts.node_dir(names[0]) / "identity.key", key, 0o600)
         first_peer = peer_id_from_private_key(key)
-        p2p_port = _free_port()
+        p2p_port = free_port()
         for i, (name, port) in enumerate(zip(names, ports, strict=True)):
             listen = p2p_port if i == 0 else 0
             text = plan.node_config(rpc_url, port, opts.nodes, listen_port=listen)
             (opts.node_dir(name) / "config.toml").write_text(text)
         boot = ["--bootstrap", f"/ip4/{plan.HOST}/tcp/{p2p_port}/p2p/{first_peer}"]
-        _say(f"starting {len(names)} node{'s' if len(names) > 1 else ''} (logs in {opts.dir}/logs)")
+        say(f"starting {len(names)} node{'s' if len(names) > 1 else ''} (logs in {opts.dir}/logs)")
         children = [self._start_node(name, boot if i else []) for i, name in enumerate(names)]
         infos = [self._wait_node_ready(child) for child in children]
         for child in children[1:]:
@@ -264,7 +242,7 @@ class Devnet:
             )
         return infos
 
-    def _start_node(self, name: str, extra: list[str]) -> _Child:
+    def _start_node(self, name: str, extra: list[str]) -> Child:
         d = self.opts.node_dir(name)
         log_path = self.opts.dir / "logs" / f"{name}.log"
         argv = [sys.executable, "-m", "fluxnode", "run", "--data-dir", str(d), *extra]
@@ -274,14 +252,14 @@ class Devnet:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=_child_env(),
+                env=child_env(),
                 process_group=0,
             )
-        child = _Child(name, proc, ["run", "--data-dir", str(d)], log_path)
-        self._record(child)
+        child = Child(name, proc, ["run", "--data-dir", str(d)], log_path)
+        self.children.record(child)
         return child
 
-    def _wait_node_ready(self, child: _Child) -> dict[str, Any]:
+    def _wait_node_ready(self, child: Child) -> dict[str, Any]:
         node_json = self.opts.node_dir(child.name) / "node.json"
         found: dict[str, Any] = {}
 
@@ -302,13 +280,13 @@ class Devnet:
             "ticketed": ("gallery", ["--land", str(plan.LAND_TOKEN), "--visibility", "ticketed"]),
             "public": ("plaza", ["--slug", plan.PUBLIC_SLUG, "--visibility", "public"]),
         }
-        env = _child_env()
+        env = child_env()
         env["FLUX_OWNER_KEY"] = "0x" + wallets.owner.key.hex()  # never on argv
         running: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
         try:
             for label, (folder, flags) in jobs.items():
                 path = plan.SAMPLE_WORLDS / folder
-                _say(f"publishing the {label} sample world {folder!r}")
+                say(f"publishing the {label} sample world {folder!r}")
                 argv = [sys.executable, "-m", "fluxnode", "publish", "--data-dir", str(node1)]
                 proc = subprocess.Popen(
                     [*argv, str(path), *flags],
@@ -323,7 +301,7 @@ class Devnet:
             for label, (path, proc) in running.items():
                 stdout, stderr = proc.communicate(timeout=120)
                 if proc.returncode != 0:
-                    raise DevnetError(f"publishing {path.name} failed: {_one_line(stderr)}")
+                    raise DevnetError(f"publishing {path.name} failed: {one_line(stderr)}")
                 answer = json.loads(stdout)
                 name = json.loads((path / "world.json").read_text())["name"]
                 worlds[label] = {"world_id": answer["world_id"], "cid": answer["cid"], "name": name}
@@ -334,20 +312,24 @@ class Devnet:
                     proc.kill()
                     proc.wait()
 
-    def _wait_replicated(self, worlds: dict[str, dict[str, str]], block: int) -> None:
+    def _wait_replicated(
+        self, worlds: dict[str, dict[str, str]], block: int, gateway_url: str
+    ) -> None:
+        """Until every node pins both worlds, lists them and has indexed the seeded chain, and
+        the first node's directory shows their names (it reads them from the manifests)."""
         from fluxnode.storage.repo import Repo
 
         want = {w["cid"] for w in worlds.values()}
         ids = {w["world_id"]: w["cid"] for w in worlds.values()}
         names = self.opts.names()
         repos = {n: Repo(self.opts.node_dir(n)) for n in names}
-        _say(f"waiting until all {len(names)} nodes host both worlds and have indexed the chain")
+        say(f"waiting until all {len(names)} nodes host both worlds and have indexed the chain")
 
         def pinned() -> dict[str, set[str]]:
             return {n: _world_pins(r) for n, r in repos.items()}
 
         def done() -> bool:
-            self._check_alive()
+            self.children.check_alive()
             if plan.missing_replicas(pinned(), want):
                 return False
             for n in names:
@@ -357,7 +339,10 @@ class Devnet:
                 listed = _admin(self.opts.node_dir(n), "/v0/worlds")["worlds"]
                 if {w["world_id"]: w["cid"] for w in listed if w["world_id"] in ids} != ids:
                     return False
-            return True
+            cards = _http_json(f"{gateway_url}/api/worlds")["worlds"]
+            return bool(
+                sum(c["world_id"] in ids and c["summary"] == "ok" for c in cards) == len(ids)
+            )
 
         self._poll(
             done,
@@ -367,21 +352,6 @@ class Devnet:
         )
 
     # -- processes ---------------------------------------------------------------------------------
-    def _record(self, child: _Child) -> None:
-        self.children.append(child)
-        doc = {
-            "pid": os.getpid(),
-            "children": [
-                {"name": c.name, "pid": c.proc.pid, "expect": c.expect} for c in self.children
-            ],
-        }
-        atomic_write(self.opts.dir / PIDS_FILE, (json.dumps(doc, indent=2) + "\n").encode())
-
-    def _check_alive(self) -> None:
-        for child in self.children:
-            if child.proc.poll() is not None:
-                raise DevnetError(child.describe_exit())
-
     def _poll(
         self,
         predicate: Callable[[], bool],
@@ -398,72 +368,9 @@ class Devnet:
 
     def _stop_all(self) -> None:
         """Nodes first (they may still talk to the chain while stopping), then anvil."""
-        nodes = [c for c in self.children if c.name != "anvil"]
-        _stop_groups([c.proc for c in nodes])
+        self.children.stop(last="anvil")
         if self.anvil is not None:
-            self.anvil.stop()
-            _stop_groups([self.anvil._proc])  # anything it left in its group
-        with contextlib.suppress(FileNotFoundError):
-            (self.opts.dir / PIDS_FILE).unlink()
-
-    def _reap_leftovers(self) -> None:
-        """Stop what an earlier supervisor, killed before it could clean up, left running."""
-        path = self.opts.dir / PIDS_FILE
-        try:
-            doc = json.loads(path.read_text())
-            entries = [(int(c["pid"]), [str(w) for w in c["expect"]]) for c in doc["children"]]
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return
-        for pid, expect in entries:
-            if plan.is_our_leftover(_cmdline(pid), expect):
-                _say(f"stopping pid {pid}, left running by an earlier devnet in {self.opts.dir}")
-                _signal_group(pid, signal.SIGTERM)
-                deadline = time.monotonic() + STOP_GRACE_S
-                while _cmdline(pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                _signal_group(pid, signal.SIGKILL)
-        path.unlink(missing_ok=True)
-
-
-def _stop_groups(procs: list[subprocess.Popen[Any]]) -> None:
-    """SIGTERM every process group, wait up to STOP_GRACE_S for all, SIGKILL what is left."""
-    for proc in procs:
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(max(0.0, deadline - time.monotonic()))
-    for proc in procs:
-        _signal_group(proc.pid, signal.SIGKILL)  # the group may outlive its leader
-        proc.wait()
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((plan.HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [w.decode(errors="replace") for w in raw.split(b"\0") if w]
-
-
-def _child_env() -> dict[str, str]:
-    # The devnet configures its nodes through their config.toml; a FLUX_* variable of the
-    # caller's shell (FLUX_DATA_DIR, FLUX_GATEWAY, ...) would silently override it.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUX_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+            self.anvil.stop()  # joins its output thread (and stops it if it was never recorded)
 
 
 def _admin(data_dir: Path, path: str) -> dict[str, Any]:
@@ -474,18 +381,16 @@ def _admin(data_dir: Path, path: str) -> dict[str, Any]:
     return asyncio.run(admin_request(data_dir, "GET", path))
 
 
+def _http_json(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:  # a loopback URL we built
+        return dict(json.loads(response.read()))
+
+
 def _peer_ids(data_dir: Path) -> set[str]:
     return {str(p["peer_id"]) for p in _admin(data_dir, "/v0/status").get("peers", [])}
 
 
 def _world_pins(repo: Any) -> set[str]:
     return {p.cid for p in repo.pins.list("recursive") if (p.name or "").startswith("world:")}
-
-
-def _one_line(exc: object) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[-1] if text else type(exc).__name__)[:300]
-
-
-def _say(message: str) -> None:
-    print(f"devnet: {message}", file=sys.stderr, flush=True)
