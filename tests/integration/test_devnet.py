@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from fluxnode.core.session.join import DENIED_NO_TICKET
 from tests.conftest import FLUX, clean_env
 from tests.helpers import wait_for
 
@@ -105,8 +106,8 @@ def get(url: str, accept: str = "application/json") -> tuple[str, bytes]:
         return response.headers.get("Content-Type", ""), response.read()
 
 
-def stop(devnet: Devnet) -> None:
-    devnet.proc.send_signal(signal.SIGINT)
+def stop(devnet: Devnet, sig: signal.Signals = signal.SIGINT) -> None:
+    devnet.proc.send_signal(sig)
     assert devnet.proc.wait(60) == 0, devnet.output()
     wait_for(
         lambda: not any(alive(p) for p in devnet.seen),
@@ -155,6 +156,24 @@ def test_devnet_serves_the_sample_worlds_and_ctrl_c_stops_everything(
     last = json.loads(get(info["gateway_urls"][2] + "/api/worlds")[1])["worlds"]
     assert {c["world_id"] for c in last} >= {ticketed["world_id"], public["world_id"]}
 
+    # The dev wallets work as the summary says: the visitor's ticket lets it into the gallery
+    # (through another node), the stranger is refused and told why.
+    def visit(role: str, node: str) -> subprocess.CompletedProcess[str]:
+        key = tmp_path / f"{role}.key"
+        key.write_text(wallets[role]["private_key"])
+        key.chmod(0o600)
+        argv = [FLUX, "visit", info["share_links"]["ticketed"], "--node", node]
+        argv += ["--key-file", str(key), "--for", "1", "--no-reconnect", "--json"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=90, env=clean_env())
+
+    joined = visit("visitor", info["gateway_urls"][1])
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    refused = visit("stranger", gateway)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    denied = json.loads(refused.stdout.splitlines()[-1])
+    assert (denied["event"], denied["reason"]) == ("denied", DENIED_NO_TICKET)
+    assert denied["address"].lower() == wallets["stranger"]["address"].lower()
+
     stop(first)
 
     # Same directory again: chain and nodes start afresh, the dev wallets are kept.
@@ -164,7 +183,7 @@ def test_devnet_serves_the_sample_worlds_and_ctrl_c_stops_everything(
     assert json.loads(wallets_file.read_text())["wallets"] == wallets
     assert info2["worlds"]["public"]["world_id"] == public["world_id"]
     assert "reusing the dev wallets" in again.err.read_text()
-    stop(again)
+    stop(again, signal.SIGTERM)
 
 
 def run_devnet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
