@@ -22,7 +22,7 @@ from fluxnode.chain.deploy import Deployment
 from fluxnode.contracts import load_artifact
 from fluxnode.core.errors import DeployError
 
-__all__ = ["Seeded", "seed_devnet"]
+__all__ = ["Seeded", "is_deployed", "seed_devnet"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,13 @@ def _transact(w3: Web3, call: Any, sender: LocalAccount, what: str) -> int:
         raise DeployError(f"{what} failed (tx 0x{bytes(tx_hash).hex()})")
     log.info("%s: block %d", what, receipt["blockNumber"])
     return int(receipt["blockNumber"])
+
+
+def is_deployed(rpc_url: str, deployment: Deployment) -> bool:
+    """Whether the chain at `rpc_url` has code at every address of `deployment` (a seeded
+    devnet chain that is still running, as opposed to a fresh anvil)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    return all(len(w3.eth.get_code(cast(Any, a))) > 0 for a in deployment.addresses.values())
 
 
 def seed_devnet(

@@ -70,6 +70,12 @@ def register(sub: Any) -> None:
         "--chain-port", type=int, default=plan.DEFAULT_CHAIN_PORT, help="anvil's RPC port (0 = any)"
     )
     p.add_argument("--anvil", metavar="PATH", help="anvil binary (default: the npm-installed one)")
+    p.add_argument(
+        "--seed",
+        metavar="RPC_URL",
+        help="only deploy and seed the anvil at RPC_URL, write DIR/deployment.json and "
+        "DIR/wallets.json, and exit (docker/compose.yaml runs the rest as services)",
+    )
 
 
 class _Stop(Exception):
@@ -77,6 +83,8 @@ class _Stop(Exception):
 
 
 def cmd_devnet(args: argparse.Namespace) -> int:
+    if args.seed:
+        return cmd_seed(Path(args.dir).absolute(), args.seed)
     opts = DevnetOptions.from_args(args.nodes, args.dir, args.port, args.chain_port, args.anvil)
     exe = _anvil_exe(opts)
     for flag, port in opts.fixed_ports():
@@ -100,6 +108,60 @@ def _anvil_exe(opts: DevnetOptions) -> Path:
         raise ConfigError(
             "anvil", "not installed: run scripts/setup-npm.sh contracts (or pass --anvil PATH)"
         ) from None
+
+
+def seed_chain(rpc_url: str, wallets: Wallets) -> tuple[Any, int]:
+    """Deploy the contracts to the anvil at `rpc_url` and seed it for `wallets`; returns the
+    Deployment and the block by which all of it is mined."""
+    from fluxnode.chain.deploy import deploy_over_http
+    from fluxnode.chain.devnet_seed import seed_devnet
+
+    say("deploying the contracts, minting land 1 to the owner and a ticket to the visitor")
+    try:
+        deployment = deploy_over_http(rpc_url, record_url=True)
+        seeded = seed_devnet(
+            rpc_url,
+            deployment,
+            owner_key=wallets.owner.key,
+            visitor_key=wallets.visitor.key,
+            extra_funded=(wallets.stranger.address,),
+            land_token=plan.LAND_TOKEN,
+        )
+    except FluxError:
+        raise
+    except Exception as exc:  # web3/requests: name what failed, no traceback
+        raise DevnetError(f"setting up the chain at {rpc_url} failed: {one_line(exc)}") from None
+    return deployment, seeded.block
+
+
+def cmd_seed(dir: Path, rpc_url: str) -> int:
+    """`--seed RPC_URL`: the chain part alone, for docker/compose.yaml, where anvil and the
+    nodes are services: seed that anvil, write DIR/deployment.json and DIR/wallets.json."""
+    dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = dir / plan.WALLETS_FILE
+    wallets = Wallets.from_json(path.read_text(), str(path)) if path.exists() else None
+    wallets = wallets or Wallets.generate()
+    out = dir / "deployment.json"
+    if out.exists() and _still_seeded(rpc_url, out):
+        say(f"{rpc_url} is seeded already (as {out} says): nothing to do")
+        return 0
+    deployment, _ = seed_chain(rpc_url, wallets)
+    deployment.write(out)
+    chain_id = deployment.chain_id
+    text = wallets.to_json(chain_id=chain_id, rpc_url=rpc_url, land_token=plan.LAND_TOKEN)
+    atomic_write(path, text.encode(), mode=0o600)
+    print(json.dumps({"deployment": str(dir / "deployment.json"), "wallets": str(path)}))
+    return 0
+
+
+def _still_seeded(rpc_url: str, path: Path) -> bool:
+    from fluxnode.chain.deploy import Deployment
+    from fluxnode.chain.devnet_seed import is_deployed
+
+    try:
+        return is_deployed(rpc_url, Deployment.read(path))
+    except Exception:  # an unreadable file or a chain that does not answer: seed afresh
+        return False
 
 
 class Devnet:
@@ -180,8 +242,6 @@ class Devnet:
 
     def _start_chain(self, wallets: Wallets) -> tuple[str, int, int, Any]:
         from fluxnode.chain.anvil import start_anvil
-        from fluxnode.chain.deploy import deploy_over_http
-        from fluxnode.chain.devnet_seed import seed_devnet
 
         say(f"starting anvil on {plan.HOST}:{self.opts.chain_port or 'any port'}")
         self.anvil = start_anvil(
@@ -191,24 +251,8 @@ class Devnet:
             Child("anvil", self.anvil._proc, [str(self.anvil_exe), str(self.opts.chain_port)])
         )
         rpc_url = str(self.anvil.rpc_url)
-        say("deploying the contracts, minting land 1 to the owner and a ticket to the visitor")
-        try:
-            deployment = deploy_over_http(rpc_url, record_url=True)
-            seeded = seed_devnet(
-                rpc_url,
-                deployment,
-                owner_key=wallets.owner.key,
-                visitor_key=wallets.visitor.key,
-                extra_funded=(wallets.stranger.address,),
-                land_token=plan.LAND_TOKEN,
-            )
-        except FluxError:
-            raise
-        except Exception as exc:  # web3/requests: name what failed, no traceback
-            raise DevnetError(
-                f"setting up the chain at {rpc_url} failed: {one_line(exc)}"
-            ) from None
-        return rpc_url, deployment.chain_id, seeded.block, deployment
+        deployment, block = seed_chain(rpc_url, wallets)
+        return rpc_url, deployment.chain_id, block, deployment
 
     # -- nodes -------------------------------------------------------------------------------------
     def _start_nodes(self, rpc_url: str, deployment: Any) -> list[dict[str, Any]]:

@@ -254,3 +254,22 @@ def test_a_chain_that_never_answers_fails_the_start_and_leaves_nothing_running(
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_seed_only_prepares_a_running_anvil_once(tmp_path: Path) -> None:
+    """`--seed RPC_URL` (docker/compose.yaml's seed job): deployment and wallets files, and a
+    second run against the same chain changes nothing."""
+    from fluxnode.chain.anvil import start_anvil
+
+    d = tmp_path / "seed"
+    with start_anvil() as anvil:
+        argv = [FLUX, "devnet", "--seed", anvil.rpc_url, "--dir", str(d)]
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=clean_env())
+        assert first.returncode == 0, first.stderr
+        deployment, wallets = (d / "deployment.json").read_text(), (d / "wallets.json").read_text()
+        assert stat.S_IMODE((d / "wallets.json").stat().st_mode) == 0o600
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=clean_env())
+        assert second.returncode == 0, second.stderr
+        assert "is seeded already" in second.stderr
+        assert (d / "deployment.json").read_text() == deployment
+        assert (d / "wallets.json").read_text() == wallets
