@@ -78,10 +78,6 @@ def register(sub: Any) -> None:
     )
 
 
-class _Stop(Exception):
-    """SIGINT or SIGTERM arrived: stop everything."""
-
-
 def cmd_devnet(args: argparse.Namespace) -> int:
     if args.seed:
         return cmd_seed(Path(args.dir).absolute(), args.seed)
@@ -175,8 +171,12 @@ class Devnet:
     def run(self) -> int:
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
+        stopped_by: list[str] = []
+
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            raise _Stop(signal.Signals(signum).name)
+            # SIGTERM ends the devnet exactly as Ctrl-C does: unwind whatever step is running.
+            stopped_by.append(signal.Signals(signum).name)
+            raise KeyboardInterrupt
 
         for s in previous:
             signal.signal(s, on_signal)
@@ -185,8 +185,8 @@ class Devnet:
             atomic_write(self.opts.dir / plan.STATE_FILE, info.to_json(os.getpid()).encode())
             print(info.summary(), flush=True)
             self._supervise()
-        except _Stop as stop:
-            say(f"{stop}: stopping every process")
+        except KeyboardInterrupt:
+            say(f"{(stopped_by or ['SIGINT'])[0]}: stopping every process")
             return 0
         finally:
             # A second Ctrl-C must not cut the clean-up short.
