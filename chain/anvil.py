@@ -134,12 +134,14 @@ def start_anvil(
     hardfork: str = "prague",
     binary: Path | None = None,
     startup_timeout: float = 15.0,
+    own_process_group: bool = False,
 ) -> AnvilProcess:
     """Start anvil on 127.0.0.1:`port` (0 = any free port) and wait until it listens.
 
     `block_time` None = mine a block per transaction (automine), else seconds between blocks.
     `binary` defaults to the npm-installed one (`fluxnode.contracts.anvil_binary()`).
-    Use as a context manager, or call `stop()`.
+    `own_process_group` starts it in a process group of its own, so a terminal's Ctrl-C reaches
+    only its supervisor, which then stops it in order. Use as a context manager, or call `stop()`.
     """
     if not 0 <= port < 65536:
         raise ValueError(f"bad port {port}")
@@ -169,6 +171,7 @@ def start_anvil(
             text=True,
             errors="replace",
             env=env,
+            process_group=0 if own_process_group else None,
         )
     except OSError as exc:
         raise AnvilError(f"cannot run {exe}: {exc}") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from fluxnode import __version__
 from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
-from fluxnode.node import cli_chain, cli_content, cli_moderation, cli_visit
+from fluxnode.node import cli_chain, cli_content, cli_moderation, cli_visit, devnet
 from fluxnode.node.config import Config, add_config_flags, load_config, overrides_from_args
 from fluxnode.node.config_keys import LogLevel
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_chain.register(sub)
     cli_moderation.register(sub)
     cli_visit.register(sub)
+    devnet.register(sub)
     return parser
 
 
@@ -88,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(cli_chain.cmd_chain(args, _config(args)))
         if args.command == "visit":
             return cli_visit.cmd_visit(args)
+        if args.command == "devnet":
+            return devnet.cmd_devnet(args)
         return int(COMMANDS[args.command](args))
     except (ConfigError, IdentityError) as exc:  # the operator must fix config or key
         _err(str(exc))

