@@ -25,8 +25,7 @@ stamp_dir=.setup-stamps
 mkdir -p "$stamp_dir"
 want=$( { cat pyproject.toml;
           find _fluxnode core node p2p storage chain contracts gateway client \
-            -name node_modules -prune -o -type f \
-            \( -name '*.py' -o -name '*.json' -o -name '*.typed' -o -name '*.sol' \) -print |
+            \( -name node_modules -o -name __pycache__ \) -prune -o -type f -print |
             LC_ALL=C sort; } |
         sha256sum | cut -d' ' -f1 )
 have=$(cat "$stamp_dir/python" 2>/dev/null || true)
