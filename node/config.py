@@ -37,13 +37,13 @@ from fluxnode.node.config_keys import (
     GatewaySection,
     HostingSection,
     IdentitySection,
-    KeySpec,
     LogSection,
     NetworkSection,
     SessionSection,
     StorageSection,
 )
-from fluxnode.node.config_kinds import Boolean, Choice, ListOf
+from fluxnode.node.config_kinds import Boolean, Choice, KeySpec, ListOf
+from fluxnode.node.config_webrtc import WebrtcSection
 from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV
 
 __all__ = [
@@ -78,6 +78,7 @@ class Config:
     hosting: HostingSection
     session: SessionSection
     world: WorldLimits
+    webrtc: WebrtcSection
     #: (key, where its value came from) for every key not at its default.
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 

@@ -26,7 +26,7 @@ from fluxnode.node.config_kinds import (
     HostPort,
     HostPortKind,
     Integer,
-    Kind,
+    KeySpec,
     ListOf,
     Number,
     Size,
@@ -35,6 +35,7 @@ from fluxnode.node.config_kinds import (
     check_multiaddr,
     format_size,
 )
+from fluxnode.node.config_webrtc import WEBRTC_KEYS, WebrtcSection
 
 CONFIG_FILE_NAME = "config.toml"
 MAX_ADDRS = 64
@@ -62,37 +63,6 @@ class LogLevel(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    key: str  # `section.name` in config.toml
-    kind: Kind[object]
-    default: object  # a raw TOML value, or None for "unset"
-    doc: str
-    field: str = ""  # attribute on the section object; defaults to the TOML name
-    env: str | None = None
-    flag: str | None = None
-    #: Flags: the raw value a value-less flag stands for (e.g. `--no-gateway` -> false).
-    flag_const: object = None
-    #: Flags: other keys this flag sets too (`--gateway` also turns the gateway on).
-    flag_also: tuple[tuple[str, object], ...] = ()
-    flag_repeat: bool = False
-    metavar: str = ""
-    #: What the template shows, commented out, for a key that is unset by default.
-    example: str | None = None
-
-    @property
-    def section(self) -> str:
-        return self.key.partition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.partition(".")[2]
-
-    @property
-    def attr(self) -> str:
-        return self.field or self.name
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -197,6 +167,7 @@ SECTIONS: dict[str, type] = {
     "hosting": HostingSection,
     "session": SessionSection,
     "world": WorldLimits,
+    "webrtc": WebrtcSection,
 }
 
 _LISTEN = Text("TCP multiaddr", check=lambda t: check_multiaddr(t, need_peer_id=False))
@@ -485,5 +456,6 @@ KEYS: tuple[KeySpec, ...] = (
     ),
 )
 
+KEYS += WEBRTC_KEYS  # `[webrtc]`, kept in its own module
 KEYS_BY_NAME: dict[str, KeySpec] = {spec.key: spec for spec in KEYS}
 ENV_KEYS: dict[str, KeySpec] = {spec.env: spec for spec in KEYS if spec.env}
