@@ -136,6 +136,17 @@ def _aiortc() -> Any:
     return aiortc
 
 
+def rtc_configuration(ice_servers: tuple[IceServer, ...]) -> Any:
+    """aiortc's configuration for `ice_servers`: always an explicit list, even an empty one
+    (aiortc takes a missing list to mean a public STUN server of its own choosing)."""
+    rtc = _aiortc()
+    servers = [
+        rtc.RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in ice_servers
+    ]
+    return rtc.RTCConfiguration(iceServers=servers)
+
+
 def offer_problem(sdp: str) -> str | None:
     """Why `sdp` is no offer the node takes (None: fine): one data (`application`) section."""
     from aiortc.sdp import SessionDescription
@@ -241,11 +252,7 @@ class NodeChannels:
 
     async def _answer(self, ch: _Channel, offer: str) -> None:
         rtc = _aiortc()
-        servers = [
-            rtc.RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-            for s in self.ice_servers
-        ]  # an explicit list, even empty: None would mean aiortc's public STUN server
-        pc = ch.pc = rtc.RTCPeerConnection(rtc.RTCConfiguration(iceServers=servers))
+        pc = ch.pc = rtc.RTCPeerConnection(rtc_configuration(self.ice_servers))
         pc.on("datachannel", lambda dc: self._datachannel(ch, dc))
         pc.on("connectionstatechange", lambda: self._state_changed(ch))
         try:
