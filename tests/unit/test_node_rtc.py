@@ -273,3 +273,16 @@ async def test_an_offer_with_media_is_refused(node: Node) -> None:
         assert node.rtc()["peer_connections"] == 0 and node.rtc()["refused"] == {"bad_offer": 1}
     finally:
         await pc.close()
+
+
+@pytest.mark.parametrize("sdp", ["m=application\r\n", "v=0\r\nm=application 9 x\r\na=setup:b"])
+async def test_an_sdp_the_parser_chokes_on_is_refused_and_the_session_goes_on(
+    node: Node, sdp: str
+) -> None:
+    s = await node.joined()
+    await s.send(fr.Signal(fr.NODE_PEER, "offer", sdp))
+    refused = await s.expect(fr.Error)
+    assert refused.code == "rtc_refused" and "unreadable SDP" in refused.message
+    since = len(s.ws_frames)
+    await s.send(Transform((1e6, 0.0, 5.0)))  # the connection still answers
+    assert (await s.expect(fr.Error, since=since)).code == "transform_rejected"
