@@ -408,10 +408,14 @@ class NodeChannels:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=2.0)
 
+    def peer_connections(self) -> int:
+        """Peer connections held now, pending ones included (the gauge)."""
+        return len(self._by_visitor)
+
     def statistics(self) -> dict[str, Any]:
         s = self.stats
         return {
-            "peer_connections": len(self._by_visitor),
+            "peer_connections": self.peer_connections(),
             "open": sum(1 for ch in self._by_visitor.values() if ch.is_open),
             "max": self.max_channels,
             **{k: (dict(v) if isinstance(v, Counter) else v) for k, v in vars(s).items()},

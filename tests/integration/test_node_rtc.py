@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from eth_account import Account
 
@@ -87,6 +88,9 @@ async def test_a_visitor_moves_over_its_data_channel_to_a_real_node(
             status = await rtc_status(node.data_dir)
             assert status["peer_connections"] == MAX_CHANNELS and status["max"] == MAX_CHANNELS
             node_ms = status["open_ms_max"]
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as resp:
+                metrics = await resp.text()
+            assert f"flux_node_channels {float(MAX_CHANNELS)}" in metrics
             await a.ws.close()
             await b.ws.close()
             await until_status(node.data_dir, "peer_connections", 0)
