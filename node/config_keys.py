@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxnode.core.replication import HostingPolicy, Policy
-from fluxnode.core.siwe.grammar import is_authority
+from fluxnode.core.session.frames import IceServer
 from fluxnode.core.world import WorldLimits
 from fluxnode.node.config_kinds import (
     Boolean,
@@ -25,17 +25,19 @@ from fluxnode.node.config_kinds import (
     FilePath,
     HostPort,
     HostPortKind,
+    IceServers,
     Integer,
     KeySpec,
     ListOf,
     Number,
     Size,
     Text,
+    check_domain,
     check_http_url,
     check_multiaddr,
+    check_origin,
     format_size,
 )
-from fluxnode.node.config_webrtc import WEBRTC_KEYS, WebrtcSection
 
 CONFIG_FILE_NAME = "config.toml"
 MAX_ADDRS = 64
@@ -155,6 +157,16 @@ class SessionSection:
     reports_max: int
 
 
+@dataclass(frozen=True)
+class WebrtcSection:
+    """WebRTC meshes and voice between visitors (docs/session-protocol.md)."""
+
+    enabled: bool
+    ice_servers: tuple[IceServer, ...]  # empty: host candidates only
+    #: Peer connections this node holds to its visitors' clients at once; 0 = none.
+    max_node_channels: int
+
+
 #: Section name -> the frozen class its keys build (WorldLimits is core's own).
 SECTIONS: dict[str, type] = {
     "identity": IdentitySection,
@@ -166,8 +178,8 @@ SECTIONS: dict[str, type] = {
     "chain": ChainSection,
     "hosting": HostingSection,
     "session": SessionSection,
-    "world": WorldLimits,
     "webrtc": WebrtcSection,
+    "world": WorldLimits,
 }
 
 _LISTEN = Text("TCP multiaddr", check=lambda t: check_multiaddr(t, need_peer_id=False))
@@ -175,23 +187,6 @@ _PEER = Text(
     "multiaddr ending in `/p2p/<id>`", check=lambda t: check_multiaddr(t, need_peer_id=True)
 )
 _SIZE = Size(1, 1 << 40)
-
-
-def check_origin(text: str) -> str:
-    """A browser origin, `scheme://host[:port]` (no path, no trailing slash), or `*`."""
-    if text == "*":
-        return text
-    scheme, sep, rest = text.partition("://")
-    if scheme not in ("http", "https") or not sep or not is_authority(rest, require_host=True):
-        raise ValueError(f"not an origin (http[s]://host[:port], or *): {text[:60]!r}")
-    return text
-
-
-def check_domain(text: str) -> str:
-    """A SIWE domain is an RFC 3986 authority with a host (`example.org`, `127.0.0.1:8011`)."""
-    if not is_authority(text, require_host=True):
-        raise ValueError(f"not a host[:port] (RFC 3986 authority): {text[:60]!r}")
-    return text
 
 
 _HP = HostingPolicy
@@ -422,6 +417,29 @@ KEYS: tuple[KeySpec, ...] = (
         env="FLUX_SESSION_REPORTS_MAX",
     ),
     KeySpec(
+        "webrtc.enabled",
+        Boolean(),
+        True,
+        "WebRTC meshes (peer-to-peer transforms, voice); false: all relays through nodes",
+        env="FLUX_WEBRTC_ENABLED",
+    ),
+    KeySpec(
+        "webrtc.ice_servers",
+        IceServers(),
+        [],
+        "STUN/TURN servers for WebRTC, tables {urls = [...], username, credential}; empty: "
+        "host candidates only (a LAN); no public default is ever used",
+        example='[{urls = ["stun:stun.example.org:3478"]}]',
+    ),
+    KeySpec(
+        "webrtc.max_node_channels",
+        Integer(0, 100_000),
+        200,
+        "visitors' clients that may carry their transforms to this node over a WebRTC data "
+        "channel at once (one peer connection each; the rest use the WebSocket); 0: none",
+        env="FLUX_WEBRTC_MAX_NODE_CHANNELS",
+    ),
+    KeySpec(
         "world.max_total_size",
         _SIZE,
         format_size(WorldLimits.max_total_bytes),
@@ -456,6 +474,5 @@ KEYS: tuple[KeySpec, ...] = (
     ),
 )
 
-KEYS += WEBRTC_KEYS  # `[webrtc]`, kept in its own module
 KEYS_BY_NAME: dict[str, KeySpec] = {spec.key: spec for spec in KEYS}
 ENV_KEYS: dict[str, KeySpec] = {spec.env: spec for spec in KEYS if spec.env}

@@ -69,6 +69,7 @@ MAX_OUT_FRAME = 16 << 10
 #: Bytes waiting in the channel's send buffer beyond which ViewerFrames are dropped, not
 #: queued: late positions are worth nothing, and the viewer catches up from its last ack.
 MAX_BUFFERED = 64 << 10
+#: Without a config (a node takes `webrtc.max_node_channels`).
 DEFAULT_MAX_CHANNELS = 200
 CONNECT_TIMEOUT_S = 10.0
 #: Offers one connection may make: each costs a certificate, ICE gathering and a handshake.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fluxnode.chain.entry import EntryVerifier, verify_session_signature
 from fluxnode.chain.nonce_store import SqliteNonceBook
 from fluxnode.core.access import ChainFacts
-from fluxnode.core.session.frames import IceServer
+from fluxnode.core.session.frames import RtcConfig
 from fluxnode.core.session.hub import SessionHub
 from fluxnode.core.world_record import WorldRecord
 from fluxnode.node.config import Config
@@ -39,16 +39,6 @@ def session_domain(cfg: Config, gateway_url: str | None) -> str:
     if gateway_url is not None:
         return gateway_url.split("://", 1)[1].rstrip("/")
     return str(cfg.gateway.listen)
-
-
-def ice_servers(cfg: Config) -> tuple[IceServer, ...]:
-    """The operator's ICE servers for WebRTC (`[webrtc] ice_servers`; none: host candidates
-    only), for the node's own data channels as for what clients are told."""
-    return tuple(getattr(cfg.webrtc, "ice_servers", ()))
-
-
-def webrtc_enabled(cfg: Config) -> bool:
-    return bool(getattr(cfg.webrtc, "enabled", True))
 
 
 def build_sessions(
@@ -125,11 +115,12 @@ def build_sessions(
         max_visitors=cfg.session.max_visitors,
         gateway_url=gateway_url,
         tick_hz=float(cfg.session.tick_hz),
+        rtc=RtcConfig(cfg.webrtc.ice_servers) if cfg.webrtc.enabled else None,
     )
     service = SessionService(hub, admission, host)
-    service.rtc.configure(
-        ice_servers=ice_servers(cfg),
-        max_channels=cfg.webrtc.max_node_channels if webrtc_enabled(cfg) else 0,
+    service.rtc.configure(  # the node's own data channels use the ICE servers clients are told
+        ice_servers=cfg.webrtc.ice_servers,
+        max_channels=cfg.webrtc.max_node_channels if cfg.webrtc.enabled else 0,
         connect_timeout_s=CONNECT_TIMEOUT_S,
     )
     service.report_sink = moderation.reports
