@@ -286,3 +286,12 @@ async def test_an_sdp_the_parser_chokes_on_is_refused_and_the_session_goes_on(
     since = len(s.ws_frames)
     await s.send(Transform((1e6, 0.0, 5.0)))  # the connection still answers
     assert (await s.expect(fr.Error, since=since)).code == "transform_rejected"
+
+
+async def test_a_node_with_webrtc_off_refuses_offers(node: Node) -> None:
+    node.service.rtc.max_channels = 0  # what `webrtc.enabled = false` configures
+    s = await node.joined()
+    await s.send(fr.Signal(fr.NODE_PEER, "offer", await s.make_offer()))
+    refused = await s.expect(fr.Error)
+    assert refused.code == "rtc_refused" and "no WebRTC" in refused.message
+    assert node.rtc()["refused"] == {"disabled": 1} and node.rtc()["peer_connections"] == 0
