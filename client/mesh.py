@@ -87,6 +87,7 @@ class Mesh:
         self._node_interval = node_interval
         self.ice_servers: tuple[RTCIceServer, ...] | None = None
         self.plan: fr.MeshPlan | None = None
+        self.plan_at: float | None = None  # loop time the plan came (set-up figures)
         self.links: dict[str, PeerLink] = {}
         self.node_link: PeerLink | None = None
         self.failed: set[str] = set()  # peers whose link failed: not tried again this plan
@@ -114,6 +115,7 @@ class Mesh:
             if self.plan is not None and frame.epoch < self.plan.epoch:
                 return  # an older plan overtaken by a newer one
             self.plan = frame
+            self.plan_at = asyncio.get_running_loop().time()
             if self.ice_servers is not None:
                 await self._apply_plan()
         elif frame.peer == fr.NODE_PEER:
