@@ -112,8 +112,8 @@ class Mesh:
             if self.plan is not None:
                 await self._apply_plan()
         elif isinstance(frame, fr.MeshPlan):
-            if self.plan is not None and frame.epoch < self.plan.epoch:
-                return  # an older plan overtaken by a newer one
+            # No epoch check: plans come in order on one WebSocket, and a node we reconnect
+            # to numbers its own from 1 again.
             self.plan = frame
             self.plan_at = asyncio.get_running_loop().time()
             if self.ice_servers is not None:
