@@ -18,7 +18,7 @@ import pytest
 
 from fluxnode.client import Event, PeerMoved
 from tests.conftest import NodeFactory, clean_env
-from tests.helpers import EXAMPLE_WORLD, publish, wait_for, worlds, write_owner_key
+from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, worlds, write_owner_key
 from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def loopback_ice() -> Iterator[None]:
 @pytest.fixture
 def two_nodes(nodes: NodeFactory, tmp_path: Path) -> tuple[str, str, str]:
     """Gateway URLs of two bootstrapped nodes with WebRTC on, and a public world (16 seats)
-    both know."""
+    both know (their data dirs are `tmp_path/a` and `tmp_path/b`)."""
     config = "[webrtc]\nenabled = true\nice_servers = []\n"
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -64,6 +64,14 @@ def two_nodes(nodes: NodeFactory, tmp_path: Path) -> tuple[str, str, str]:
         detail=lambda: worlds(b.data_dir),
     )
     return a_info["gateway_url"], b_info["gateway_url"], world
+
+
+def node_transforms(*data_dirs: Path) -> dict[str, int]:
+    """Transforms each local visitor's client sent its node, as `flux-node status` counts them."""
+    counts: dict[str, int] = {}
+    for d in data_dirs:
+        counts.update(status(d)["sessions"]["hub"]["client_transforms"])
+    return counts
 
 
 @pytest.fixture
@@ -145,7 +153,7 @@ async def everyone_sees_everyone_move(
 
 
 async def test_eight_visitors_mesh_a_ninth_makes_it_relay_and_leaving_meshes_again(
-    two_nodes: tuple[str, str, str], crowd: list[Watched]
+    two_nodes: tuple[str, str, str], crowd: list[Watched], tmp_path: Path
 ) -> None:
     url_a, url_b, world = two_nodes
     crowd.append(await visit(url_a, stranger(), world, "v0"))
@@ -158,10 +166,12 @@ async def test_eight_visitors_mesh_a_ninth_makes_it_relay_and_leaving_meshes_aga
     )
 
     # Ten moves each at 10 Hz: all reach the peers directly, the nodes get 1 a second.
-    before = {w.label: w.v.mesh.stats["node_transforms"] for w in crowd}
+    dirs = (tmp_path / "a", tmp_path / "b")
+    at_nodes = await asyncio.to_thread(node_transforms, *dirs)
     took = await everyone_sees_everyone_move(crowd, 0.05, direct=True, rounds=10)
-    sent_to_nodes = {w.label: w.v.mesh.stats["node_transforms"] - before[w.label] for w in crowd}
-    assert all(n <= int(took) + 1 for n in sent_to_nodes.values()), (took, sent_to_nodes)
+    now_at_nodes = await asyncio.to_thread(node_transforms, *dirs)
+    got = {w.label: now_at_nodes[w.v.visitor] - at_nodes[w.v.visitor] for w in crowd}
+    assert all(n <= int(took) + 1 for n in got.values()), (took, got)
 
     ninth = await join_instance(url_b, stranger(), world, "v8", instance)
     crowd.append(ninth)
@@ -173,7 +183,10 @@ async def test_eight_visitors_mesh_a_ninth_makes_it_relay_and_leaving_meshes_aga
         "every plan to switch to relay with 9 visitors",
         detail=lambda: modes(crowd),
     )
-    await everyone_sees_everyone_move(crowd, 0.1, direct=False)
+    at_nodes = await asyncio.to_thread(node_transforms, *dirs)
+    await everyone_sees_everyone_move(crowd, 0.05, direct=False, rounds=3)
+    now_at_nodes = await asyncio.to_thread(node_transforms, *dirs)
+    assert all(now_at_nodes[w.v.visitor] - at_nodes[w.v.visitor] == 3 for w in crowd)
 
     crowd.remove(ninth)
     await ninth.close()
