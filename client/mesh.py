@@ -372,6 +372,7 @@ class Mesh:
             return False
         if link.send(wire.encode(frame)):
             self.stats["channel_sent"] += 1
+            self.stats[f"channel_sent_{type(frame).__name__}"] += 1
             return True
         return False
 

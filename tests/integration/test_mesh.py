@@ -215,3 +215,21 @@ async def test_two_visitors_on_two_nodes_hear_each_other_and_mute_stops_it(
     assert b.audio_frames[a.visitor] - at_mute <= 5
     a.unmute()
     await until(lambda: b.audio_frames[a.visitor] > at_mute + 25, "Alice's audio after unmute")
+
+
+async def test_a_visitor_s_transforms_to_its_node_ride_the_node_channel(
+    two_nodes: tuple[str, str, str], crowd: list[Watched], tmp_path: Path
+) -> None:
+    url_a, url_b, world = two_nodes
+    rider = await visit(url_a, stranger(), world, "rider", node_channel=True)
+    crowd.append(rider)
+    crowd.append(await join_instance(url_b, stranger(), world, "watcher", rider.instance))
+    await until(lambda: rider.v.mesh.node_channel_open and meshed(crowd),
+                "the node channel to open and the pair to mesh")  # fmt: skip
+    before = (await asyncio.to_thread(status, tmp_path / "a"))["sessions"]["rtc"]["frames_in"]
+    sent = rider.v.mesh.stats["channel_sent_Transform"]
+    await everyone_sees_everyone_move(crowd, 0.1, direct=True)
+    # The watcher got it peer to peer; the node its one-a-second copy, over the channel.
+    assert rider.v.mesh.stats["channel_sent_Transform"] == sent + 1
+    await until(lambda: status(tmp_path / "a")["sessions"]["rtc"]["frames_in"] > before,
+                "node a to take the transform from the channel")  # fmt: skip
