@@ -24,6 +24,8 @@ class NodeGauges:
     visitors: int = 0
     #: Visitors connected to this node.
     local_visitors: int = 0
+    #: WebRTC peer connections visitors' clients hold to this node (its own data channels).
+    node_channels: int = 0
     #: None: no chain configured; else whether the last read of it worked.
     chain_healthy: bool | None = None
     #: The newest block the chain reader has seen (None: unknown or no chain).

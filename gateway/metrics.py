@@ -93,6 +93,7 @@ class _GaugeCollector(Collector):
             ("flux_instances", "Open instances in the gossiped directory", g.instances),
             ("flux_visitors", "Visitors in open instances (all nodes)", g.visitors),
             ("flux_local_visitors", "Visitors connected to this node", g.local_visitors),
+            ("flux_node_channels", "Visitors' WebRTC channels to this node", g.node_channels),
         )
         for name, doc, value in simple:
             yield GaugeMetricFamily(name, doc, value=value)

@@ -37,14 +37,13 @@ from fluxnode.node.config_keys import (
     GatewaySection,
     HostingSection,
     IdentitySection,
-    KeySpec,
     LogSection,
     NetworkSection,
     SessionSection,
     StorageSection,
     WebrtcSection,
 )
-from fluxnode.node.config_kinds import Boolean, Choice, ListOf
+from fluxnode.node.config_kinds import Boolean, Choice, KeySpec, ListOf
 from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV
 
 __all__ = [

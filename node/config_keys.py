@@ -27,7 +27,7 @@ from fluxnode.node.config_kinds import (
     HostPortKind,
     IceServers,
     Integer,
-    Kind,
+    KeySpec,
     ListOf,
     Number,
     Size,
@@ -65,37 +65,6 @@ class LogLevel(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    key: str  # `section.name` in config.toml
-    kind: Kind[object]
-    default: object  # a raw TOML value, or None for "unset"
-    doc: str
-    field: str = ""  # attribute on the section object; defaults to the TOML name
-    env: str | None = None
-    flag: str | None = None
-    #: Flags: the raw value a value-less flag stands for (e.g. `--no-gateway` -> false).
-    flag_const: object = None
-    #: Flags: other keys this flag sets too (`--gateway` also turns the gateway on).
-    flag_also: tuple[tuple[str, object], ...] = ()
-    flag_repeat: bool = False
-    metavar: str = ""
-    #: What the template shows, commented out, for a key that is unset by default.
-    example: str | None = None
-
-    @property
-    def section(self) -> str:
-        return self.key.partition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.partition(".")[2]
-
-    @property
-    def attr(self) -> str:
-        return self.field or self.name
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -194,6 +163,8 @@ class WebrtcSection:
 
     enabled: bool
     ice_servers: tuple[IceServer, ...]  # empty: host candidates only
+    #: Peer connections this node holds to its visitors' clients at once; 0 = none.
+    max_node_channels: int
 
 
 #: Section name -> the frozen class its keys build (WorldLimits is core's own).
@@ -459,6 +430,14 @@ KEYS: tuple[KeySpec, ...] = (
         "STUN/TURN servers for WebRTC, tables {urls = [...], username, credential}; empty: "
         "host candidates only (a LAN); no public default is ever used",
         example='[{urls = ["stun:stun.example.org:3478"]}]',
+    ),
+    KeySpec(
+        "webrtc.max_node_channels",
+        Integer(0, 100_000),
+        200,
+        "visitors' clients that may carry their transforms to this node over a WebRTC data "
+        "channel at once (one peer connection each; the rest use the WebSocket); 0: none",
+        env="FLUX_WEBRTC_MAX_NODE_CHANNELS",
     ),
     KeySpec(
         "world.max_total_size",

@@ -358,3 +358,35 @@ class IceServers(Kind[tuple[IceServer, ...]]):
         if any(u.startswith("turn") for u in urls) and None in extra:
             raise ValueError(f"{where}: a TURN server needs a username and a credential")
         return IceServer(tuple(urls), extra[0], extra[1])
+
+
+# -- one key of the table (`config_keys.KEYS`) ---------------------------------------------
+@dataclass(frozen=True)
+class KeySpec:
+    key: str  # `section.name` in config.toml
+    kind: Kind[object]
+    default: object  # a raw TOML value, or None for "unset"
+    doc: str
+    field: str = ""  # attribute on the section object; defaults to the TOML name
+    env: str | None = None
+    flag: str | None = None
+    #: Flags: the raw value a value-less flag stands for (e.g. `--no-gateway` -> false).
+    flag_const: object = None
+    #: Flags: other keys this flag sets too (`--gateway` also turns the gateway on).
+    flag_also: tuple[tuple[str, object], ...] = ()
+    flag_repeat: bool = False
+    metavar: str = ""
+    #: What the template shows, commented out, for a key that is unset by default.
+    example: str | None = None
+
+    @property
+    def section(self) -> str:
+        return self.key.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+    @property
+    def attr(self) -> str:
+        return self.field or self.name

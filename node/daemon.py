@@ -365,7 +365,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
             stores.append(light)
             gauges = NodeMetrics(
                 host=host, repo=repo, worlds=lambda: len(node.worlds.book), hub=sessions.hub,
-                chain=chain,
+                chain=chain, channels=sessions.rtc.peer_connections,
             )  # fmt: skip
             limits = GatewayLimits(cors_origins=cfg.gateway.cors_origins)
             app = make_gateway_app(

@@ -27,7 +27,9 @@ class NodeMetrics:
         hub: SessionHub,
         chain: ChainParts | None,
         clock: Callable[[], float] = time.time,
+        channels: Callable[[], int] = lambda: 0,
     ) -> None:
+        self._channels = channels
         self._host, self._repo, self._worlds = host, repo, worlds
         self._hub, self._chain, self._clock = hub, chain, clock
 
@@ -51,6 +53,7 @@ class NodeMetrics:
             instances=sum(n for n, _ in counts.values()),
             visitors=sum(v for _, v in counts.values()),
             local_visitors=self._hub.local_visitors(),
+            node_channels=self._channels(),
             chain_healthy=healthy,
             chain_head=head if head is None or head >= 0 else None,
             bridge_queues={

@@ -69,6 +69,7 @@ MAX_OUT_FRAME = 16 << 10
 #: Bytes waiting in the channel's send buffer beyond which ViewerFrames are dropped, not
 #: queued: late positions are worth nothing, and the viewer catches up from its last ack.
 MAX_BUFFERED = 64 << 10
+#: Without a config (a node takes `webrtc.max_node_channels`).
 DEFAULT_MAX_CHANNELS = 200
 CONNECT_TIMEOUT_S = 10.0
 #: Offers one connection may make: each costs a certificate, ICE gathering and a handshake.
@@ -136,14 +137,25 @@ def _aiortc() -> Any:
     return aiortc
 
 
+def rtc_configuration(ice_servers: tuple[IceServer, ...]) -> Any:
+    """aiortc's configuration for `ice_servers`: always an explicit list, even an empty one
+    (aiortc takes a missing list to mean a public STUN server of its own choosing)."""
+    rtc = _aiortc()
+    servers = [
+        rtc.RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in ice_servers
+    ]
+    return rtc.RTCConfiguration(iceServers=servers)
+
+
 def offer_problem(sdp: str) -> str | None:
     """Why `sdp` is no offer the node takes (None: fine): one data (`application`) section."""
     from aiortc.sdp import SessionDescription
 
     try:
         parsed = SessionDescription.parse(sdp)
-    except (ValueError, IndexError, KeyError) as exc:
-        return f"unreadable SDP ({type(exc).__name__})"
+    except Exception as exc:  # aiortc's parser fails on bad input with assertions, Key-,
+        return f"unreadable SDP ({type(exc).__name__})"  # Attribute-, Type-, ValueErrors
     kinds = [m.kind for m in parsed.media]
     if kinds != ["application"]:
         return f"the offer must hold one data channel section and no media, not {kinds}"
@@ -241,11 +253,7 @@ class NodeChannels:
 
     async def _answer(self, ch: _Channel, offer: str) -> None:
         rtc = _aiortc()
-        servers = [
-            rtc.RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-            for s in self.ice_servers
-        ]  # an explicit list, even empty: None would mean aiortc's public STUN server
-        pc = ch.pc = rtc.RTCPeerConnection(rtc.RTCConfiguration(iceServers=servers))
+        pc = ch.pc = rtc.RTCPeerConnection(rtc_configuration(self.ice_servers))
         pc.on("datachannel", lambda dc: self._datachannel(ch, dc))
         pc.on("connectionstatechange", lambda: self._state_changed(ch))
         try:
@@ -401,10 +409,14 @@ class NodeChannels:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=2.0)
 
+    def peer_connections(self) -> int:
+        """Peer connections held now, pending ones included (the gauge)."""
+        return len(self._by_visitor)
+
     def statistics(self) -> dict[str, Any]:
         s = self.stats
         return {
-            "peer_connections": len(self._by_visitor),
+            "peer_connections": self.peer_connections(),
             "open": sum(1 for ch in self._by_visitor.values() if ch.is_open),
             "max": self.max_channels,
             **{k: (dict(v) if isinstance(v, Counter) else v) for k, v in vars(s).items()},

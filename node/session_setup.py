@@ -16,6 +16,7 @@ from fluxnode.node.config import Config
 from fluxnode.node.light_api import LightNode
 from fluxnode.node.light_catalog import WorldCatalog
 from fluxnode.node.session_entry import Admission
+from fluxnode.node.session_rtc import CONNECT_TIMEOUT_S
 from fluxnode.node.sessions import SessionService
 from fluxnode.p2p import HostClient
 from fluxnode.storage.repo import Repo
@@ -117,6 +118,11 @@ def build_sessions(
         rtc=RtcConfig(cfg.webrtc.ice_servers) if cfg.webrtc.enabled else None,
     )
     service = SessionService(hub, admission, host)
+    service.rtc.configure(  # the node's own data channels use the ICE servers clients are told
+        ice_servers=cfg.webrtc.ice_servers,
+        max_channels=cfg.webrtc.max_node_channels if cfg.webrtc.enabled else 0,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+    )
     service.report_sink = moderation.reports
     service.closers.append(nonces.close)
     return service

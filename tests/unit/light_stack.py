@@ -74,7 +74,8 @@ class LoneHost:
 class FixedGauges:
     async def gauges(self) -> NodeGauges:
         return NodeGauges(peers=3, pins=2, worlds=2, chain_healthy=True, chain_head=7,
-                          bridge_queues={"inbox": 1}, bridge_dropped={"events": 0})  # fmt: skip
+                          bridge_queues={"inbox": 1}, bridge_dropped={"events": 0},
+                          node_channels=1)  # fmt: skip
 
 
 @dataclass

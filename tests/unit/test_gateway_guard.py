@@ -122,5 +122,6 @@ async def test_metrics_count_requests_by_route_and_read_the_node_at_scrape_time(
     assert requests("unmatched", "404") == 1
     assert samples[("flux_http_response_bytes_total", (("route", "/api/worlds"),))] > 0
     assert samples[("flux_peers", ())] == 3
+    assert samples[("flux_node_channels", ())] == 1
     assert samples[("flux_chain_healthy", ())] == 1
     assert samples[("flux_bridge_queue_depth", (("queue", "inbox"),))] == 1

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 from eth_account import Account
 
 from fluxnode.client import Visitor
@@ -16,7 +17,7 @@ from fluxnode.client.events import PeerMoved
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session.presence import Transform, ViewerFrame
 from fluxnode.core.session.wire import encode
-from fluxnode.node.session_rtc import MAX_BAD_FRAMES, MAX_IN_FRAME
+from fluxnode.node.session_rtc import MAX_BAD_FRAMES, MAX_IN_FRAME, rtc_configuration
 from tests.unit.rtc_client import RtcSession
 from tests.unit.test_node_sessions import Edge, edge  # noqa: F401  (the fixture)
 
@@ -250,3 +251,47 @@ async def test_stopping_closes_every_peer_connection(node: Node) -> None:
     await node.service.rtc.aclose()
     assert node.rtc()["peer_connections"] == 0
     assert node.rtc()["closed"] == {"node_stopping": 2}
+
+
+def test_the_ice_servers_are_the_configured_list_never_a_default() -> None:
+    assert rtc_configuration(()).iceServers == []
+    turn = fr.IceServer(("turn:turn.example.org:3478", "turns:turn.example.org"), "u", "secret")
+    (server,) = rtc_configuration((turn,)).iceServers
+    assert (server.urls, server.username, server.credential) == (list(turn.urls), "u", "secret")
+
+
+async def test_an_offer_with_media_is_refused(node: Node) -> None:
+    s = await node.joined()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio")
+        pc.createDataChannel("flux-transforms", ordered=False, maxRetransmits=0)
+        await pc.setLocalDescription(await pc.createOffer())
+        await s.send(fr.Signal(fr.NODE_PEER, "offer", pc.localDescription.sdp))
+        refused = await s.expect(fr.Error)
+        assert refused.code == "rtc_refused" and "no media" in refused.message
+        assert node.rtc()["peer_connections"] == 0 and node.rtc()["refused"] == {"bad_offer": 1}
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize("sdp", ["m=application\r\n", "v=0\r\nm=application 9 x\r\na=setup:b"])
+async def test_an_sdp_the_parser_chokes_on_is_refused_and_the_session_goes_on(
+    node: Node, sdp: str
+) -> None:
+    s = await node.joined()
+    await s.send(fr.Signal(fr.NODE_PEER, "offer", sdp))
+    refused = await s.expect(fr.Error)
+    assert refused.code == "rtc_refused" and "unreadable SDP" in refused.message
+    since = len(s.ws_frames)
+    await s.send(Transform((1e6, 0.0, 5.0)))  # the connection still answers
+    assert (await s.expect(fr.Error, since=since)).code == "transform_rejected"
+
+
+async def test_a_node_with_webrtc_off_refuses_offers(node: Node) -> None:
+    node.service.rtc.max_channels = 0  # what `webrtc.enabled = false` configures
+    s = await node.joined()
+    await s.send(fr.Signal(fr.NODE_PEER, "offer", await s.make_offer()))
+    refused = await s.expect(fr.Error)
+    assert refused.code == "rtc_refused" and "no WebRTC" in refused.message
+    assert node.rtc()["refused"] == {"disabled": 1} and node.rtc()["peer_connections"] == 0
