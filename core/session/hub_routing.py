@@ -136,6 +136,7 @@ def node_frame(hub: SessionHub, peer: str, frame: Frame, now: float) -> None:
             refused["wrong_world"] += 1
             return
         hub.handle_events(room, room.on_member_join(peer, now), now)
+        room.mesh.new_member(peer)
     elif isinstance(frame, VisitorOut):
         room.on_visitor_out(peer, frame)
     elif isinstance(frame, Batch):

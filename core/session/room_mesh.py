@@ -18,7 +18,8 @@ outbox (docs/session-protocol.md, "WebRTC: meshes, the node's data channel, voic
   frames leave those peers' transforms out (`skip`) while the plan carries data to them;
 - `Silence` from the world owner's visitor, signed with its session key, is checked here and
   relayed to every member, which checks it again itself; a later `sent_ms` per target wins,
-  so a replayed frame changes nothing. An operator's silence (`operator`, shared with the hub)
+  so a replayed frame changes nothing; a node that becomes a member later gets them from the
+  owner visitor's node. An operator's silence (`operator`, shared with the hub)
   is this node's alone.
 """
 
@@ -57,7 +58,7 @@ class RoomMesh:
         self.operator = operator
         self.state = MeshState()
         self.connected: dict[str, frozenset[str]] = {}
-        self.owner_silence: dict[str, tuple[int, bool]] = {}  # target -> (sent_ms, on)
+        self.owner_silence: dict[str, Silence] = {}  # target -> the newest silence of it
 
     # --- plans ------------------------------------------------------------------------------
 
@@ -68,7 +69,7 @@ class RoomMesh:
             self.state.resend(visitor)
 
     def silenced(self) -> set[str]:
-        return {t for t, (_, on) in self.owner_silence.items() if on} | self.operator
+        return {t for t, s in self.owner_silence.items() if s.on} | self.operator
 
     def tick(self, now: float) -> None:
         if self.rtc is None:
@@ -150,15 +151,13 @@ class RoomMesh:
             return "only the world's owner may silence visitors"
         if key is None or not self.verify(key, frame.signing_bytes(), frame.signature):
             return "the silence is not signed by its author's session key"
-        if frame.target not in self.room.presence:
-            return f"{frame.target[:60]!r} is not a visitor of this instance"
         return ""
 
     def _apply(self, frame: Silence) -> bool:
         last = self.owner_silence.get(frame.target)
-        if last is not None and last[0] >= frame.sent_ms:
+        if last is not None and last.sent_ms >= frame.sent_ms:
             return False  # a replay, or older than what we hold
-        self.owner_silence[frame.target] = (frame.sent_ms, frame.on)
+        self.owner_silence[frame.target] = frame
         self.state.dirty = True
         return True
 
@@ -167,14 +166,24 @@ class RoomMesh:
         if frame.author != v.id:
             raise SilenceRefused("a silence's author must be your own visitor id")
         problem = self._check_silence(frame, v.address, v.session_key)
+        if not problem and frame.target not in self.room.presence:
+            problem = f"{frame.target[:60]!r} is not a visitor of this instance"
         if problem:
             raise SilenceRefused(problem)
         if self._apply(frame):
             for member in sorted(self.room.heard):
                 self.room.out.to_node(member, frame)
 
+    def new_member(self, peer: str) -> None:
+        """A node became a member (it has our visitors now): the silences our owner's visitor
+        made, which only we may relay."""
+        for frame in self.owner_silence.values():
+            if frame.author in self.room.local:
+                self.room.out.to_node(peer, frame)
+
     def node_silence(self, peer: str, frame: Silence, now: float) -> None:
-        """A member relays its visitor's silence: checked here again, not relayed further."""
+        """A member relays its visitor's silence: checked here again, not relayed further. Its
+        target may not have reached us yet (its node's frames come on another stream)."""
         author = self.room.remote.get(frame.author)
         if author is None or author.owner != peer:
             self.room.out.refused["forged_silence"] += 1

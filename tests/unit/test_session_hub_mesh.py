@@ -275,3 +275,22 @@ def test_peers_a_client_reaches_directly_are_left_out_of_its_viewer_frames() -> 
     stats = net.hubs["h1"].statistics()["client_transforms"]
     assert stats == {a0.id: 0}  # type: ignore[comparison-overlap]
     assert net.hubs["h2"].statistics()["client_transforms"] == {b0.id: 1}
+
+
+def test_a_node_that_joins_the_instance_later_learns_the_owners_silences() -> None:
+    net = Net(("h1", "h2", "h3"), rtc=RTC)
+    owner, b0 = net.client("owner", "h1"), net.client("b0", "h2")
+    w = dataclasses.replace(world(16), owner=owner.address)
+    net.join(owner, w)
+    net.advance(2.1)
+    net.join(b0, w)
+    net.advance(1.2)
+    net.send(owner, silence(owner, instance_of(owner), b0, True, 5))
+    net.advance(1.2)
+    late = net.client("c0", "h3")
+    net.join(late, w)
+    net.advance(1.2)
+    assert instance_of(late) == instance_of(owner)
+    assert plan(late).silenced == (b0.id,) and not plan(late).links[b0.id] & LINK_AUDIO
+    assert plan(late).links[owner.id] & LINK_AUDIO
+    assert "forged_silence" not in net.hubs["h3"].statistics()["refused"]  # type: ignore[operator]
