@@ -27,11 +27,13 @@ class PeerLeft:
 
 @dataclass(frozen=True)
 class PeerMoved:
-    """A peer's new transform; `transform` None means "present, beyond range"."""
+    """A peer's new transform; `transform` None means "present, beyond range". `direct`: it
+    came straight from the peer over the mesh, not relayed by a node."""
 
     visitor: str
     address: str | None
     transform: Transform | None
+    direct: bool = False
 
 
 @dataclass(frozen=True)

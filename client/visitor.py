@@ -1,10 +1,9 @@
 """`Visitor`: one visitor's live session with a home node, over aiohttp's WebSocket client.
 
-Frames are the session protocol's (docs/session-protocol.md), encoded by
-`fluxnode.core.session.wire`. The peer, state and chat bookkeeping is the sans-IO `Replica`;
-this module moves bytes, keeps time and owns two tasks per connection: the reader (decodes
-frames, hands them to the replica, answers its acks and resyncs) and the heartbeat (a
-`Heartbeat` when nothing was sent for ~5 s, since a visitor silent for 30 s is dropped).
+Frames are the session protocol's (docs/session-protocol.md, `fluxnode.core.session.wire`).
+Peers, state and chat are the sans-IO `Replica`'s, WebRTC is `fluxnode.client.mesh`'s; this
+module moves bytes, keeps time and owns two tasks per connection: the reader (decodes frames,
+answers acks and resyncs) and the heartbeat (a `Heartbeat` after ~5 s unsent; 30 s drops us).
 
 Events go to a bounded queue (`max_events`, `client.event_queue`): a program that stops
 reading loses news, counted in `statistics()`; the `Closed` event always gets in. A node that
@@ -40,6 +39,7 @@ from fluxnode.client.manifest import ManifestSource, load_manifest, node_manifes
 from fluxnode.client.reconnect import Reconnect, reconnect
 from fluxnode.client.replica import Replica, transform_of
 from fluxnode.client.signin import DEFAULT_LIFETIME, AccountKey, hello_for, wallet_from
+from fluxnode.client.visitor_rtc import RtcControls
 from fluxnode.core.errors import JoinDenied, SessionLost, SiweUsageError
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
@@ -56,7 +56,7 @@ _REPLICA_FRAMES: Final = (ViewerFrame, fr.StateSnapshot, StateOp, ChatMessage)
 JoinAnswer = fr.Joined | fr.Denied | fr.RedirectTo
 
 
-class Visitor:
+class Visitor(RtcControls):
     """A signed-in visitor. Make one with `await Visitor.connect(...)`; see the module doc."""
 
     def __init__(
@@ -72,6 +72,8 @@ class Visitor:
         max_events: int = MAX_EVENTS,
         http: aiohttp.ClientSession | None = None,
         reconnect: Reconnect | None = None,
+        voice: bool = False,
+        node_channel: bool = False,
     ) -> None:
         session_url(node_url)  # a bad URL fails here, before any I/O
         self.node_url = node_url
@@ -99,6 +101,7 @@ class Visitor:
         self.signed_in: fr.SignedIn | None = None
         self.joined: fr.Joined | None = None
         self._stats = {"in": 0, "out": 0, "bad": 0, "redirects": 0, "reconnects": 0}
+        self.mesh = self._new_mesh(voice=voice, node_channel=node_channel)
 
     # --- connecting --------------------------------------------------------------------------
 
@@ -247,6 +250,7 @@ class Visitor:
     async def leave(self) -> None:
         """Leave the world (the others see us go at once); we stay signed in."""
         await self._send(fr.Leave())
+        await self.mesh.reset()
         self.joined = None
         self._world = None
         self._position = None
@@ -262,7 +266,7 @@ class Visitor:
         """Send our avatar's transform (callers keep to 10 Hz and move on from `position`;
         the node refuses more, and steps faster than its speed limit)."""
         transform = transform_of(position, rotation, anim)
-        await self._send(transform)
+        await self.mesh.move(transform, self._send)
         self._position = transform.position
 
     async def interact(self, object_id: str, trigger: str = "onClick") -> StateOp:
@@ -327,6 +331,7 @@ class Visitor:
                     await self._send_on(link, fr.Leave())
             link.retiring = True
             await self._drop(link)
+        await self.mesh.close()
         self._finish(reason)
         if self._own_http and self._http is not None:
             await self._http.close()
@@ -402,7 +407,8 @@ class Visitor:
         if link is None or link.ws.closed:
             state = "reconnecting" if self._reconnector else (self._queue.closed or "not connected")
             raise SessionLost(f"the session is closed ({state})")
-        await self._send_on(link, frame)
+        if not self.mesh.via_channel(frame):
+            await self._send_on(link, frame)
 
     async def _send_on(self, link: Link, frame: fr.Frame) -> None:
         data = wire.encode(frame)
@@ -467,6 +473,8 @@ class Visitor:
             return None
         if isinstance(frame, fr.Error):
             self._emit(ErrorEvent(frame.code, frame.message))
+            return None
+        if await self._rtc_frame(frame):
             return None
         if isinstance(frame, fr.Joined | fr.Denied | fr.RedirectTo):
             waiter = self._join_waiter

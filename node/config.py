@@ -44,6 +44,7 @@ from fluxnode.node.config_keys import (
     StorageSection,
 )
 from fluxnode.node.config_kinds import Boolean, Choice, ListOf
+from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -119,7 +120,7 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 def load_config(cli: CliOverrides, env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from defaults, file, environment and flags. Reads only; never writes."""
     env = os.environ if env is None else env
-    known = {*ENV_KEYS, DATA_DIR_ENV, *SECRET_ENV}
+    known = {*ENV_KEYS, DATA_DIR_ENV, *SECRET_ENV, LOOPBACK_ICE_ENV}  # (the last: tests only)
     unknown = sorted(k for k in env if k.startswith("FLUX_") and k not in known)
     if unknown:
         raise ConfigError(

@@ -44,6 +44,7 @@ from fluxnode.node.session_entry import (
     Admission,
     SignedInVisitor,
 )
+from fluxnode.node.session_rtc import NodeChannels
 from fluxnode.p2p import HostClient
 
 log = logging.getLogger("fluxnode.node.sessions")
@@ -133,6 +134,7 @@ class SessionService:
         #: Run once by `aclose` (e.g. the nonce book's close).
         self.closers: list[Callable[[], None]] = []
         self._closed = False
+        self.rtc = NodeChannels(self.client_frame, hub)
 
     # --- the gateway's side ---------------------------------------------------------------------
 
@@ -155,6 +157,8 @@ class SessionService:
             await self._join(conn, frame)
         elif isinstance(frame, Report):
             await self._report(conn, frame)
+        elif self.rtc.takes(frame):  # Signal(NODE_PEER): the node's own data channel
+            self.rtc.signal(conn, frame)
         else:
             self.hub.client_frame(conn.visitor, frame, time.time())
             self._flush()
@@ -239,6 +243,7 @@ class SessionService:
             conn.refuse(exc.code, str(exc))
 
     def connection_closed(self, conn: _Connection) -> None:
+        self.rtc.close(conn)
         visitor, conn.visitor = conn.visitor, None
         if visitor is not None and self._by_visitor.get(visitor) is conn:
             del self._by_visitor[visitor]
@@ -363,7 +368,7 @@ class SessionService:
         hub = self.hub
         for visitor, frame in hub.client_frames():
             conn = self._by_visitor.get(visitor)
-            if conn is not None:
+            if conn is not None and not self.rtc.send(conn, frame):  # ViewerFrames, if open
                 conn.send(frame)
         for visitor, reason in hub.client_closes():
             conn = self._by_visitor.pop(visitor, None)
@@ -463,6 +468,7 @@ class SessionService:
         self._flush()
         for conn in list(self._by_visitor.values()):
             conn.sink.close(CLOSE_NORMAL, "node stopping")
+        await self.rtc.aclose()
         # Let the handovers leave (bounded: a stopping node must stop).
         queues = [q for q in self._peer_queues.values() if not q.empty()]
         deadline = time.monotonic() + 0.5
@@ -476,4 +482,5 @@ class SessionService:
             close()
 
     def statistics(self) -> dict[str, Any]:
-        return {"service": asdict(self.stats), "hub": self.hub.statistics()}
+        rtc = self.rtc.statistics()
+        return {"service": asdict(self.stats), "hub": self.hub.statistics(), "rtc": rtc}

@@ -1,0 +1,204 @@
+"""WebRTC meshes between Python visitors on real node processes (two `flux-node run` with
+gateways, ICE on loopback through `FLUX_TEST_LOOPBACK_ICE=1` there and the same aioice patch
+here): eight visitors in one instance across both nodes form a full mesh and move peer to peer
+while the nodes get one transform a second from each; a ninth switches the instance to relay
+and everyone still sees everyone move; when it leaves the mesh forms again. Voice: two
+visitors on two nodes hear each other's tone, and a mute stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+
+import aioice.ice
+import pytest
+
+from fluxnode.client import Event, PeerMoved
+from tests.conftest import NodeFactory, clean_env
+from tests.helpers import EXAMPLE_WORLD, publish, wait_for, worlds, write_owner_key
+from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
+
+pytestmark = pytest.mark.slow
+
+LOOPBACK_ENV = {"FLUX_TEST_LOOPBACK_ICE": "1"}
+MESH_WAIT = 30.0  # a guard: set-up takes about a second on a quiet machine
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice() -> Iterator[None]:
+    # aioice leaves 127.0.0.1 out of its host candidates, and tests have no other network.
+    saved = aioice.ice.get_host_addresses
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    yield
+    aioice.ice.get_host_addresses = saved
+
+
+@pytest.fixture
+def two_nodes(nodes: NodeFactory, tmp_path: Path) -> tuple[str, str, str]:
+    """Gateway URLs of two bootstrapped nodes with WebRTC on, and a public world (16 seats)
+    both know."""
+    config = "[webrtc]\nenabled = true\nice_servers = []\n"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.toml").write_text(config)
+    env = clean_env(**LOOPBACK_ENV)
+    a = nodes.start("a", gateway=True, env=env)
+    a_info = a.wait_ready()
+    b = nodes.start("b", "--bootstrap", a_info["addrs"][0], gateway=True, env=env)
+    b_info = b.wait_ready()
+    world_dir = tmp_path / "world"
+    shutil.copytree(EXAMPLE_WORLD, world_dir)
+    manifest = json.loads((world_dir / "world.json").read_text())
+    manifest["settings"]["maxPlayers"] = 16
+    (world_dir / "world.json").write_text(json.dumps(manifest))
+    owner_key = tmp_path / "owner.key"
+    write_owner_key(owner_key)
+    world = publish(a.data_dir, world_dir, owner_key, slug="mesh")["world_id"]
+    wait_for(
+        lambda: world in {w["world_id"] for w in worlds(b.data_dir)},
+        "the world on b",
+        timeout=30,
+        detail=lambda: worlds(b.data_dir),
+    )
+    return a_info["gateway_url"], b_info["gateway_url"], world
+
+
+@pytest.fixture
+async def crowd() -> AsyncIterator[list[Watched]]:
+    visitors: list[Watched] = []
+    yield visitors
+    await close_all(visitors)
+
+
+async def until(
+    condition: Callable[[], bool],
+    what: str,
+    within: float = MESH_WAIT,
+    detail: Callable[[], object] | None = None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while not condition():
+        if loop.time() > end:
+            shown = f": {detail()}" if detail is not None else ""
+            raise AssertionError(f"timed out after {within:g} s waiting for {what}{shown}")
+        await asyncio.sleep(0.05)
+
+
+def meshed(visitors: Sequence[Watched]) -> bool:
+    ids = {w.v.visitor for w in visitors}
+    return all(w.v.mesh_peers == ids - {w.v.visitor} for w in visitors)
+
+
+def modes(visitors: Sequence[Watched]) -> dict[str, object]:
+    return {
+        w.label: (w.v.mesh.plan.mode if w.v.mesh.plan else None, len(w.v.mesh_peers))
+        for w in visitors
+    }
+
+
+def moved_to(
+    mover: Watched, target: tuple[float, float, float], direct: bool
+) -> Callable[[Event], bool]:
+    def match(e: Event) -> bool:
+        return (
+            isinstance(e, PeerMoved)
+            and e.visitor == mover.v.visitor
+            and e.transform is not None
+            and e.direct == direct
+            and max(abs(a - b) for a, b in zip(e.transform.position, target, strict=True)) < 1e-6
+        )
+
+    return match
+
+
+async def everyone_sees_everyone_move(
+    visitors: Sequence[Watched], step: float, direct: bool, rounds: int = 1
+) -> float:
+    """Each visitor takes `rounds` steps of `step` at 10 Hz; every other sees where it ends
+    (`direct`: peer to peer, else relayed by the nodes). The seconds the steps took."""
+    marks = {w.label: w.mark() for w in visitors}
+    targets: dict[str, tuple[float, float, float]] = {}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for k in range(rounds):
+        if k:
+            await asyncio.sleep(0.1)
+        for w in visitors:
+            x, y, z = w.v.position or (0.0, 0.0, 5.0)
+            targets[w.label] = (x + step, y, z)
+            await w.v.move(targets[w.label])
+    took = loop.time() - start
+    for mover in visitors:
+        for watcher in visitors:
+            if watcher is not mover:
+                how = "directly" if direct else "relayed"
+                await watcher.wait_for(
+                    moved_to(mover, targets[mover.label], direct),
+                    f"{mover.label} moving {how}",
+                    since=marks[watcher.label],
+                )
+    return took
+
+
+async def test_eight_visitors_mesh_a_ninth_makes_it_relay_and_leaving_meshes_again(
+    two_nodes: tuple[str, str, str], crowd: list[Watched]
+) -> None:
+    url_a, url_b, world = two_nodes
+    crowd.append(await visit(url_a, stranger(), world, "v0"))
+    instance = crowd[0].instance
+    for i in range(1, 8):
+        url = url_a if i < 4 else url_b
+        crowd.append(await join_instance(url, stranger(), world, f"v{i}", instance))
+    await until(
+        lambda: meshed(crowd), "8 visitors to form a full mesh", detail=lambda: modes(crowd)
+    )
+
+    # Ten moves each at 10 Hz: all reach the peers directly, the nodes get 1 a second.
+    before = {w.label: w.v.mesh.stats["node_transforms"] for w in crowd}
+    took = await everyone_sees_everyone_move(crowd, 0.05, direct=True, rounds=10)
+    sent_to_nodes = {w.label: w.v.mesh.stats["node_transforms"] - before[w.label] for w in crowd}
+    assert all(n <= int(took) + 1 for n in sent_to_nodes.values()), (took, sent_to_nodes)
+
+    ninth = await join_instance(url_b, stranger(), world, "v8", instance)
+    crowd.append(ninth)
+    await until(
+        lambda: all(
+            w.v.mesh.plan is not None and w.v.mesh.plan.mode == "relay" and not w.v.mesh_peers
+            for w in crowd
+        ),
+        "every plan to switch to relay with 9 visitors",
+        detail=lambda: modes(crowd),
+    )
+    await everyone_sees_everyone_move(crowd, 0.1, direct=False)
+
+    crowd.remove(ninth)
+    await ninth.close()
+    await until(lambda: meshed(crowd), "the 8 left to mesh again", detail=lambda: modes(crowd))
+    await everyone_sees_everyone_move(crowd, 0.1, direct=True)
+
+
+async def test_two_visitors_on_two_nodes_hear_each_other_and_mute_stops_it(
+    two_nodes: tuple[str, str, str], crowd: list[Watched]
+) -> None:
+    url_a, url_b, world = two_nodes
+    alice = await visit(url_a, stranger(), world, "alice", voice=True)
+    crowd.append(alice)
+    bob = await join_instance(url_b, stranger(), world, "bob", alice.instance, voice=True)
+    crowd.append(bob)
+    a, b = alice.v, bob.v
+    await until(
+        lambda: a.audio_frames[b.visitor] > 50 and b.audio_frames[a.visitor] > 50,
+        "a second of audio each way",
+        detail=lambda: (a.audio_frames, b.audio_frames),
+    )
+    a.mute()
+    at_mute, from_bob = b.audio_frames[a.visitor], a.audio_frames[b.visitor]
+    # A second of Bob's audio reaches Alice meanwhile; of Alice's, only what was in flight.
+    await until(lambda: a.audio_frames[b.visitor] > from_bob + 50, "Bob's audio after the mute")
+    assert b.audio_frames[a.visitor] - at_mute <= 5
+    a.unmute()
+    await until(lambda: b.audio_frames[a.visitor] > at_mute + 25, "Alice's audio after unmute")
