@@ -186,7 +186,8 @@ export class Mesh extends EventTarget {
       if (this.plan) this._applyPlan();
       this._emit("change");
     } else if (f.type === F.T.MeshPlan) {
-      if (this.plan && f.epoch < this.plan.epoch) return; // overtaken by a newer plan
+      // Plans are taken in the order they come (one WebSocket keeps it); a node we were
+      // redirected to numbers its epochs afresh.
       this.plan = f;
       if (this.iceServers) this._applyPlan();
       this._emit("change");

@@ -158,3 +158,17 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     import aioice.ice
 
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@pytest.fixture
+async def page_wire(
+    mesh_browser: Any, viewer_only: str, loopback_ice: None
+) -> AsyncIterator[tuple[Any, PageLog]]:
+    page, log = await new_page(mesh_browser)
+    await page.goto(viewer_only + "/")
+    from tests.browser.mesh_page import Wire
+
+    w = Wire(page)
+    await w.install()
+    yield w, log
+    await page.evaluate("window.t.mesh.close()")

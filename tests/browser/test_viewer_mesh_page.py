@@ -8,11 +8,8 @@ the fake audio device (mute stops the page's packets)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -21,21 +18,12 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
 from fluxnode.core.session.presence import Transform
-from tests.browser.conftest import PageLog, new_page
+from tests.browser.conftest import PageLog
+from tests.browser.mesh_page import WAIT_S, Wire, audio_counts, eventually, until_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
-PAGE = "page-visitor"
 PY = "python-visitor"
-WAIT_S = 20.0
-
-SETUP = """async () => {
-  const F = await import("/viewer/frames.js");
-  const { Mesh } = await import("/viewer/mesh.js");
-  const mesh = new Mesh({ send: (b) => window.fluxTestOut(Array.from(b)), connectTimeoutMs: 8000 });
-  window.t = { F, mesh, got: [] };
-  mesh.addEventListener("transform", (e) => window.t.got.push(e.detail));
-}"""
 
 
 @dataclass
@@ -82,58 +70,6 @@ class PyPeer:
         for t in self.tasks:
             t.cancel()
         await self.pc.close()
-
-
-class Wire:
-    """The page's outgoing frames, decoded; and a way to hand it frames."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.out: asyncio.Queue[fr.Frame] = asyncio.Queue()
-
-    async def install(self) -> None:
-        await self.page.expose_function(
-            "fluxTestOut", lambda b: self.out.put_nowait(wire.decode(bytes(b)))
-        )
-        await self.page.evaluate(SETUP)
-
-    async def give(self, frame: fr.Frame) -> None:
-        await self.page.evaluate(
-            "(b) => window.t.mesh.receive(window.t.F.decode(new Uint8Array(b)))",
-            list(wire.encode(frame)),
-        )
-
-    async def next(self, kind: type) -> Any:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                frame = await self.out.get()
-                if isinstance(frame, kind):
-                    return frame
-
-    async def snapshot(self) -> dict[str, Any]:
-        shot: dict[str, Any] = await self.page.evaluate("window.t.mesh.snapshot()")
-        return shot
-
-
-@pytest.fixture
-async def page_wire(
-    mesh_browser: Any, viewer_only: str, loopback_ice: None
-) -> AsyncIterator[tuple[Wire, PageLog]]:
-    page, log = await new_page(mesh_browser)
-    await page.goto(viewer_only + "/")
-    w = Wire(page)
-    await w.install()
-    yield w, log
-    await page.evaluate("window.t.mesh.close()")
-
-
-async def eventually(check: Callable[[], bool]) -> None:
-    """Wait (at most WAIT_S) until `check()` holds: for counters aiortc's callbacks bump."""
-    async with asyncio.timeout(WAIT_S):
-        for _ in itertools.count():
-            if check():
-                return
-            await asyncio.sleep(0.02)
 
 
 def plan(flags: int, epoch: int = 1, silenced: tuple[str, ...] = ()) -> fr.MeshPlan:
@@ -239,21 +175,6 @@ async def test_a_link_that_cannot_negotiate_is_reported_failed(
     assert (await w.snapshot())["failed"] == []
 
 
-async def audio_counts(w: Wire) -> dict[str, int]:
-    await w.page.evaluate("window.t.mesh.pollStats()")
-    link = (await w.snapshot())["links"][PY]
-    return {"sent": link["packetsSent"], "received": link["packetsReceived"]}
-
-
-async def until_counts(w: Wire, check: Callable[[dict[str, int]], bool]) -> dict[str, int]:
-    async with asyncio.timeout(WAIT_S):
-        for _ in itertools.count():
-            if check(counts := await audio_counts(w)):
-                break
-            await asyncio.sleep(0.1)
-    return counts
-
-
 @pytest.mark.parametrize("page_offers", [True, False], ids=["page-offers", "page-answers"])
 async def test_voice_both_ways_and_mute(page_wire: tuple[Wire, PageLog], page_offers: bool) -> None:
     w, log = page_wire
@@ -263,7 +184,7 @@ async def test_voice_both_ways_and_mute(page_wire: tuple[Wire, PageLog], page_of
         # The fake microphone reaches aiortc as decoded audio frames ...
         await eventually(lambda: py.audio_frames >= 50)
         # ... and aiortc's track reaches the page (inbound-rtp packetsReceived grows).
-        counts = await until_counts(w, lambda c: c["received"] >= 50 and c["sent"] >= 50)
+        counts = await until_counts(w, PY, lambda c: c["received"] >= 50 and c["sent"] >= 50)
         print(f"voice: page sent {counts['sent']}, received {counts['received']} packets; "
               f"aiortc decoded {py.audio_frames} frames")  # fmt: skip
         shot = await w.snapshot()
@@ -271,11 +192,11 @@ async def test_voice_both_ways_and_mute(page_wire: tuple[Wire, PageLog], page_of
 
         # Mute: the sender loses its track, so no more packets go while the peer's keep coming.
         await w.page.evaluate("window.t.mesh.setMuted(true)")
-        muted = await audio_counts(w)
-        after = await until_counts(w, lambda c: c["received"] >= muted["received"] + 100)
+        muted = await audio_counts(w, PY)
+        after = await until_counts(w, PY, lambda c: c["received"] >= muted["received"] + 100)
         assert after["sent"] - muted["sent"] <= 3  # at most what was in flight at the switch
         await w.page.evaluate("window.t.mesh.setMuted(false)")
-        await until_counts(w, lambda c: c["sent"] >= after["sent"] + 25)
+        await until_counts(w, PY, lambda c: c["sent"] >= after["sent"] + 25)
 
         # Silenced peer: its audio is not played and ours stops too (no LINK_AUDIO).
         await w.give(plan(fr.LINK_DATA | (fr.LINK_OFFER if page_offers else 0), epoch=5,
