@@ -49,6 +49,8 @@ class AdminBackend(Protocol):
 
     async def ban_list(self, world_id: str) -> dict[str, Any] | None: ...
 
+    async def session_silence(self, visitor: str, on: bool) -> dict[str, Any]: ...
+
 
 BACKEND_KEY = web.AppKey("backend", AdminBackend)
 
@@ -132,6 +134,14 @@ async def _bans_post(request: web.Request) -> web.Response:
     return web.json_response(await request.app[BACKEND_KEY].publish_bans(wire.encode()))
 
 
+async def _silence(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    visitor, on = body.get("visitor"), body.get("on", True)
+    if not isinstance(visitor, str) or not isinstance(on, bool):
+        raise BadRequest('expected {"visitor": "<visitor id>", "on": true|false}')
+    return web.json_response(await request.app[BACKEND_KEY].session_silence(visitor, on))
+
+
 def make_admin_app(backend: AdminBackend) -> web.Application:
     app = web.Application(middlewares=[json_error_middleware], client_max_size=MAX_ADMIN_BODY)
     app[BACKEND_KEY] = backend
@@ -143,6 +153,7 @@ def make_admin_app(backend: AdminBackend) -> web.Application:
     app.router.add_get("/v0/reports", _reports)
     app.router.add_get("/v0/bans", _bans_get)
     app.router.add_post("/v0/bans", _bans_post)
+    app.router.add_post("/v0/session/silence", _silence)
     return app
 
 

@@ -1,6 +1,7 @@
-"""Moderation commands: `flux-node reports` (what visitors reported, for the operator) and
+"""Moderation commands: `flux-node reports` (what visitors reported, for the operator),
 `flux-node world ban` (a world owner's signed ban list, handed to the running node, which
-stores and gossips it).
+stores and gossips it) and `flux-node session silence` (the operator silences a visitor's
+voice in this node's mesh plans).
 
 Both talk to the running node's admin socket. `world ban` signs with `fluxnode.chain.keys`
 (coincurve), like `publish`: eth-account's imports would cost the command about a second.
@@ -41,6 +42,15 @@ def register(sub: Any) -> None:
         help="at most N reports, newest first (default 100)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    session = sub.add_parser("session", help="live sessions on the running node")
+    sub_session = session.add_subparsers(dest="session_cmd", required=True)
+    p = sub_session.add_parser(
+        "silence", help="silence a visitor's voice in this node's mesh plans (this node only)"
+    )
+    _data_dir_arg(p)
+    p.add_argument("visitor", metavar="VISITOR", help="the visitor id (its session key's text)")
+    p.add_argument("--off", action="store_true", help="lift the silence")
 
 
 def register_world_ban(world: Any) -> None:
@@ -176,4 +186,14 @@ def _quote(text: str) -> str:
     return quote(text, safe="")
 
 
-COMMANDS = {"reports": cmd_reports}
+def cmd_session(args: argparse.Namespace, cfg: Config) -> int:
+    from fluxnode.core.session.visitors import session_key_of
+
+    if session_key_of(args.visitor) is None:
+        return _usage(f"VISITOR {args.visitor[:60]!r} is not a visitor id (a session key's text)")
+    body = {"visitor": args.visitor, "on": not args.off}
+    print(json.dumps(_admin(cfg, "POST", "/v0/session/silence", body)))
+    return EXIT_OK
+
+
+COMMANDS = {"reports": cmd_reports, "session": cmd_session}

@@ -42,6 +42,7 @@ from fluxnode.node.config_keys import (
     NetworkSection,
     SessionSection,
     StorageSection,
+    WebrtcSection,
 )
 from fluxnode.node.config_kinds import Boolean, Choice, ListOf
 from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV
@@ -61,7 +62,7 @@ __all__ = [
 
 MAX_CONFIG_BYTES = 1 << 20
 #: Deepest `[`/`{` nesting accepted in config.toml, checked before parsing: tomllib recurses
-#: once per level and a deeply nested file would exhaust the stack. This file needs 2.
+#: once per level and a deeply nested file would exhaust the stack. This file needs 3.
 MAX_TOML_DEPTH = 16
 
 
@@ -77,6 +78,7 @@ class Config:
     chain: ChainSection
     hosting: HostingSection
     session: SessionSection
+    webrtc: WebrtcSection
     world: WorldLimits
     #: (key, where its value came from) for every key not at its default.
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)

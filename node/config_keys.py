@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxnode.core.replication import HostingPolicy, Policy
-from fluxnode.core.siwe.grammar import is_authority
+from fluxnode.core.session.frames import IceServer
 from fluxnode.core.world import WorldLimits
 from fluxnode.node.config_kinds import (
     Boolean,
@@ -25,14 +25,17 @@ from fluxnode.node.config_kinds import (
     FilePath,
     HostPort,
     HostPortKind,
+    IceServers,
     Integer,
     Kind,
     ListOf,
     Number,
     Size,
     Text,
+    check_domain,
     check_http_url,
     check_multiaddr,
+    check_origin,
     format_size,
 )
 
@@ -185,6 +188,14 @@ class SessionSection:
     reports_max: int
 
 
+@dataclass(frozen=True)
+class WebrtcSection:
+    """WebRTC meshes and voice between visitors (docs/session-protocol.md)."""
+
+    enabled: bool
+    ice_servers: tuple[IceServer, ...]  # empty: host candidates only
+
+
 #: Section name -> the frozen class its keys build (WorldLimits is core's own).
 SECTIONS: dict[str, type] = {
     "identity": IdentitySection,
@@ -196,6 +207,7 @@ SECTIONS: dict[str, type] = {
     "chain": ChainSection,
     "hosting": HostingSection,
     "session": SessionSection,
+    "webrtc": WebrtcSection,
     "world": WorldLimits,
 }
 
@@ -204,23 +216,6 @@ _PEER = Text(
     "multiaddr ending in `/p2p/<id>`", check=lambda t: check_multiaddr(t, need_peer_id=True)
 )
 _SIZE = Size(1, 1 << 40)
-
-
-def check_origin(text: str) -> str:
-    """A browser origin, `scheme://host[:port]` (no path, no trailing slash), or `*`."""
-    if text == "*":
-        return text
-    scheme, sep, rest = text.partition("://")
-    if scheme not in ("http", "https") or not sep or not is_authority(rest, require_host=True):
-        raise ValueError(f"not an origin (http[s]://host[:port], or *): {text[:60]!r}")
-    return text
-
-
-def check_domain(text: str) -> str:
-    """A SIWE domain is an RFC 3986 authority with a host (`example.org`, `127.0.0.1:8011`)."""
-    if not is_authority(text, require_host=True):
-        raise ValueError(f"not a host[:port] (RFC 3986 authority): {text[:60]!r}")
-    return text
 
 
 _HP = HostingPolicy
@@ -449,6 +444,21 @@ KEYS: tuple[KeySpec, ...] = (
         10_000,
         "visitor reports kept for the operator (`flux-node reports`); the oldest go first",
         env="FLUX_SESSION_REPORTS_MAX",
+    ),
+    KeySpec(
+        "webrtc.enabled",
+        Boolean(),
+        True,
+        "WebRTC meshes (peer-to-peer transforms, voice); false: all relays through nodes",
+        env="FLUX_WEBRTC_ENABLED",
+    ),
+    KeySpec(
+        "webrtc.ice_servers",
+        IceServers(),
+        [],
+        "STUN/TURN servers for WebRTC, tables {urls = [...], username, credential}; empty: "
+        "host candidates only (a LAN); no public default is ever used",
+        example='[{urls = ["stun:stun.example.org:3478"]}]',
     ),
     KeySpec(
         "world.max_total_size",

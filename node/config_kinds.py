@@ -20,6 +20,9 @@ from typing import Any, Generic, TypeVar
 
 import multiaddr
 
+from fluxnode.core.session.frames import IceServer
+from fluxnode.core.siwe.grammar import is_authority
+
 T = TypeVar("T", covariant=True)
 E = TypeVar("E", bound=enum.Enum)
 
@@ -258,6 +261,23 @@ def check_multiaddr(text: str, *, need_peer_id: bool) -> str:
     return text
 
 
+def check_origin(text: str) -> str:
+    """A browser origin, `scheme://host[:port]` (no path, no trailing slash), or `*`."""
+    if text == "*":
+        return text
+    scheme, sep, rest = text.partition("://")
+    if scheme not in ("http", "https") or not sep or not is_authority(rest, require_host=True):
+        raise ValueError(f"not an origin (http[s]://host[:port], or *): {text[:60]!r}")
+    return text
+
+
+def check_domain(text: str) -> str:
+    """A SIWE domain is an RFC 3986 authority with a host (`example.org`, `127.0.0.1:8011`)."""
+    if not is_authority(text, require_host=True):
+        raise ValueError(f"not a host[:port] (RFC 3986 authority): {text[:60]!r}")
+    return text
+
+
 def check_http_url(text: str) -> str:
     if not text.startswith(("http://", "https://")) or len(text) > 2000:
         raise ValueError(f"not an http(s) URL: {shown(text)}")
@@ -303,3 +323,38 @@ class ListOf(Kind[Any]):
 
     def from_text(self, text: str) -> object:
         return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class IceServers(Kind[tuple[IceServer, ...]]):
+    """WebRTC ICE servers: a list of tables `{urls = [...], username = "...", credential =
+    "..."}` (at most the 8 servers and 4 URLs each that `RtcConfig` carries); `turn:` URLs
+    need a username and a credential."""
+
+    doc = "list of tables {urls, username, credential}"
+    SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+    def parse(self, value: object, data_dir: Path) -> tuple[IceServer, ...]:
+        if not isinstance(value, list) or len(value) > 8:
+            raise ValueError(f"must be a list of at most 8 tables, got {shown(value)}")
+        return tuple(self._server(i, item) for i, item in enumerate(value, 1))
+
+    def _server(self, index: int, item: object) -> IceServer:
+        where = f"server {index}"
+        if not isinstance(item, dict) or not {"urls"} <= item.keys() <= {
+            "urls", "username", "credential"
+        }:  # fmt: skip
+            raise ValueError(f"{where} must be a table of urls, username, credential")
+        urls = item["urls"]
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not 1 <= len(urls) <= 4:
+            raise ValueError(f"{where}: urls must be a list of 1..4 URLs")
+        for url in urls:
+            if not isinstance(url, str) or not url.startswith(self.SCHEMES) or len(url) > 512:
+                raise ValueError(f"{where}: {shown(url)} is not a stun:/turn: URL")
+        extra = [item.get("username"), item.get("credential")]
+        if any(x is not None and not isinstance(x, str) for x in extra):
+            raise ValueError(f"{where}: username and credential must be strings")
+        if any(u.startswith("turn") for u in urls) and None in extra:
+            raise ValueError(f"{where}: a TURN server needs a username and a credential")
+        return IceServer(tuple(urls), extra[0], extra[1])

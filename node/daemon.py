@@ -23,7 +23,7 @@ from aiohttp import web
 from fluxnode import __version__
 from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import Denylist
-from fluxnode.core.errors import ConfigError, FluxError
+from fluxnode.core.errors import BadRequest, ConfigError, FluxError, NotEnabled
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayLimits, GatewayRunner, make_gateway_app
 from fluxnode.node.admin import make_admin_app, socket_path
@@ -243,6 +243,18 @@ class Node:
         if self.sessions is not None:
             data["sessions"] = self.sessions.statistics()
         return data
+
+    async def session_silence(self, visitor: str, on: bool) -> dict[str, Any]:
+        """The operator silences a visitor in this node's mesh plans (`flux-node session
+        silence`); the next plan check sends the changed plans."""
+        from fluxnode.core.session.visitors import session_key_of
+
+        if self.sessions is None:
+            raise NotEnabled("this node hosts no live sessions")
+        if session_key_of(visitor) is None:
+            raise BadRequest(f"{visitor[:60]!r} is not a visitor id (a session key's text)")
+        self.sessions.hub.silence(visitor, on, time.time())
+        return {"visitor": visitor, "silenced": on}
 
     async def ping(self, peer: str, count: int) -> dict[str, Any]:
         result = await self.host.ping(peer, count)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fluxnode.chain.entry import EntryVerifier, verify_session_signature
 from fluxnode.chain.nonce_store import SqliteNonceBook
 from fluxnode.core.access import ChainFacts
+from fluxnode.core.session.frames import RtcConfig
 from fluxnode.core.session.hub import SessionHub
 from fluxnode.core.world_record import WorldRecord
 from fluxnode.node.config import Config
@@ -113,6 +114,7 @@ def build_sessions(
         max_visitors=cfg.session.max_visitors,
         gateway_url=gateway_url,
         tick_hz=float(cfg.session.tick_hz),
+        rtc=RtcConfig(cfg.webrtc.ice_servers) if cfg.webrtc.enabled else None,
     )
     service = SessionService(hub, admission, host)
     service.report_sink = moderation.reports

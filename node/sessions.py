@@ -221,7 +221,7 @@ class SessionService:
             return
         if conn.visitor is None:  # the connection went away while we waited
             return
-        world = WorldInfo(join.world_id, manifest, self.admission.hosts(record))
+        world = WorldInfo(join.world_id, manifest, self.admission.hosts(record), record.owner)
         info: dict[str, JsonValue] = {}
         if join.avatar is not None:
             info["avatar"] = join.avatar

@@ -86,5 +86,7 @@ from fluxnode.core.errors.session import SessionDenied as SessionDenied
 from fluxnode.core.errors.session import SessionError as SessionError
 from fluxnode.core.errors.session import SessionLost as SessionLost
 from fluxnode.core.errors.session import SessionSignatureInvalid as SessionSignatureInvalid
+from fluxnode.core.errors.session import SignalRefused as SignalRefused
+from fluxnode.core.errors.session import SilenceRefused as SilenceRefused
 from fluxnode.core.errors.session import TokenInvalid as TokenInvalid
 from fluxnode.core.errors.session import TransformRejected as TransformRejected

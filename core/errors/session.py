@@ -46,6 +46,22 @@ class RateLimited(SessionError):
     http_status = 429
 
 
+class SignalRefused(SessionError):
+    """A WebRTC `Signal` was not forwarded: the peer is not in the sender's instance, the link
+    is not in its mesh plan, the sender is over its signalling rate, or there is no such
+    channel on this node."""
+
+    code = "signal_refused"
+
+
+class SilenceRefused(SessionError):
+    """A `Silence` was not applied: its author is not the world owner's visitor, its
+    signature does not check, or it is for another instance or an unknown visitor."""
+
+    code = "silence_refused"
+    http_status = 403
+
+
 class SeatUnavailable(SessionError):
     """No seat can be had in this instance (full as far as this node knows, or not a member)."""
 

@@ -34,7 +34,7 @@ from typing import Final
 from fluxnode.core.errors import FrameInvalid, LocalError, SessionError
 from fluxnode.core.session import hub_life, hub_routing
 from fluxnode.core.session.directory_wire import decode_directory
-from fluxnode.core.session.frames import Denied, Error, Frame, Leave, VisitorIn
+from fluxnode.core.session.frames import Denied, Error, Frame, Leave, RtcConfig, VisitorIn
 from fluxnode.core.session.hub_directory import HubDirectory, Publisher
 from fluxnode.core.session.hub_guard import PeerGuard
 from fluxnode.core.session.hub_life import CLOSE_EXPIRED, CLOSE_STOPPING
@@ -69,6 +69,7 @@ class SessionHub:
         gateway_url: str | None,
         tick_hz: float = 10.0,
         member_timeout: float = 10.0,
+        rtc: RtcConfig | None = None,
     ) -> None:
         if max_visitors < 0 or not tick_hz > 0 or not member_timeout > 0:
             raise ValueError("max_visitors must be >= 0, tick_hz and member_timeout > 0")
@@ -92,6 +93,8 @@ class SessionHub:
         self.publisher = Publisher(node)
         self.stopping = False
         self.seats_expired = 0
+        self.rtc = rtc  # None: no WebRTC here (no RtcConfig, no MeshPlan, no signals relayed)
+        self.silenced: set[str] = set()  # the operator's, shared by every room's mesh
 
     # --- local visitors -----------------------------------------------------------------------
 
@@ -150,6 +153,8 @@ class SessionHub:
             out=self.out,
             now=now,
             is_shunned=self.guard.is_shunned,
+            rtc=self.rtc,
+            silenced=self.silenced,
         )
         self.rooms[instance] = room
         room.announce(now)
@@ -213,6 +218,10 @@ class SessionHub:
             self.out.to_client(v.id, Error(exc.code, str(exc)))
         else:
             self.out.refused["errors_suppressed"] += 1
+
+    def silence(self, visitor: str, on: bool, now: float) -> None:
+        """The operator silences `visitor` (or lifts it) in this node's mesh plans only."""
+        (self.silenced.add if on else self.silenced.discard)(visitor)
 
     def client_gone(self, visitor: str, now: float) -> None:
         """The connection dropped without Leave: a seat is kept for the reconnect window."""
@@ -372,5 +381,7 @@ class SessionHub:
             "members_lost": self.out.members_lost,
             "seats_expired": self.seats_expired,
             "refused": dict(self.out.refused),
+            "client_transforms": {v.id: v.transforms for v in self.visitors.values() if v.seated},
+            "silenced": sorted(self.silenced),
             "peers": self.guard.statistics(),
         }

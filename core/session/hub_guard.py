@@ -13,6 +13,8 @@ ops         InstanceOps (ops), ChatMessage (1), StateSync        5 x capacity pe
 seat        seat messages, MemberJoin, VisitorOut (1)            capacity / 2 + 5 per s,
                                                                  4 x capacity + 20
 visitor_in  VisitorIn (1)                                        capacity per minute, capacity
+signal      SignalRelay, Silence (1)                             20 x capacity per s,
+                                                                 40 x capacity
 stray       any frame for an instance we do not hold (1)         20 per s, 100
 ==========  ===================================================  ==============================
 
@@ -79,6 +81,8 @@ class PeerGuard:
             return capacity / 2 + 5, 4.0 * capacity + 20
         if kind == "visitor_in":
             return capacity / 60, float(max(1, capacity))
+        if kind == "signal":  # each visitor there may signal 20 times a second, 40 at once
+            return 20.0 * max(1, capacity), 40.0 * max(1, capacity)
         return 20.0, 100.0
 
     def _bucket(self, peer: str, kind: str, instance: str, capacity: int,

@@ -30,7 +30,11 @@ from fluxnode.core.session.frames import (
     Heartbeat,
     InstanceOps,
     MemberJoin,
+    MeshStatus,
     Resync,
+    Signal,
+    SignalRelay,
+    Silence,
     StateSync,
     VisitorIn,
     VisitorOut,
@@ -53,7 +57,8 @@ if TYPE_CHECKING:
     from fluxnode.core.session.hub import SessionHub
 
 _SEAT = (SeatClaim, SeatAck, SeatNack, SeatRelease, Handover)
-_ROOM_FRAMES = (*_SEAT, MemberJoin, VisitorOut, Batch, InstanceOps, StateSync, ChatMessage)
+_ROOM_FRAMES = (*_SEAT, MemberJoin, VisitorOut, Batch, InstanceOps, StateSync, ChatMessage,
+                SignalRelay, Silence)  # fmt: skip
 
 
 def visitor_out(room: Room, visitor: str) -> VisitorOut:
@@ -78,6 +83,8 @@ def _budget(frame: Frame) -> tuple[str, float]:
         return "ops", 1.0
     if isinstance(frame, VisitorIn):
         return "visitor_in", 1.0
+    if isinstance(frame, SignalRelay | Silence):
+        return "signal", 1.0
     return "seat", 1.0
 
 
@@ -137,6 +144,10 @@ def node_frame(hub: SessionHub, peer: str, frame: Frame, now: float) -> None:
         room_remote.on_instance_ops(room, peer, frame, now)
     elif isinstance(frame, StateSync):
         hub.handle_events(room, room_remote.on_state_sync(room, peer, frame, now), now)
+    elif isinstance(frame, SignalRelay):
+        room.mesh.relay_signal(peer, frame, now)
+    elif isinstance(frame, Silence):
+        room.mesh.node_silence(peer, frame, now)
     else:
         room_remote.on_chat(room, peer, frame, now)
 
@@ -199,5 +210,11 @@ def client_frame(v: Visitor, room: Room | None, frame: Frame, now: float) -> Non
         room.client_op(v, frame, now)
     elif isinstance(frame, ChatMessage):
         room.client_chat(v, frame, now)
+    elif isinstance(frame, Signal):
+        room.mesh.client_signal(v, frame, now)
+    elif isinstance(frame, MeshStatus):
+        room.mesh.status(v, frame)
+    elif isinstance(frame, Silence):
+        room.mesh.client_silence(v, frame, now)
     else:
         raise FrameInvalid(f"{type(frame).__name__} is not a frame the session hub takes")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -210,8 +210,11 @@ class ViewerStream:
         self._acked = None
         self._sent.clear()
 
-    def frame(self, table: PresenceTable, tick: int) -> ViewerFrame | None:
-        """This tick's frame, or None when nothing changed for this viewer."""
+    def frame(self, table: PresenceTable, tick: int,
+              skip: Collection[str] = ()) -> ViewerFrame | None:  # fmt: skip
+        """This tick's frame, or None when nothing changed for this viewer. Visitors in `skip`
+        reach the viewer another way (a direct data channel): they stay present (news of them,
+        their info and their leaving still come) but their moves are left out."""
         me = table.get(self.viewer)
         here = me.transform.position if me is not None else (0.0, 0.0, 0.0)
         base_seq = self._acked if self._acked in self._sent else None
@@ -224,8 +227,10 @@ class ViewerStream:
                 continue
             every = tier(math.dist(here, p.transform.position))
             old = base.get(p.visitor)
-            if every == 0:
-                entry: Entry = (old[0], None) if old and old[1] is None else (p.rev, None)
+            if old is not None and p.visitor in skip:
+                entry: Entry = old
+            elif every == 0:
+                entry = (old[0], None) if old and old[1] is None else (p.rev, None)
             elif old is None or old[1] is None or tick % every == 0:
                 entry = (p.rev, p.transform)
             else:

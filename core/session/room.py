@@ -30,6 +30,7 @@ from fluxnode.core.session.frames import (
     InstanceOps,
     Joined,
     MemberJoin,
+    RtcConfig,
     StateSnapshot,
     StateSync,
     VisitorIn,
@@ -37,6 +38,7 @@ from fluxnode.core.session.frames import (
 )
 from fluxnode.core.session.presence import PresenceTable, Transform, ViewerStream
 from fluxnode.core.session.room_checks import Signatures
+from fluxnode.core.session.room_mesh import RoomMesh
 from fluxnode.core.session.seat_messages import SeatEvent, SeatLost, SeatMessage
 from fluxnode.core.session.seats import SeatTable
 from fluxnode.core.session.state import StateOp, WorldState
@@ -68,6 +70,8 @@ class Room:
         out: Outbox,
         now: float,
         is_shunned: Callable[[str, float], bool] = lambda peer, now: False,
+        rtc: RtcConfig | None = None,
+        silenced: set[str] | None = None,
     ) -> None:
         self.node = node
         self.instance = instance
@@ -94,6 +98,7 @@ class Room:
         self._dirty_at: float | None = None  # when the state changed after the last repair
         self._synced_seq = 0
         self.is_shunned = is_shunned
+        self.mesh = RoomMesh(self, rtc, verify_session, set() if silenced is None else silenced)
 
     # --- membership ---------------------------------------------------------------------------
 
@@ -244,6 +249,7 @@ class Room:
         self.out.to_client(
             visitor.id, Joined(self.world.world_id, self.instance, self.node, slot, spawn)
         )
+        self.mesh.joined(visitor.id)
         snapshot = tuple(self.state.snapshot()[-MAX_OPS:])
         self.out.to_client(
             visitor.id, StateSnapshot(self.instance, snapshot, tuple(self.chat.history()))
@@ -271,6 +277,7 @@ class Room:
         return self.flush(now)
 
     def client_transform(self, visitor: Visitor, transform: Transform, now: float) -> None:
+        visitor.transforms += 1
         self.presence.receive_transform(visitor.id, transform, now)
 
     def client_op(self, visitor: Visitor, op: StateOp, now: float) -> None:
@@ -362,6 +369,7 @@ class Room:
             self._last_batch = now
             for member in sorted(self.heard):
                 self.out.to_node(member, Batch(self.instance, self.tick_no, changed))
+        self.mesh.tick(now)
         self.frame_viewers()
 
     def frame_viewers(self) -> None:
@@ -371,7 +379,7 @@ class Room:
         for vid, viewer in self.viewers.items():
             viewer_visitor = self.local.get(vid)
             if viewer_visitor is not None and viewer_visitor.connected:
-                frame = viewer.frame(self.presence, self.tick_no)
+                frame = viewer.frame(self.presence, self.tick_no, self.mesh.skip(vid))
                 if frame is not None:
                     self.out.to_client(vid, frame)
 

@@ -43,6 +43,7 @@ class WorldInfo:
     world_id: str
     manifest: WorldManifest
     hosts: tuple[str, ...]  # node ids hosting the world (redirect targets)
+    owner: str | None = None  # the world record's owner: its visitors may silence others
 
     @property
     def capacity(self) -> int:
@@ -57,6 +58,7 @@ class WorldInfo:
 OP_RATE, OP_BURST = 10.0, 20
 ERROR_RATE, ERROR_BURST = 2.0, 5
 REFUSAL_RATE, REFUSAL_BURST = 2.0, 40
+SIGNAL_RATE, SIGNAL_BURST = 20.0, 40
 
 
 def _bucket(rate: float, burst: int) -> TokenBucket:
@@ -86,6 +88,10 @@ class Visitor:
     error_rate: TokenBucket = field(default_factory=lambda: _bucket(ERROR_RATE, ERROR_BURST))
     #: Refused frames it may send before it is closed (`CLOSE_REFUSED`).
     refusal_rate: TokenBucket = field(default_factory=lambda: _bucket(REFUSAL_RATE, REFUSAL_BURST))
+    #: WebRTC signals it may send (an offer, an answer and a few candidates per link).
+    signal_rate: TokenBucket = field(default_factory=lambda: _bucket(SIGNAL_RATE, SIGNAL_BURST))
+    #: Transforms it sent us: a client whose mesh carries its transforms sends one a second.
+    transforms: int = 0
 
     def shown(self) -> dict[str, JsonValue]:
         return {**self.info, "address": self.address}

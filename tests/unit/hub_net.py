@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fluxnode.core.session import wire
 from fluxnode.core.session.chat import ChatMessage
-from fluxnode.core.session.frames import Frame, Heartbeat, VisitorIn
+from fluxnode.core.session.frames import Frame, Heartbeat, RtcConfig, VisitorIn
 from fluxnode.core.session.hlc import Hlc
 from fluxnode.core.session.hub import SessionHub, WorldInfo
 from fluxnode.core.session.presence import ViewerFrame, ViewerState
@@ -57,8 +57,9 @@ def manifest(max_players: int = 8) -> object:
     )  # fmt: skip
 
 
-def world(max_players: int = 8, hosts: tuple[str, ...] = ("h1", "h2", "h3")) -> WorldInfo:
-    return WorldInfo(WORLD, manifest(max_players), hosts)  # type: ignore[arg-type]
+def world(max_players: int = 8, hosts: tuple[str, ...] = ("h1", "h2", "h3"),
+          owner: str | None = None) -> WorldInfo:  # fmt: skip
+    return WorldInfo(WORLD, manifest(max_players), hosts, owner)  # type: ignore[arg-type]
 
 
 def verify_session(key: bytes, message: bytes, signature: bytes) -> bool:
@@ -112,14 +113,15 @@ class Client:
 
 class Net:
     def __init__(self, names: tuple[str, ...] = ("h1", "h2"), *, max_visitors: int = 10,
-                 member_timeout: float = 10.0, auto: bool = True) -> None:  # fmt: skip
+                 member_timeout: float = 10.0, auto: bool = True,
+                 rtc: RtcConfig | None = None) -> None:  # fmt: skip
         self.now = 1000.0
         self.banned: set[str] = set()
         self.hubs = {
             n: SessionHub(n, verify_session=verify_session,
                           is_banned=lambda w, a: a.lower() in self.banned,
                           max_visitors=max_visitors, gateway_url=f"ws://{n}.test/session",
-                          member_timeout=member_timeout)
+                          member_timeout=member_timeout, rtc=rtc)
             for n in names
         }  # fmt: skip
         self.links: dict[tuple[str, str], deque[Frame]] = {}
