@@ -4,23 +4,34 @@ carrying the signalling frames between them as the home node would (`Signal` pee
 the sender). They form a direct `flux-transforms` channel and move each other's avatars peer to
 peer (the Python side's `PeerMoved` is `direct`), and voice flows both ways: the page's fake
 microphone reaches the Python visitor as audio frames, the Python tone reaches the page
-(inbound-rtp packetsReceived), and each side's mute stops its own packets."""
+(inbound-rtp packetsReceived), and each side's mute stops its own packets.
+
+Then the whole path through a real node (`flux-node run` with `FLUX_TEST_LOOPBACK_ICE=1`): the
+viewer page and a `fluxnode.client.Visitor` join one world, the node's `MeshPlan` and relayed
+`Signal`s form their link, the avatars move peer to peer (the node leaves the mesh peer out of
+the page's viewer frames, and the Python visitor's `PeerMoved` are direct), and the voice
+buttons of the page carry the fake microphone to the Python visitor and back."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fluxnode.client import Visitor
 from fluxnode.client.events import Event, PeerMoved
 from fluxnode.client.mesh import Mesh
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session.presence import Transform
-from tests.browser.conftest import PageLog
+from tests.browser.conftest import PageLog, inject_wallet, new_account, new_page, world_page_url
 from tests.browser.mesh_page import Wire, audio_counts, eventually, until_counts
+from tests.browser.test_viewer_live import open_world, until
+from tests.conftest import NodeFactory, clean_env
+from tests.helpers import EXAMPLE_WORLD, publish, write_owner_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
@@ -157,3 +168,106 @@ async def test_voice_between_page_and_python_visitor(
     await eventually(lambda: voice.frames[page_id] >= heard + 150)
     after = await audio_counts(w, py_id)
     assert after["received"] - quiet["received"] <= 3
+
+
+async def page_counts(page: Any, peer: str) -> dict[str, int]:
+    """The viewer page's audio counters on its link to `peer`."""
+    link = await page.evaluate(
+        "async (p) => { const m = window.fluxViewer.mesh; await m.pollStats();"
+        " return m.snapshot().links[p]; }",
+        peer,
+    )
+    return {"sent": link["packetsSent"], "received": link["packetsReceived"]}
+
+
+async def page_counts_until(page: Any, peer: str, check: Any) -> dict[str, int]:
+    async with asyncio.timeout(30):
+        while not check(counts := await page_counts(page, peer)):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    return counts
+
+
+async def test_viewer_and_python_visitor_mesh_through_a_node(
+    nodes: NodeFactory, tmp_path: Path, mesh_browser: Any, loopback_ice: None
+) -> None:
+    node = nodes.start("alice", gateway=True, env=clean_env(FLUX_TEST_LOOPBACK_ICE="1"))
+    info = await asyncio.to_thread(node.wait_ready)
+    gateway = str(info["gateway_url"])
+    key_file = tmp_path / "owner.key"
+    write_owner_key(key_file)
+    world = await asyncio.to_thread(publish, node.data_dir, EXAMPLE_WORLD, key_file)
+    py = await Visitor.connect(gateway, new_account().key.hex(), world_id=world["world_id"],
+                               manifest=str(EXAMPLE_WORLD / "world.json"), voice=True)  # fmt: skip
+    try:
+        page, log = await new_page(mesh_browser)
+        await inject_wallet(page, new_account())
+        url = world_page_url(gateway, world["world_id"], world["cid"])
+        await open_world(page, log, url, "#signin-injected")
+        me = await page.evaluate("window.fluxViewer.session.replica.visitor")
+
+        # The node's plan and relayed signals form the direct link.
+        await page.wait_for_function(
+            "(p) => window.fluxViewer.mesh.snapshot().connected.includes(p)", arg=py.visitor
+        )
+        await eventually(lambda: py.mesh_peers == {me})
+        shot = await page.evaluate("window.fluxViewer.mesh.snapshot()")
+        link = shot["links"][py.visitor]
+        assert shot["mode"] == "mesh" and link["state"] == "connected", str(log)
+        print(f"page <-> python through the node: data channel open after {link['openMs']:.0f} ms")
+
+        # The Python visitor moves: the page's avatar follows from the direct channel, while
+        # the node's frames to the page leave the mesh peer out.
+        position = [1.0, 0.0, 3.0]
+        await py.move(tuple(position))  # type: ignore[arg-type]
+        await page.wait_for_function(
+            """([v, pos]) => {
+              const s = window.fluxViewer.session, a = window.fluxViewer.view.avatars.get(v);
+              const li = document.querySelector(`#who li[data-visitor="${v}"]`);
+              return li?.dataset.direct === "1" && a?.target &&
+                     a.target.toArray().every((c, i) => Math.abs(c - pos[i]) < 1e-9) &&
+                     s.mesh.stats.directReceived > 0;
+            }""",
+            arg=[py.visitor, position],
+        )
+        relayed = await page.evaluate(
+            """(v) => { const r = window.fluxViewer.session.replica;
+                        return r.states.get(r.latest)?.get(v)?.position ?? null; }""",
+            py.visitor,
+        )
+        assert relayed != position  # the avatar moved with no relayed transform saying so
+
+        # The page walks: its transforms reach the Python visitor directly.
+        events: list[Event] = []
+        await page.focus("#scene")
+        await page.keyboard.down("w")
+        walked = await until(py, lambda e: events.append(e) is None and isinstance(e, PeerMoved)
+                             and e.visitor == me and e.transform is not None
+                             and e.transform.position[2] < 4.5, "the browser walking")  # fmt: skip
+        await page.keyboard.up("w")
+        assert isinstance(walked, PeerMoved) and walked.direct is True
+        # Every step of the walk came directly (the queue also holds the relayed spawn from
+        # before the mesh formed).
+        steps = [e for e in events if isinstance(e, PeerMoved) and e.visitor == me
+                 and e.transform is not None and e.transform.anim == "walk"]  # fmt: skip
+        assert steps and all(e.direct for e in steps), [e for e in steps if not e.direct]
+
+        # Voice: the page's button asks for the (fake) microphone; each side hears the other.
+        await page.click("#voice-toggle")
+        await eventually(lambda: py.audio_frames[me] >= 50)
+        counts = await page_counts_until(page, py.visitor, lambda c: c["received"] >= 50)
+        print(f"voice through the node's mesh: page sent {counts['sent']}, received "
+              f"{counts['received']}; python heard {py.audio_frames[me]} frames")  # fmt: skip
+        speaking = page.locator(f'#who li[data-visitor="{py.visitor}"][data-voice="speaking"]')
+        await speaking.wait_for()
+
+        # The page's mute button: the Python visitor hears no more while the page still does.
+        await page.click("#voice-mute")
+        assert await page.get_attribute("#voice-mute", "aria-pressed") == "true"
+        heard = py.audio_frames[me]
+        before = await page_counts(page, py.visitor)
+        await page_counts_until(page, py.visitor,
+                                lambda c: c["received"] >= before["received"] + 100)  # fmt: skip
+        assert py.audio_frames[me] - heard <= 3
+        assert await page.locator("#chat-log li.notice").all_inner_texts() == []
+    finally:
+        await py.close()
