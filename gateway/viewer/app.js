@@ -93,6 +93,7 @@ class WorldPage {
   async connect() {
     const s = this.session = new Session();
     s.addEventListener("peers", () => this.peers());
+    s.addEventListener("mesh", () => this.meshChanged());
     s.addEventListener("state", (e) => this.view.applyState(e.detail.objectId, e.detail.prop, e.detail.value));
     s.addEventListener("chat", (e) => appendChat(e.detail.line, e.detail.line.visitor === s.key.visitor));
     s.addEventListener("error", (e) => notice(`node: ${e.detail.message}`));
@@ -161,8 +162,36 @@ class WorldPage {
     const s = this.session;
     if (!s?.replica) return;
     const peers = s.replica.peers();
-    renderWho({ visitor: s.replica.visitor, address: s.replica.address }, peers);
+    renderWho({ visitor: s.replica.visitor, address: s.replica.address }, peers, (v) => s.mesh.voiceOf(v));
     this.view.setPeers(peers, (p) => shortAddress(p.address ?? p.visitor));
+  }
+
+  get mesh() { return this.session?.mesh ?? null; }
+
+  // Voice controls appear once the node offers WebRTC (RtcConfig); the microphone is asked
+  // for only on the visitor's click.
+  meshChanged() {
+    const m = this.session.mesh;
+    $("#voice").hidden = !m.enabled;
+    const toggle = $("#voice-toggle"), mute = $("#voice-mute");
+    toggle.textContent = m.voiceOn ? "Turn voice off" : "Turn voice on";
+    toggle.setAttribute("aria-pressed", String(m.voiceOn));
+    mute.hidden = !m.voiceOn;
+    mute.textContent = m.muted ? "Unmute" : "Mute";
+    mute.setAttribute("aria-pressed", String(m.muted));
+    const me = this.session.replica?.visitor;
+    $("#voice-note").textContent = me && m.plan?.silenced.has(me) ? "You are silenced in this instance."
+      : m.plan?.mode === "relay" ? "Proximity voice (large instance)." : "";
+    this.peers();
+  }
+
+  async toggleVoice() {
+    const m = this.mesh;
+    try {
+      await m.setVoice(!m.voiceOn);
+    } catch (e) {
+      notice(`voice: ${e.message}`);
+    }
   }
 
   click(objectId) {
@@ -181,6 +210,11 @@ class WorldPage {
 function main() {
   const { worldId, pinnedCid } = worldFromLocation();
   window.addEventListener("hashchange", () => location.reload());
+  $("#voice-toggle").addEventListener("click", () => window.fluxViewer?.toggleVoice());
+  $("#voice-mute").addEventListener("click", () => {
+    const m = window.fluxViewer?.mesh;
+    if (m) m.setMuted(!m.muted);
+  });
   $("#chat-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const input = $("#chat-input");

@@ -51,6 +51,7 @@ export class Replica {
     this.chat = [];
     this.seenChat = new Set();
     this.resyncAsked = false;
+    this.direct = new Map(); // visitor -> transform, straight from the peer (mesh)
   }
 
   // --- peers -----------------------------------------------------------------------------
@@ -65,7 +66,7 @@ export class Replica {
       return { reply: "resync", changed: false };
     }
     if (frame.base === null) this.resyncAsked = false;
-    for (const v of frame.removed) state.delete(v);
+    for (const v of frame.removed) { state.delete(v); this.direct.delete(v); }
     for (const [v, t] of Object.entries(frame.changed)) state.set(v, t);
     for (const [v, info] of Object.entries(frame.info)) {
       if (typeof info?.address === "string") this.addresses.set(v, info.address);
@@ -77,10 +78,28 @@ export class Replica {
     return { reply: "ack", changed: newest };
   }
 
+  // Who is here: the node's latest frame, with the transforms mesh peers sent us directly
+  // in place of (or besides: the node leaves mesh peers out of our frames) relayed ones.
   peers() {
-    const now = this.latest === null ? new Map() : this.states.get(this.latest);
+    const now = new Map(this.latest === null ? [] : this.states.get(this.latest));
+    for (const [v, t] of this.direct) now.set(v, t);
     return [...now.entries()].filter(([v]) => v !== this.visitor)
-      .map(([visitor, transform]) => ({ visitor, transform, address: this.addresses.get(visitor) ?? null }));
+      .map(([visitor, transform]) => ({ visitor, transform, address: this.addresses.get(visitor) ?? null,
+        direct: this.direct.has(visitor) }));
+  }
+
+  // A mesh peer's transform; true (the view changes) unless it is us.
+  setDirect(visitor, transform) {
+    if (visitor === this.visitor) return false;
+    this.direct.set(visitor, transform);
+    return true;
+  }
+
+  // Forget direct transforms of peers whose data channel closed; true if any went.
+  keepDirect(connected) {
+    let gone = false;
+    for (const v of [...this.direct.keys()]) if (!connected.has(v)) { this.direct.delete(v); gone = true; }
+    return gone;
   }
 
   addressOf(visitor) {

@@ -3,8 +3,11 @@
 // transforms, acks, signed ops and chat. Events (CustomEvent detail):
 //   challenge {chainId, domain}   signedin {visitor, address}   joined {instance, spawn}
 //   denied {reason}   peers {}   state {objectId, prop, value}   chat {line}
-//   error {code, message}   closed {reason}
+//   error {code, message}   closed {reason}   mesh {} (links, voice: see this.mesh)
+// Transforms also go straight to mesh peers (mesh.js); once every peer gets them directly
+// the node gets one a second (presence for late joiners and the relay fallback).
 import * as F from "./frames.js";
+import { Mesh } from "./mesh.js";
 import { chatSigningBytes, parseAction, planInteraction, signOp } from "./ops.js";
 import { Replica } from "./replica.js";
 import { ed25519 } from "./vendor/vendor.js";
@@ -15,6 +18,7 @@ const HEARTBEAT_MS = 5000;
 const MOVE_INTERVAL_MS = 110;
 const IDLE_INTERVAL_MS = 1000;
 const TICK_MS = 50;
+const NODE_INTERVAL_MS = 1000;
 
 export function sessionUrl(base = location.href) {
   const u = new URL("/session", base);
@@ -36,6 +40,16 @@ export class Session extends EventTarget {
     this._lastTransformSent = 0;
     this._transform = null;
     this._timer = null;
+    this._lastNodeTransform = -Infinity;
+    this.mesh = new Mesh({ send: (b) => this._send(b),
+      peers: () => this.replica?.peers().map((p) => p.visitor) ?? [] });
+    this.mesh.addEventListener("transform", (e) => {
+      if (this.replica?.setDirect(e.detail.peer, e.detail.transform)) this._emit("peers");
+    });
+    this.mesh.addEventListener("change", () => {
+      if (this.replica?.keepDirect(this.mesh.connected())) this._emit("peers");
+      this._emit("mesh");
+    });
   }
 
   _emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
@@ -100,6 +114,7 @@ export class Session extends EventTarget {
     }
     if (answer.type === F.T.RedirectTo) {
       if (redirected || answer.addresses.length === 0) throw new Error(`denied: redirected to node ${answer.node}`);
+      this.mesh.reset();
       const old = this.ws;
       this.ws = null;
       old.close();
@@ -136,6 +151,9 @@ export class Session extends EventTarget {
         return;
       case F.T.StateOp: return this._op(f);
       case F.T.ChatMessage: return this._chat(f);
+      case F.T.RtcConfig:
+      case F.T.MeshPlan:
+      case F.T.Signal: return this.mesh.receive(f);
       case F.T.Error: return this._emit("error", { code: f.code, message: f.message });
       case F.T.Denied: return this._emit("denied", { reason: f.reason });
       default: this._emit("error", { code: "frame_invalid", message: `unexpected frame ${f.type}` });
@@ -163,11 +181,15 @@ export class Session extends EventTarget {
     const now = performance.now();
     if (this.joined && this._transform) {
       const due = this._moved ? MOVE_INTERVAL_MS : IDLE_INTERVAL_MS;
-      if (now - this._lastTransformSent >= due) {
+      if (now - this._lastTransformSent >= due && this.ws?.readyState === WebSocket.OPEN) {
         const t = this._transform;
-        if (this._send(F.transform(t.position, t.rotation, this._moved ? t.anim : "idle"))) {
-          this._lastTransformSent = now;
-          this._moved = false;
+        const bytes = F.transform(t.position, t.rotation, this._moved ? t.anim : "idle");
+        this.mesh.sendTransform(bytes);
+        this._lastTransformSent = now;
+        this._moved = false;
+        if (!this.mesh.allDirect() || now - this._lastNodeTransform >= NODE_INTERVAL_MS) {
+          this._send(bytes);
+          this._lastNodeTransform = now;
         }
         return;
       }
@@ -205,6 +227,7 @@ export class Session extends EventTarget {
 
   close() {
     clearInterval(this._timer);
+    this.mesh.close();
     if (this.ws?.readyState === WebSocket.OPEN) this._send(F.leave());
     this.ws?.close();
   }

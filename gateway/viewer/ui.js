@@ -38,13 +38,17 @@ export function showError(kind, message) {
   document.body.dataset.error = kind;
 }
 
-export function renderWho(me, peers) {
+// `voice(visitor)`: "speaking" | "silenced" | null, shown as a mark (data-voice) after the name;
+// data-direct says the peer's transforms come straight over the mesh.
+export function renderWho(me, peers, voice = () => null) {
   const list = $("#who");
+  const mark = (v) => voice(v) ?? "";
   list.replaceChildren(
-    el("li", { dataset: { visitor: me.visitor, address: me.address, self: "1" },
+    el("li", { dataset: { visitor: me.visitor, address: me.address, self: "1", voice: mark(me.visitor) },
       text: `${shortAddress(me.address)} (you)` }),
     ...peers.map((p) => el("li", {
-      dataset: { visitor: p.visitor, address: p.address ?? "",
+      dataset: { visitor: p.visitor, address: p.address ?? "", voice: mark(p.visitor),
+        direct: p.direct ? "1" : "0",
         position: p.transform ? p.transform.position.map((c) => c.toFixed(2)).join(",") : "" },
       text: shortAddress(p.address ?? p.visitor) + (p.transform ? "" : " (far away)"),
     })),

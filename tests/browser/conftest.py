@@ -177,3 +177,52 @@ async def viewer_only() -> AsyncIterator[str]:
     add_viewer_routes(app)
     async with serve(app) as port:
         yield f"http://127.0.0.1:{port}"
+
+
+#: Chromium flags for WebRTC on loopback with a fake microphone: loopback ICE candidates, no
+#: mDNS-hidden host addresses (aiortc would spend ~1 s resolving `.local` names), a fake audio
+#: device that needs no permission prompt, and audio that plays without a gesture. ONE
+#: --disable-features flag in all: it replaces Playwright's own list.
+MESH_ARGS = [
+    "--allow-loopback-in-peer-connection",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@pytest.fixture
+async def mesh_browser(chromium: Path) -> AsyncIterator[Any]:
+    """Chromium launched with `MESH_ARGS`, for the viewer's WebRTC tests."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=str(chromium), args=MESH_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice in this process gathers only 127.0.0.1 (the browser reaches it as a
+    peer-reflexive candidate); test-only, undone after the test."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@pytest.fixture
+async def page_wire(
+    mesh_browser: Any, viewer_only: str, loopback_ice: None
+) -> AsyncIterator[tuple[Any, PageLog]]:
+    page, log = await new_page(mesh_browser)
+    await page.goto(viewer_only + "/")
+    from tests.browser.mesh_page import Wire
+
+    w = Wire(page)
+    await w.install()
+    yield w, log
+    await page.evaluate("window.t.mesh.close()")

@@ -1,0 +1,458 @@
+// The page's WebRTC mesh (docs/session-protocol.md, "WebRTC"): the direct links its node's
+// MeshPlan names, with the browser's own RTCPeerConnection.
+//
+// - RtcConfig: the ICE servers, used as given (none: host candidates only). No link opens
+//   before it came, so the browser never picks servers of its own.
+// - MeshPlan: links named and not held are opened (we offer when the plan says LINK_OFFER,
+//   else we answer the peer's offer; an offer for a link the plan does not name yet is kept a
+//   few seconds, as the peer's node may have sent its plan first); links no longer named are
+//   closed with Signal "bye". Signalling is non-trickle: the SDP goes once ICE gathering is
+//   complete, so it carries every candidate.
+// - A link not connected within CONNECT_TIMEOUT_MS, or whose ICE failed, is closed and
+//   reported (Signal "failed"): the node relays that pair, and it is not tried again until a
+//   plan leaves it out. MeshStatus tells the node which data channels are open, on change.
+// - Transforms ride `flux-transforms` (unordered, no retransmits): a lost one is replaced by
+//   the next. Only a well-formed Transform is taken from a peer.
+// - Voice: a LINK_AUDIO link always negotiates a send-and-receive audio transceiver, but the
+//   microphone (getUserMedia) is asked for only when the visitor turns voice on (a click, which
+//   also lets the page play what arrives under autoplay rules). Muting detaches the track, so
+//   nothing is sent at all; without LINK_AUDIO (a silenced end) nothing is sent or played.
+// Events: "change" (links, voice, speaking marks), "transform" {peer, transform}.
+import * as F from "./frames.js";
+
+export const CHANNEL_LABEL = "flux-transforms";
+export const CONNECT_TIMEOUT_MS = 10_000;
+const GATHER_TIMEOUT_MS = 5_000;
+const PENDING_OFFER_MS = 10_000;
+const MAX_PENDING_OFFERS = 16;
+const STATS_MS = 1_000;
+// A peer is marked speaking while its audio packets keep arriving (headless Chromium reports
+// audioLevel 0, and Opus without DTX sends steadily while a track is attached).
+const SPEAKING_MIN_PACKETS = 5;
+const SPEAKING_HOLD_MS = 1_500;
+
+class Link {
+  constructor(mesh, peer, flags, offerer) {
+    this.mesh = mesh;
+    this.peer = peer;
+    this.offerer = offerer;
+    this.data = Boolean(flags & F.LINK_DATA);
+    this.audio = Boolean(flags & F.LINK_AUDIO);
+    this.pc = new RTCPeerConnection({ iceServers: mesh.iceServers });
+    this.channel = null;
+    this.transceiver = null;
+    this.element = null;
+    this.state = "connecting";
+    this.createdAt = performance.now();
+    this.openMs = null; // creation to data channel open
+    this.stats = { packetsReceived: 0, packetsSent: 0, speaking: false };
+    this._steps = Promise.resolve();
+    this._deadline = setTimeout(() => this.fail("ICE did not connect in time"), mesh.connectTimeoutMs);
+    this.pc.onconnectionstatechange = () => {
+      const s = this.pc.connectionState;
+      if (s === "failed") this.fail("ICE failed");
+      else if (s === "connected" && !this.data) this._up();
+      else if (s === "closed" && this.state === "connected") this.mesh._ended(this);
+    };
+    this.pc.ondatachannel = (ev) => { if (ev.channel.label === CHANNEL_LABEL) this._useChannel(ev.channel); };
+    this.pc.ontrack = (ev) => { if (ev.track.kind === "audio") this._play(ev.track); };
+  }
+
+  get channelOpen() { return this.channel?.readyState === "open"; }
+
+  // Signalling steps run one at a time, in the order they came.
+  post(step) {
+    this._steps = this._steps.then(() => (this.state === "closed" ? null : step()))
+      .catch((e) => this.fail(`negotiation failed: ${e.message ?? e}`));
+  }
+
+  async offer() {
+    if (this.data) this._useChannel(this.pc.createDataChannel(CHANNEL_LABEL, { ordered: false, maxRetransmits: 0 }));
+    if (this.audio) this.transceiver = this.pc.addTransceiver("audio", { direction: "sendrecv" });
+    this.mesh._gateAudio(this);
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this._gathered();
+    this.mesh._signal(this.peer, "offer", this.pc.localDescription.sdp);
+  }
+
+  async answer(sdp) {
+    await this.pc.setRemoteDescription({ type: "offer", sdp });
+    // Take the offer's audio whatever our plan says now (the peer's node may be ahead of
+    // ours): what flows is gated by the current plan (_gateAudio) anyway.
+    for (const t of this.pc.getTransceivers()) {
+      if (t.receiver.track?.kind !== "audio") continue;
+      t.direction = "sendrecv";
+      this.transceiver = t;
+      this.audio = true;
+    }
+    this.mesh._gateAudio(this);
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this._gathered();
+    this.mesh._signal(this.peer, "answer", this.pc.localDescription.sdp);
+  }
+
+  async accept(sdp) {
+    if (this.pc.signalingState !== "have-local-offer") throw new Error(`an answer in state ${this.pc.signalingState}`);
+    await this.pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  async candidate(line) {
+    if (line) await this.pc.addIceCandidate({ candidate: line, sdpMLineIndex: 0 });
+  }
+
+  _gathered() {
+    if (this.pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); this.pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+      const check = () => { if (this.pc.iceGatheringState === "complete") done(); };
+      // Whatever was gathered by then goes: a peer-reflexive pair can still form.
+      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+      this.pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  _useChannel(ch) {
+    this.channel = ch;
+    ch.binaryType = "arraybuffer";
+    ch.onopen = () => { this.openMs = performance.now() - this.createdAt; this._up(); };
+    ch.onclose = () => { if (this.state === "connected") this.mesh._ended(this); };
+    ch.onmessage = (ev) => this.mesh._message(this, ev.data);
+  }
+
+  _up() {
+    if (this.state !== "connecting") return;
+    clearTimeout(this._deadline);
+    this.state = "connected";
+    this.mesh._changed(this);
+  }
+
+  _play(track) {
+    const a = this.element ?? (this.element = document.createElement("audio"));
+    a.dataset.peer = this.peer;
+    a.autoplay = true;
+    a.srcObject = new MediaStream([track]);
+    this.mesh._audioBox().append(a);
+    this.mesh._gateAudio(this);
+  }
+
+  send(bytes) {
+    if (this.state === "closed" || !this.channelOpen) return false;
+    try { this.channel.send(bytes); } catch { return false; }
+    return true;
+  }
+
+  fail(why) {
+    if (this.state === "closed" || this.state === "failed") return;
+    this.problem = why;
+    this.mesh._failed(this);
+  }
+
+  close() {
+    clearTimeout(this._deadline);
+    this.state = "closed";
+    this.element?.remove();
+    try { this.pc.close(); } catch { /* closing twice is fine */ }
+  }
+}
+
+export class Mesh extends EventTarget {
+  // `send(bytes)` puts a frame on the session's WebSocket; `peers()` lists the visitors the
+  // page knows of (its replica), for "are all my transforms direct".
+  constructor({ send, peers = () => [], connectTimeoutMs = CONNECT_TIMEOUT_MS }) {
+    super();
+    this.connectTimeoutMs = connectTimeoutMs;
+    this._send = send;
+    this._peers = peers;
+    this.iceServers = null;
+    this.plan = null;
+    this.links = new Map();
+    this.failed = new Set();
+    this.pending = new Map(); // peer -> {sdp, at}: offers before the plan named them
+    this.voiceOn = false;
+    this.muted = false;
+    this.mic = null;
+    this.stats = { directSent: 0, directReceived: 0, directBad: 0, statusSent: 0, linksOpened: 0, linksFailed: 0 };
+    this._reported = null;
+    this._statsTimer = setInterval(() => this.pollStats(), STATS_MS);
+  }
+
+  get enabled() { return this.iceServers !== null; }
+
+  // --- what the node says ----------------------------------------------------------------
+
+  receive(f) {
+    if (f.type === F.T.RtcConfig) {
+      this.iceServers = f.iceServers;
+      if (this.plan) this._applyPlan();
+      this._emit("change");
+    } else if (f.type === F.T.MeshPlan) {
+      // Plans are taken in the order they come (one WebSocket keeps it); a node we were
+      // redirected to numbers its epochs afresh.
+      this.plan = f;
+      if (this.iceServers) this._applyPlan();
+      this._emit("change");
+    } else if (f.type === F.T.Signal && f.peer !== F.NODE_PEER) {
+      this._peerSignal(f);
+    }
+  }
+
+  flags(peer) { return this.plan?.links.get(peer) ?? 0; }
+
+  audioAllowed(peer) {
+    return Boolean(this.flags(peer) & F.LINK_AUDIO) && !this.plan.silenced.has(peer);
+  }
+
+  _applyPlan() {
+    const plan = this.plan;
+    for (const p of [...this.failed]) if (!plan.links.has(p)) this.failed.delete(p);
+    for (const p of [...this.links.keys()]) if (!plan.links.has(p)) this._drop(p, "bye");
+    const now = performance.now();
+    for (const [peer, flags] of plan.links) {
+      let link = this.links.get(peer);
+      if (link && this._renegotiate(link, flags)) { this._drop(peer, null); link = undefined; }
+      if (link) { this._gateAudio(link); continue; }
+      if (this.failed.has(peer) || peer === F.NODE_PEER || !(flags & (F.LINK_DATA | F.LINK_AUDIO))) continue;
+      if (flags & F.LINK_OFFER) {
+        const l = this._start(peer, flags, true);
+        l.post(() => l.offer());
+      } else {
+        const offer = this.pending.get(peer);
+        this.pending.delete(peer);
+        if (offer && now - offer.at < PENDING_OFFER_MS) this._answer(peer, flags, offer.sdp);
+      }
+    }
+    this._report();
+  }
+
+  // The offerer re-offers a link negotiated without what the plan now asks for.
+  _renegotiate(link, flags) {
+    if (!link.offerer || !(flags & F.LINK_OFFER)) return false;
+    return (Boolean(flags & F.LINK_DATA) && !link.data) || (Boolean(flags & F.LINK_AUDIO) && !link.audio);
+  }
+
+  _start(peer, flags, offerer) {
+    const link = new Link(this, peer, flags, offerer);
+    this.links.set(peer, link);
+    this.stats.linksOpened++;
+    this._emit("change");
+    return link;
+  }
+
+  _answer(peer, flags, sdp) {
+    const link = this._start(peer, flags, false);
+    link.post(() => link.answer(sdp));
+  }
+
+  _peerSignal({ peer, kind, payload }) {
+    const link = this.links.get(peer);
+    const flags = this.flags(peer);
+    if (kind === "offer") {
+      if (flags & F.LINK_OFFER || this.failed.has(peer)) return; // we offer here, or it failed
+      if (!this.iceServers || !flags) { // not planned (yet): kept a while, never answered now
+        if (this.pending.size >= MAX_PENDING_OFFERS) this.pending.delete(this.pending.keys().next().value);
+        this.pending.set(peer, { sdp: payload, at: performance.now() });
+        return;
+      }
+      if (link) this._drop(peer, null); // the peer started over
+      this._answer(peer, flags, payload);
+    } else if (kind === "answer" && link?.offerer) {
+      link.post(() => link.accept(payload));
+    } else if (kind === "ice" && link) {
+      link.post(() => link.candidate(payload));
+    } else if (kind === "bye" || kind === "failed") {
+      this.pending.delete(peer);
+      if (kind === "failed") this.failed.add(peer);
+      if (link) { this._drop(peer, null); this._report(); }
+    }
+  }
+
+  _signal(peer, kind, payload = "") { this._send(F.signal(peer, kind, payload)); }
+
+  _drop(peer, say) {
+    const link = this.links.get(peer);
+    if (!link) return;
+    this.links.delete(peer);
+    if (say) this._signal(peer, say);
+    link.close();
+    this._emit("change");
+  }
+
+  _report() {
+    if (!this.plan) return;
+    const connected = [...this.connected()].sort();
+    const key = connected.join(",");
+    if (key === this._reported) return;
+    this._reported = key;
+    this.stats.statusSent++;
+    this._send(F.meshStatus(connected));
+  }
+
+  // Peers with LINK_DATA in the plan whose data channel is open.
+  connected() {
+    const out = new Set();
+    for (const [p, l] of this.links) if (l.channelOpen && this.flags(p) & F.LINK_DATA) out.add(p);
+    return out;
+  }
+
+  // --- the links' events -------------------------------------------------------------------
+
+  _changed(link) {
+    if (this.links.get(link.peer) !== link) return;
+    this._report();
+    this._emit("change");
+  }
+
+  _failed(link) {
+    if (this.links.get(link.peer) !== link) { link.close(); return; }
+    this.stats.linksFailed++;
+    this.failed.add(link.peer);
+    this.links.delete(link.peer);
+    link.state = "failed";
+    link.close();
+    this._signal(link.peer, "failed");
+    this._report();
+    this._emit("change");
+  }
+
+  // The peer went away while the plan still names the link: its next plan or offer decides.
+  _ended(link) {
+    if (this.links.get(link.peer) !== link) return;
+    this.links.delete(link.peer);
+    link.close();
+    this._report();
+    this._emit("change");
+  }
+
+  _message(link, data) {
+    let t;
+    try { t = F.decodeTransform(new Uint8Array(data)); } catch { this.stats.directBad++; return; }
+    if (!(this.flags(link.peer) & F.LINK_DATA)) { this.stats.directBad++; return; }
+    this.stats.directReceived++;
+    this._emit("transform", { peer: link.peer, transform: t });
+  }
+
+  // --- transforms ----------------------------------------------------------------------------
+
+  // Our transform (encoded) to every peer whose data channel is open; returns how many got it.
+  sendTransform(bytes) {
+    let n = 0;
+    for (const p of this.connected()) if (this.links.get(p).send(bytes)) n++;
+    this.stats.directSent += n;
+    return n;
+  }
+
+  // Every peer we know of gets our transforms directly (the node then gets one a second).
+  allDirect() {
+    const everyone = new Set(this._peers());
+    for (const [p, f] of this.plan?.links ?? []) if (f & F.LINK_DATA) everyone.add(p);
+    const direct = this.connected();
+    return everyone.size > 0 && [...everyone].every((p) => direct.has(p));
+  }
+
+  // --- voice ---------------------------------------------------------------------------------
+
+  // Turn voice on (asks for the microphone; call it from a click) or off.
+  async setVoice(on) {
+    if (on && !this.mic) {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      this.mic = stream.getAudioTracks()[0];
+    }
+    if (!on && this.mic) { this.mic.stop(); this.mic = null; }
+    this.voiceOn = on;
+    await Promise.all([...this.links.values()].map((l) => this._gateAudio(l)));
+    this._emit("change");
+  }
+
+  // Resolves once every sender has its track attached or detached.
+  async setMuted(muted) {
+    this.muted = muted;
+    await Promise.all([...this.links.values()].map((l) => this._gateAudio(l)));
+    this._emit("change");
+  }
+
+  _gateAudio(link) {
+    const allowed = this.audioAllowed(link.peer);
+    const track = this.voiceOn && !this.muted && allowed ? this.mic : null;
+    if (link.element) {
+      link.element.muted = !(this.voiceOn && allowed);
+      if (this.voiceOn && allowed) link.element.play().catch(() => {});
+    }
+    const sender = link.transceiver?.sender;
+    if (!sender || sender.track === track || link.state === "closed") return Promise.resolve();
+    return sender.replaceTrack(track).catch(() => {}); // a link closing meanwhile: nothing to gate
+  }
+
+  _audioBox() {
+    let box = document.getElementById("voice-audio");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "voice-audio";
+      box.hidden = true;
+      document.body.append(box);
+    }
+    return box;
+  }
+
+  // RTP counters of every link's audio (inbound packetsReceived, outbound packetsSent) and
+  // the speaking marks they imply.
+  async pollStats() {
+    let changed = false;
+    for (const link of [...this.links.values()]) {
+      if (!link.transceiver || link.state === "closed") continue;
+      let received = 0, sent = 0;
+      try {
+        const report = await link.pc.getStats();
+        report.forEach((r) => {
+          if (r.kind !== "audio") return;
+          if (r.type === "inbound-rtp") received += r.packetsReceived ?? 0;
+          if (r.type === "outbound-rtp") sent += r.packetsSent ?? 0;
+        });
+      } catch { continue; }
+      const now = performance.now();
+      if (received > link.stats.packetsReceived) link.heardAt = now;
+      const speaking = this.audioAllowed(link.peer) && received >= SPEAKING_MIN_PACKETS &&
+        now - (link.heardAt ?? -Infinity) < SPEAKING_HOLD_MS;
+      if (speaking !== link.stats.speaking) changed = true;
+      link.stats = { packetsReceived: received, packetsSent: sent, speaking };
+    }
+    if (changed) this._emit("change");
+  }
+
+  // --- for the page and tests ----------------------------------------------------------------
+
+  voiceOf(peer) {
+    if (this.plan?.silenced.has(peer)) return "silenced";
+    return this.links.get(peer)?.stats.speaking ? "speaking" : null;
+  }
+
+  snapshot() {
+    const links = {};
+    for (const [p, l] of this.links) {
+      links[p] = { state: l.state, offerer: l.offerer, channel: l.channel?.readyState ?? null,
+        audio: l.audio, openMs: l.openMs, ...l.stats };
+    }
+    return { enabled: this.enabled, epoch: this.plan?.epoch ?? null, mode: this.plan?.mode ?? null,
+      silenced: [...(this.plan?.silenced ?? [])], failed: [...this.failed], links,
+      connected: [...this.connected()].sort(), allDirect: this.allDirect(),
+      voiceOn: this.voiceOn, muted: this.muted, stats: { ...this.stats } };
+  }
+
+  _emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  // We left the world: close every link (with "bye") and forget the plan.
+  reset() {
+    for (const p of [...this.links.keys()]) this._drop(p, "bye");
+    this.plan = null;
+    this.failed.clear();
+    this.pending.clear();
+    this._reported = null;
+    this._emit("change");
+  }
+
+  close() {
+    clearInterval(this._statsTimer);
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+    if (this.mic) { this.mic.stop(); this.mic = null; }
+  }
+}
