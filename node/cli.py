@@ -61,8 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(p)
     add_config_flags(p, ["identity.key_file"])
 
-    p = sub.add_parser("status", help="ask the running node for peers, uptime and version")
+    p = sub.add_parser("status", help="the running node's peers, worlds, instances, chain and disk")
     _data_dir_arg(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (the default when stdout is not a terminal)",
+    )
 
     p = sub.add_parser("ping", help="ping a connected (or dialable) peer through the running node")
     _data_dir_arg(p)
@@ -204,7 +209,15 @@ def _admin(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    _print_json(_admin(args, "GET", "/v0/status"))
+    data = _admin(args, "GET", "/v0/status")
+    # A table for a person, JSON for a program: piped or redirected output stays the JSON it
+    # always was, so scripts need no flag.
+    if args.json or not sys.stdout.isatty():
+        _print_json(data)
+    else:
+        from fluxnode.node.status_table import format_status
+
+        print(format_status(data), end="")
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import ConfigError, FluxError
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayLimits, GatewayRunner, make_gateway_app
+from fluxnode.node import status_view
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.answers import NodeAnswers
 from fluxnode.node.bans import BANS_TOPIC
@@ -93,6 +94,8 @@ class Node:
             store=WorldStore(cfg.data_dir / WORLDS_DB),
         )
         self.hosting: Hosting | None = None
+        #: The node's one store (set by `run_node`); status reports its size.
+        self.repo: Repo | None = None
         self.sessions: SessionService | None = None
         self.loops = Loops()
         self.announce = AnnounceStats()
@@ -217,32 +220,7 @@ class Node:
         )
 
     async def status_json(self) -> dict[str, Any]:
-        data = (await self.status()).to_json()
-        data["bridge"] = asdict(self.host.statistics())
-        data["loops"] = self.loops.statistics()
-        if self.chain is not None:
-            data["chain"] = {
-                "last_indexed_block": self.chain.index.last_block,
-                "endpoints": self.chain.pool.statistics(),
-                "oracle": asdict(self.chain.oracle.stats),
-            }
-        if self.hosting is not None:
-            data["hosting"] = {
-                "mode": self.hosting.policy.mode.value,
-                **asdict(self.hosting.stats),
-                "claims": {r.peer_id: sorted(r.cids) for r in self.hosting.table.live(time.time())},
-                "failed_claims": self.hosting.table.failures(),
-            }
-        data["announce"] = asdict(self.announce)
-        data["worlds"] = {
-            "known": len(self.worlds.book),
-            **asdict(self.worlds.stats),
-            "rejections": dict(self.worlds.rejections),
-        }
-        data.update(self.moderation.statistics())  # "bans", "denied_addresses", "reports"
-        if self.sessions is not None:
-            data["sessions"] = self.sessions.statistics()
-        return data
+        return await status_view.gather(self)
 
     async def ping(self, peer: str, count: int) -> dict[str, Any]:
         result = await self.host.ping(peer, count)
@@ -297,6 +275,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
     try:
         info = await host.start()
         node = Node(cfg, host, info, chain)
+        node.repo = repo
         if node.worlds.store is not None:
             stores.append(node.worlds.store)
         # Before any record is validated (gossip is refused until `answers.worlds` is set):
