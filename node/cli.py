@@ -20,6 +20,7 @@ from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotR
 from fluxnode.node import cli_chain, cli_content, cli_moderation, cli_visit
 from fluxnode.node.config import Config, add_config_flags, load_config, overrides_from_args
 from fluxnode.node.config_keys import LogLevel
+from fluxnode.node.logs import configure_logging, redact
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 #: The config keys `run` takes as flags (the flag names come from the key table).
@@ -30,6 +31,7 @@ RUN_FLAGS = (
     "gateway.enabled",
     "identity.key_file",
     "log.level",
+    "log.format",
 )
 
 
@@ -112,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _err(message: str) -> None:
-    print(f"flux-node: error: {message}", file=sys.stderr)
+    # Error messages can quote what the user passed (a key file's content, a request body).
+    print(f"flux-node: error: {redact(message)}", file=sys.stderr)
 
 
 def _print_json(data: Any) -> None:
@@ -158,11 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     denylist = load_denylist(cfg)
     load_address_denylist(cfg)  # read again at start; a bad file must exit 2 before any write
     load_deployment(cfg, required=False)
-    logging.basicConfig(
-        level=cfg.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(cfg.log.level, cfg.log.format)
     if cfg.log.level is not LogLevel.DEBUG:
         # py-libp2p logs every refused handshake at WARNING; that is routine for us.
         logging.getLogger("libp2p").setLevel(logging.ERROR)

@@ -35,6 +35,7 @@ from fluxnode.node.config_kinds import (
     check_multiaddr,
     format_size,
 )
+from fluxnode.node.logs import LogFormat
 
 CONFIG_FILE_NAME = "config.toml"
 MAX_ADDRS = 64
@@ -123,6 +124,7 @@ class GatewaySection:
 @dataclass(frozen=True)
 class LogSection:
     level: LogLevel
+    format: LogFormat
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,14 @@ KEYS: tuple[KeySpec, ...] = (
         "log level",
         env="FLUX_LOG_LEVEL",
         flag="--log-level",
+    ),
+    KeySpec(
+        "log.format",
+        Choice(LogFormat),
+        "text",
+        "log lines as text or as one JSON object a line (secrets are redacted in both)",
+        env="FLUX_LOG_FORMAT",
+        flag="--log-format",
     ),
     KeySpec(
         "storage.max_size",
