@@ -37,9 +37,11 @@ from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.light_api import LightNode
+from fluxnode.node.logs import LogFormat
 from fluxnode.node.loops import Loops
 from fluxnode.node.moderation import Moderation
 from fluxnode.node.node_metrics import NodeMetrics
+from fluxnode.node.progress import FetchMeter, StatusLine
 from fluxnode.node.session_setup import build_light, build_sessions
 from fluxnode.node.sessions import INSTANCES_TOPIC, SessionService
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_key
@@ -297,6 +299,8 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         if hosting_service.store is not None:
             stores.append(hosting_service.store)
         await hosting_service.load_state()
+        hosting_service.fetch_meter = _fetch_meter(cfg)
+        answers.on_fetched = hosting_service.fetch_meter.block
         answers.hosting = hosting_service
         answers.worlds = node.worlds  # from here on gossip is validated, not refused
 
@@ -412,6 +416,17 @@ async def _watch_host(host: HostClient, stop: asyncio.Event) -> None:
     await host.wait_closed()
     log.error("p2p side stopped unexpectedly")
     stop.set()
+
+
+def _fetch_meter(cfg: Config) -> FetchMeter:
+    """Counts fetched blocks; on a terminal with text logs, a progress line per world fetch
+    that log lines print above."""
+    if cfg.log.format is not LogFormat.TEXT:
+        return FetchMeter()
+    line = StatusLine()
+    for handler in logging.getLogger().handlers:
+        line.keep_below_logs(handler)
+    return FetchMeter(line)
 
 
 def _bind_gateway(cfg: Config) -> socket.socket:

@@ -37,6 +37,7 @@ from fluxnode.core.replication import (
 from fluxnode.node.hosting_store import HostingStore
 from fluxnode.node.hosting_wire import HostingRecordInvalid, decode_hosting, encode_hosting
 from fluxnode.node.loops import Loops
+from fluxnode.node.progress import FetchMeter
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import ChallengeOutcome, HostClient
 from fluxnode.storage.fsutil import WriteLock
@@ -93,6 +94,8 @@ class Hosting:
         #: Changes taken from the table but not yet stored (a failed write is retried).
         self._unsaved: dict[str, ClaimState] = {}
         self._unsaved_removed: set[str] = set()
+        #: Counts fetched blocks; draws a progress line when the node runs on a terminal.
+        self.fetch_meter = FetchMeter()
 
     # -- state kept across restarts ------------------------------------------------------------
     async def load_state(self) -> int:
@@ -225,7 +228,8 @@ class Hosting:
         await _acquire(lock)
         try:
             cid = Cid.parse(cid_text)
-            await self.host.fetch_world(cid, holders)
+            with self.fetch_meter.fetching(world_id):
+                await self.host.fetch_world(cid, holders)
             await asyncio.to_thread(self._commit_pin, cid, world_id)
         except FluxError as exc:
             self.stats.fetch_failures += 1

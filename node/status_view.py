@@ -43,6 +43,8 @@ async def gather(node: Node) -> dict[str, Any]:
             "failed_claims": hosting.table.failures(),
             "target": hosting.policy.replication,
             "replicas": replicas_json(await hosting.replicas()),
+            "fetched_blocks": hosting.fetch_meter.blocks,
+            "fetched_bytes": hosting.fetch_meter.bytes,
         }
     data["announce"] = asdict(node.announce)
     data["worlds"] = {
