@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NodeFactory, run_cli
-from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, write_owner_key
+from tests.helpers import EXAMPLE_WORLD, status, wait_for, write_owner_key
 from tests.tty import run_cli_tty
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,15 @@ def test_status_json_and_table_show_peers_replicas_and_disk(
     key = tmp_path / "owner.key"
     write_owner_key(key)
     time.sleep(1)  # let gossip meshes form, or the publication reaches nobody
-    world = publish(a.data_dir, EXAMPLE_WORLD, key)
+    # Published from a terminal: a progress line on stderr, the same JSON on stdout.
+    shown = run_cli_tty(
+        "publish", "--data-dir", str(a.data_dir), str(EXAMPLE_WORLD), "--slug", "hello",
+        "--key-file", str(key), stdout_tty=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.terminal
+    assert "packing " in shown.terminal and "\r" in shown.terminal
+    world = json.loads(shown.stdout)
+    assert set(world) == {"world_id", "cid", "seq"}
 
     def replicas_on_a() -> dict[str, object] | None:
         rows = [r for r in status(a.data_dir)["hosting"]["replicas"] if r["cid"] == world["cid"]]
