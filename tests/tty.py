@@ -59,3 +59,55 @@ def run_cli_tty(
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
         )
+
+
+class TtyProcess:
+    """A long-running `flux-node` (e.g. `run`) with stdout and stderr on a pseudo-terminal;
+    what it shows is collected by a thread. Stop it with `terminate` (by PID)."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        import threading
+
+        self._master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            [FLUX, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=slave,
+            env=env if env is not None else clean_env(),
+        )
+        os.close(slave)
+        self._shown = bytearray()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._shown += chunk
+
+    @property
+    def shown(self) -> str:
+        with self._lock:
+            return self._shown.decode(errors="replace")
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        os.close(self._master)
+        return self.proc.returncode

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import EXAMPLE_WORLD
-from tests.tty import run_cli_tty
+from tests.conftest import NodeFactory, run_cli
+from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, write_owner_key
+from tests.tty import TtyProcess, run_cli_tty
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +64,35 @@ def test_world_pack_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert plain.returncode == 0 and plain.stdout == shown.stdout
     assert "packing" not in plain.stderr and "\r" not in plain.stderr
     assert json.loads(plain.stderr)["cid"] == plain.stdout.strip()
+
+
+def test_a_node_on_a_terminal_shows_its_replication_fetch(
+    nodes: NodeFactory, tmp_path: Path
+) -> None:
+    key = tmp_path / "owner.key"
+    owner = write_owner_key(key)
+    world_id = f"{owner.address.lower()}/hello"
+    a = nodes.start("a")
+    a_addr = a.wait_ready()["addrs"][0]
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    (b_dir / "config.toml").write_text(f'[hosting]\nworlds = ["{world_id}"]\ninterval = 0.5\n')
+    b = TtyProcess(
+        "run", "--data-dir", str(b_dir), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-gateway",
+        "--bootstrap", a_addr,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (b_dir / "node.json").exists(), "B to be ready", detail=lambda: b.shown)
+        time.sleep(1)  # let gossip meshes form, or the publication reaches nobody
+        world = publish(a.data_dir, EXAMPLE_WORLD, key)
+        wait_for(
+            lambda: any(
+                r["cid"] == world["cid"] and r["hosted_here"]
+                for r in status(b_dir)["hosting"]["replicas"]
+            ),
+            "B to host the world",
+            detail=lambda: b.shown,
+        )
+    finally:
+        b.terminate()
+    assert f"fetching {world_id}: " in b.shown, b.shown
