@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from fluxnode.core.errors import ChainCallFailed as ChainCallFailed  # re-exported
 from fluxnode.core.errors import ChainUnavailable as ChainUnavailable
@@ -50,6 +51,16 @@ class Endpoint:
     @property
     def healthy(self) -> bool:
         return self.state is EndpointState.HEALTHY
+
+    @property
+    def shown(self) -> str:
+        """The URL as logs show it: scheme and host only. Providers put the API key in the
+        path or query (`/v3/<key>`, `?apikey=`), or in user info."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+        hidden = "/..." if parts.path.strip("/") or parts.query else ""
+        return f"{parts.scheme}://{host}{port}{hidden}"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -136,7 +147,7 @@ class RpcPool:
             if ep.state is not EndpointState.WRONG_CHAIN:
                 log.warning(
                     "RPC %s is on chain %d, expected %d: excluded",
-                    ep.url,
+                    ep.shown,
                     chain_id,
                     self.settings.chain_id,
                 )
@@ -150,12 +161,13 @@ class RpcPool:
     def _failed(self, ep: Endpoint, exc: BaseException) -> None:
         ep.failures += 1
         ep.state = EndpointState.DOWN
-        ep.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        # web3 and aiohttp quote the whole URL in their messages (HTTPError "... for url: ").
+        ep.last_error = f"{type(exc).__name__}: {exc}".replace(ep.url, ep.shown)[:300]
         rest = min(
             self.settings.max_retry_after_s, self.settings.retry_after_s * 2 ** (ep.failures - 1)
         )
         ep.retry_at = self._clock() + rest
-        log.info("RPC %s failed (%s); resting %.1f s", ep.url, ep.last_error, rest)
+        log.info("RPC %s failed (%s); resting %.1f s", ep.shown, ep.last_error, rest)
 
     def _candidates(self) -> list[Endpoint]:
         now = self._clock()
@@ -171,7 +183,7 @@ class RpcPool:
         if ep.state is not EndpointState.HEALTHY:
             await self._check(ep)  # a rested or never-checked endpoint proves its chain first
             if not ep.healthy:
-                raise ChainUnavailable(f"{ep.url}: {ep.last_error}")
+                raise ChainUnavailable(f"{ep.shown}: {ep.last_error}")
         ep.calls += 1
         try:
             async with asyncio.timeout(self.settings.timeout_s):

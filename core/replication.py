@@ -310,3 +310,42 @@ class Planner:
     def _grace_over(self, cid: str, now: float) -> bool:
         due = self._release_due.setdefault(cid, now)
         return now - due >= self.policy.grace_s
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """How many verified holders one world has, as this node sees them."""
+
+    world_id: str
+    cid: str
+    #: Live holders that have not failed a challenge on `cid` (this node included if it pins it).
+    holders: tuple[str, ...]
+    target: int
+    #: Whether this node pins it (a superseded version it still pins is listed too).
+    hosted_here: bool
+    #: Whether `cid` is still the world's current version in the directory.
+    current: bool = True
+
+
+def replica_report(
+    *,
+    me: str,
+    now: float,
+    directory: Iterable[WorldInfo],
+    table: HostingTable,
+    pinned: Mapping[str, str],
+    target: int,
+) -> list[Replicas]:
+    """Every world in `directory`, plus every pinned version no longer current, with its
+    holders counted the way the planner counts them: what `flux-node status` shows."""
+    out: list[Replicas] = []
+    current = {w.cid for w in directory}
+    for world in sorted(directory, key=lambda w: w.world_id):
+        mine = world.cid in pinned
+        holders = table.holders(world.cid, now) | ({me} if mine else set())
+        out.append(Replicas(world.world_id, world.cid, tuple(sorted(holders)), target, mine))
+    for cid, world_id in sorted(pinned.items(), key=lambda kv: (kv[1], kv[0])):
+        if cid not in current:
+            holders = table.holders(cid, now) | {me}
+            out.append(Replicas(world_id, cid, tuple(sorted(holders)), target, True, False))
+    return out

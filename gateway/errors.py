@@ -60,6 +60,11 @@ def client_gone(request: web.BaseRequest) -> bool:
     return transport is None or transport.is_closing()
 
 
+def _where(request: web.Request) -> str:
+    """The path without its query: queries carry credentials (`/session?token=...`)."""
+    return request.rel_url.raw_path
+
+
 def make_error_middleware(*, expose_local: bool) -> Middleware:
     """The JSON error middleware. `expose_local=False` for anything reachable from outside."""
 
@@ -76,23 +81,23 @@ def make_error_middleware(*, expose_local: bool) -> Middleware:
             return error_response(exc.status, code, exc.reason, headers=kept)
         except FluxError as exc:
             if exc.http_status >= 500:
-                log.warning("%s %s: %s (%s)", request.method, request.raw_path, exc, exc.code)
+                log.warning("%s %s: %s (%s)", request.method, _where(request), exc, exc.code)
             else:
-                log.debug("%s %s: %s (%s)", request.method, request.raw_path, exc, exc.code)
+                log.debug("%s %s: %s (%s)", request.method, _where(request), exc, exc.code)
             message = str(exc)
             if isinstance(exc, LocalError) and not expose_local:
                 message = LOCAL_ERROR_MESSAGE
             return error_response(exc.http_status, exc.code, message, exc.reason)
         except ConnectionError as exc:
             if not client_gone(request):
-                log.exception("unhandled error serving %s %s", request.method, request.raw_path)
+                log.exception("unhandled error serving %s %s", request.method, _where(request))
                 return error_response(500, "internal_error", "internal error")
             # The client went away mid-response: nothing to answer, nothing wrong with us.
             # aiohttp's write of this response fails quietly on the closed transport.
-            log.debug("%s %s: client disconnected (%s)", request.method, request.raw_path, exc)
+            log.debug("%s %s: client disconnected (%s)", request.method, _where(request), exc)
             return web.Response(status=499)
         except Exception:
-            log.exception("unhandled error serving %s %s", request.method, request.raw_path)
+            log.exception("unhandled error serving %s %s", request.method, _where(request))
             return error_response(500, "internal_error", "internal error")
 
     return middleware

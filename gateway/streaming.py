@@ -172,5 +172,6 @@ async def stream(
 
 
 def _where(request: web.BaseRequest) -> str:
-    # The raw path: a decoded one could carry a newline into the log.
-    return request.raw_path
+    # The raw path (a decoded one could carry a newline into the log), without the query
+    # (it can carry credentials).
+    return request.rel_url.raw_path

@@ -54,6 +54,8 @@ class NodeAnswers:
         self.hosting: Hosting | None = None
         self.bans: BanDirectory | None = None
         self.sessions: SessionService | None = None
+        #: Told the size of each block Bitswap fetched and we stored (progress, counters).
+        self.on_fetched: Callable[[int], None] | None = None
 
     # -- validation ----------------------------------------------------------------------------
     async def validate_gossip(self, ask: ValidateGossip) -> bool:
@@ -81,6 +83,8 @@ class NodeAnswers:
 
     async def put_block(self, ask: PutBlock) -> None:
         await off_loop(self._put_fetched, ask.cid, ask.data)
+        if self.on_fetched is not None:
+            self.on_fetched(len(ask.data))
 
     async def serve_block(self, ask: ServeBlock) -> bytes | None:
         return await off_loop(self._block_for_peer, ask.cid)

@@ -20,6 +20,7 @@ from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotR
 from fluxnode.node import cli_chain, cli_content, cli_moderation, cli_visit, devnet
 from fluxnode.node.config import Config, add_config_flags, load_config, overrides_from_args
 from fluxnode.node.config_keys import LogLevel
+from fluxnode.node.logs import configure_logging, redact
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 #: The config keys `run` takes as flags (the flag names come from the key table).
@@ -30,6 +31,7 @@ RUN_FLAGS = (
     "gateway.enabled",
     "identity.key_file",
     "log.level",
+    "log.format",
 )
 
 
@@ -61,8 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(p)
     add_config_flags(p, ["identity.key_file"])
 
-    p = sub.add_parser("status", help="ask the running node for peers, uptime and version")
+    p = sub.add_parser("status", help="the running node's peers, worlds, instances, chain and disk")
     _data_dir_arg(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (the default when stdout is not a terminal)",
+    )
 
     p = sub.add_parser("ping", help="ping a connected (or dialable) peer through the running node")
     _data_dir_arg(p)
@@ -110,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _err(message: str) -> None:
-    print(f"flux-node: error: {message}", file=sys.stderr)
+    # Error messages can quote what the user passed (a key file's content, a request body).
+    print(f"flux-node: error: {redact(message)}", file=sys.stderr)
 
 
 def _print_json(data: Any) -> None:
@@ -156,11 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     denylist = load_denylist(cfg)
     load_address_denylist(cfg)  # read again at start; a bad file must exit 2 before any write
     load_deployment(cfg, required=False)
-    logging.basicConfig(
-        level=cfg.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(cfg.log.level, cfg.log.format)
     if cfg.log.level is not LogLevel.DEBUG:
         # py-libp2p logs every refused handshake at WARNING; that is routine for us.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
@@ -207,7 +211,15 @@ def _admin(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    _print_json(_admin(args, "GET", "/v0/status"))
+    data = _admin(args, "GET", "/v0/status")
+    # A table for a person, JSON for a program: piped or redirected output stays the JSON it
+    # always was, so scripts need no flag.
+    if args.json or not sys.stdout.isatty():
+        _print_json(data)
+    else:
+        from fluxnode.node.status_table import format_status
+
+        print(format_status(data), end="")
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ from fluxnode.core.paths import parse_content_path
 from fluxnode.node import cli_moderation
 from fluxnode.node.config import Config
 from fluxnode.node.config_keys import OWNER_KEY_ENV
+from fluxnode.node.progress import CountingReader, Progress
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -152,25 +153,21 @@ def _repo(cfg: Config) -> Any:
     return Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
 
 
-class _Progress:
-    """A one-line byte counter on stderr, only when stderr is a terminal."""
+def _counting(importer: Any, progress: Progress) -> Any:
+    """`importer` (a `Repo.add` source) with every block it stores counted into `progress`."""
 
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.last = 0
+    def run(sink: Any) -> Any:
+        def counted(blocks: Any) -> None:
+            sink(blocks)
+            progress.add(sum(len(b.data) for b in blocks))
 
-    def __call__(self, done: int) -> None:
-        if self.enabled and done - self.last >= 8 << 20:
-            self.last = done
-            print(f"\radded {done / 2**20:,.0f} MiB", end="", file=sys.stderr, flush=True)
+        return importer(counted)
 
-    def close(self) -> None:
-        if self.enabled and self.last:
-            print(file=sys.stderr)
+    return run
 
 
 def cmd_add(args: argparse.Namespace, cfg: Config) -> int:
-    progress = _Progress()
+    progress = Progress("added")
     source: Path | BinaryIO = sys.stdin.buffer if args.path == "-" else Path(args.path)
     if args.only_hash:
         # Nothing is opened or created: the data dir may not even exist.
@@ -251,7 +248,13 @@ def _cid(text: str) -> Any:
 def cmd_pin(args: argparse.Namespace, cfg: Config) -> int:
     repo = _repo(cfg)
     if args.pin_cmd == "add":
-        pin = repo.pins.add(_cid(args.cid), recursive=not args.direct, name=args.name)
+        progress = Progress("pinning", unit="blocks verified")
+        try:
+            pin = repo.pins.add(
+                _cid(args.cid), recursive=not args.direct, name=args.name, progress=progress
+            )
+        finally:
+            progress.close()
         print(json.dumps({"cid": pin.cid, "mode": pin.mode, "name": pin.name}))
     elif args.pin_cmd == "rm":
         if repo.pins.remove(_cid(args.cid)) == 0:
@@ -356,11 +359,18 @@ def cmd_car(args: argparse.Namespace, cfg: Config) -> int:
         _export_car_file(repo, cid, out)
         print(out)
         return 0
-    if args.file == "-":
-        result = repo.import_car(sys.stdin.buffer, pin_roots=not args.no_pin)
-    else:
-        with Path(args.file).open("rb") as fh:
-            result = repo.import_car(fh, pin_roots=not args.no_pin)
+    progress = Progress("importing")
+    try:
+        if args.file == "-":
+            reader = CountingReader(sys.stdin.buffer, progress)
+            result = repo.import_car(reader, pin_roots=not args.no_pin)
+        else:
+            with Path(args.file).open("rb") as fh:
+                progress.total = os.fstat(fh.fileno()).st_size
+                reader = CountingReader(fh, progress)
+                result = repo.import_car(reader, pin_roots=not args.no_pin)
+    finally:
+        progress.close()
     print(
         json.dumps(
             {
@@ -397,7 +407,11 @@ def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
     # would be packed unchecked); an invalid package is rolled back by `add`.
     with open_package(Path(args.dir), limits) as pack:
         name = f"world:{pack.manifest.name}"
-        result = _repo(cfg).add(pack.importer(args.cid_version), name=name)
+        progress = Progress(f"packing {pack.manifest.name}")
+        try:
+            result = _repo(cfg).add(_counting(pack.importer(args.cid_version), progress), name=name)
+        finally:
+            progress.close()
         assert pack.packed is not None  # set by the successful pack inside `add`
         package = pack.packed
     print(json.dumps({**summary(package), "cid": str(result.cid)}), file=sys.stderr)
@@ -440,7 +454,13 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
         # Sign a probe before storing anything: a bad id, slug or access list changes nothing.
         sign("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
         # Checked while it is stored (one pass, like `world pack`); an invalid one is rolled back.
-        result = _repo(cfg).add(pack.importer(args.cid_version), name=f"world:{world_id}")
+        progress = Progress(f"packing {world_id}")
+        try:
+            result = _repo(cfg).add(
+                _counting(pack.importer(args.cid_version), progress), name=f"world:{world_id}"
+            )
+        finally:
+            progress.close()
     record = sign(result.cid)
     import asyncio  # only for the commands that need a loop
 

@@ -38,6 +38,7 @@ from fluxnode.node.config_kinds import (
     check_origin,
     format_size,
 )
+from fluxnode.node.logs import LogFormat
 
 CONFIG_FILE_NAME = "config.toml"
 MAX_ADDRS = 64
@@ -95,6 +96,7 @@ class GatewaySection:
 @dataclass(frozen=True)
 class LogSection:
     level: LogLevel
+    format: LogFormat
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,14 @@ KEYS: tuple[KeySpec, ...] = (
         "log level",
         env="FLUX_LOG_LEVEL",
         flag="--log-level",
+    ),
+    KeySpec(
+        "log.format",
+        Choice(LogFormat),
+        "text",
+        "log lines as text or as one JSON object a line (secrets are redacted in both)",
+        env="FLUX_LOG_FORMAT",
+        flag="--log-format",
     ),
     KeySpec(
         "storage.max_size",

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import BadRequest, ConfigError, FluxError, NotEnabled
 from fluxnode.core.status import NodeStatus
 from fluxnode.gateway import GatewayLimits, GatewayRunner, make_gateway_app
+from fluxnode.node import status_view
 from fluxnode.node.admin import make_admin_app, socket_path
 from fluxnode.node.answers import NodeAnswers
 from fluxnode.node.bans import BANS_TOPIC
@@ -36,9 +37,11 @@ from fluxnode.node.denylist_files import load_denylist
 from fluxnode.node.hosting import HOSTING_TOPIC, Hosting
 from fluxnode.node.hosting_store import HOSTING_DB, HostingStore
 from fluxnode.node.light_api import LightNode
+from fluxnode.node.logs import LogFormat
 from fluxnode.node.loops import Loops
 from fluxnode.node.moderation import Moderation
 from fluxnode.node.node_metrics import NodeMetrics
+from fluxnode.node.progress import FetchMeter, StatusLine
 from fluxnode.node.session_setup import build_light, build_sessions
 from fluxnode.node.sessions import INSTANCES_TOPIC, SessionService
 from fluxnode.node.worlds import DHT_NAMESPACE, WORLDS_TOPIC, WorldDirectory, dht_key
@@ -93,6 +96,8 @@ class Node:
             store=WorldStore(cfg.data_dir / WORLDS_DB),
         )
         self.hosting: Hosting | None = None
+        #: The node's one store (set by `run_node`); status reports its size.
+        self.repo: Repo | None = None
         self.sessions: SessionService | None = None
         self.loops = Loops()
         self.announce = AnnounceStats()
@@ -217,32 +222,7 @@ class Node:
         )
 
     async def status_json(self) -> dict[str, Any]:
-        data = (await self.status()).to_json()
-        data["bridge"] = asdict(self.host.statistics())
-        data["loops"] = self.loops.statistics()
-        if self.chain is not None:
-            data["chain"] = {
-                "last_indexed_block": self.chain.index.last_block,
-                "endpoints": self.chain.pool.statistics(),
-                "oracle": asdict(self.chain.oracle.stats),
-            }
-        if self.hosting is not None:
-            data["hosting"] = {
-                "mode": self.hosting.policy.mode.value,
-                **asdict(self.hosting.stats),
-                "claims": {r.peer_id: sorted(r.cids) for r in self.hosting.table.live(time.time())},
-                "failed_claims": self.hosting.table.failures(),
-            }
-        data["announce"] = asdict(self.announce)
-        data["worlds"] = {
-            "known": len(self.worlds.book),
-            **asdict(self.worlds.stats),
-            "rejections": dict(self.worlds.rejections),
-        }
-        data.update(self.moderation.statistics())  # "bans", "denied_addresses", "reports"
-        if self.sessions is not None:
-            data["sessions"] = self.sessions.statistics()
-        return data
+        return await status_view.gather(self)
 
     async def session_silence(self, visitor: str, on: bool) -> dict[str, Any]:
         """The operator silences a visitor in this node's mesh plans (`flux-node session
@@ -309,6 +289,7 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
     try:
         info = await host.start()
         node = Node(cfg, host, info, chain)
+        node.repo = repo
         if node.worlds.store is not None:
             stores.append(node.worlds.store)
         # Before any record is validated (gossip is refused until `answers.worlds` is set):
@@ -330,6 +311,8 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
         if hosting_service.store is not None:
             stores.append(hosting_service.store)
         await hosting_service.load_state()
+        hosting_service.fetch_meter = _fetch_meter(cfg)
+        answers.on_fetched = hosting_service.fetch_meter.block
         answers.hosting = hosting_service
         answers.worlds = node.worlds  # from here on gossip is validated, not refused
 
@@ -445,6 +428,17 @@ async def _watch_host(host: HostClient, stop: asyncio.Event) -> None:
     await host.wait_closed()
     log.error("p2p side stopped unexpectedly")
     stop.set()
+
+
+def _fetch_meter(cfg: Config) -> FetchMeter:
+    """Counts fetched blocks; on a terminal with text logs, a progress line per world fetch
+    that log lines print above."""
+    if cfg.log.format is not LogFormat.TEXT:
+        return FetchMeter()
+    line = StatusLine()
+    for handler in logging.getLogger().handlers:
+        line.keep_below_logs(handler)
+    return FetchMeter(line)
 
 
 def _bind_gateway(cfg: Config) -> socket.socket:

@@ -30,11 +30,14 @@ from fluxnode.core.replication import (
     HostingTable,
     Planner,
     Policy,
+    Replicas,
     WorldInfo,
+    replica_report,
 )
 from fluxnode.node.hosting_store import HostingStore
 from fluxnode.node.hosting_wire import HostingRecordInvalid, decode_hosting, encode_hosting
 from fluxnode.node.loops import Loops
+from fluxnode.node.progress import FetchMeter
 from fluxnode.node.worlds import WorldDirectory, dht_key
 from fluxnode.p2p import ChallengeOutcome, HostClient
 from fluxnode.storage.fsutil import WriteLock
@@ -91,6 +94,8 @@ class Hosting:
         #: Changes taken from the table but not yet stored (a failed write is retried).
         self._unsaved: dict[str, ClaimState] = {}
         self._unsaved_removed: set[str] = set()
+        #: Counts fetched blocks; draws a progress line when the node runs on a terminal.
+        self.fetch_meter = FetchMeter()
 
     # -- state kept across restarts ------------------------------------------------------------
     async def load_state(self) -> int:
@@ -148,6 +153,23 @@ class Hosting:
         quota = self.repo.blocks.quota_bytes
         return UNLIMITED_FREE if quota is None else max(0, quota - self.repo.blocks.total_size())
 
+    async def replicas(self) -> list[Replicas]:
+        """Every known world's verified holders, as the planner counts them (for status)."""
+        pinned = await asyncio.to_thread(self._pinned_worlds)
+        return replica_report(
+            me=self.me,
+            now=self._clock(),
+            directory=self._directory(),
+            table=self.table,
+            pinned=pinned,
+            target=self.policy.replication,
+        )
+
+    def _directory(self) -> list[WorldInfo]:
+        return [
+            WorldInfo(r.world_id, str(r.cid), r.owner.lower()) for r in self.worlds.book.records()
+        ]
+
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, loops: Loops) -> None:
         """Hosting rounds forever; a failed round is counted in `loops` ("hosting")."""
@@ -172,11 +194,8 @@ class Hosting:
             ),
         )
         await self._look_up_wanted_worlds()
-        directory = [
-            WorldInfo(r.world_id, str(r.cid), r.owner.lower()) for r in self.worlds.book.records()
-        ]
         actions = self.planner.plan(
-            now=now, directory=directory, table=self.table, pinned=pinned, free_bytes=free
+            now=now, directory=self._directory(), table=self.table, pinned=pinned, free_bytes=free
         )
         for action in actions:
             if action.kind is ActionKind.PIN:
@@ -209,7 +228,8 @@ class Hosting:
         await _acquire(lock)
         try:
             cid = Cid.parse(cid_text)
-            await self.host.fetch_world(cid, holders)
+            with self.fetch_meter.fetching(world_id):
+                await self.host.fetch_world(cid, holders)
             await asyncio.to_thread(self._commit_pin, cid, world_id)
         except FluxError as exc:
             self.stats.fetch_failures += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from fluxnode.core.cid import DAG_PB, Cid
@@ -51,6 +51,15 @@ def walk(store: BlockSource, root: Cid) -> Iterator[tuple[Cid, bytes]]:
         stack.extend((c, depth + 1) for c in reversed(child_cids(cid, data)))
 
 
-def reachable(store: BlockStore, root: Cid) -> set[bytes]:
-    """Multihashes of every block in the DAG (raises DagIncomplete if one is missing)."""
-    return {cid.multihash for cid, _ in walk(store, root)}
+def reachable(
+    store: BlockStore, root: Cid, progress: Callable[[int], None] | None = None
+) -> set[bytes]:
+    """Multihashes of every block in the DAG (raises DagIncomplete if one is missing);
+    `progress` hears the count after each block."""
+    if progress is None:
+        return {cid.multihash for cid, _ in walk(store, root)}
+    found: set[bytes] = set()
+    for cid, _ in walk(store, root):
+        found.add(cid.multihash)
+        progress(len(found))
+    return found

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,10 +184,13 @@ class PinStore:
         with self._opened_lock:
             return PinStoreStatistics(self._opened)
 
-    def _dag_blocks(self, cid: Cid, recursive: bool) -> set[bytes]:
-        """Verify what pinning `cid` needs is stored; the blocks a recursive pin keeps."""
+    def _dag_blocks(
+        self, cid: Cid, recursive: bool, progress: Callable[[int], None] | None = None
+    ) -> set[bytes]:
+        """Verify what pinning `cid` needs is stored; the blocks a recursive pin keeps.
+        `progress` hears the number of blocks walked so far."""
         if recursive:
-            return reachable(self.store, cid)  # raises DagIncomplete / BlockCorrupted
+            return reachable(self.store, cid, progress)  # raises DagIncomplete / BlockCorrupted
         self.store.get(cid)  # raises BlockNotFound / BlockCorrupted
         return set()
 
@@ -198,11 +201,15 @@ class PinStore:
         recursive: bool = True,
         name: str | None = None,
         known_blocks: set[bytes] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Pin:
         """Pin `cid`. `known_blocks` (multihashes) lets an importer that has just stored the
         whole DAG (and flushed it) skip re-reading it; everyone else gets a full, verifying
-        walk and a forced flush (the blocks may have been written by anyone)."""
-        return self.add_many([cid], recursive=recursive, name=name, known_blocks=known_blocks)[0]
+        walk and a forced flush (the blocks may have been written by anyone). `progress`
+        hears the blocks walked so far."""
+        return self.add_many(
+            [cid], recursive=recursive, name=name, known_blocks=known_blocks, progress=progress
+        )[0]
 
     def add_many(
         self,
@@ -211,6 +218,7 @@ class PinStore:
         recursive: bool = True,
         name: str | None = None,
         known_blocks: set[bytes] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[Pin]:
         """Pin every one of `cids` in one transaction: all or none."""
         if name is not None and len(name) > MAX_PIN_NAME:
@@ -224,7 +232,7 @@ class PinStore:
                 if recursive and known_blocks is not None:
                     entries.append((cid, known_blocks))
                 else:
-                    entries.append((cid, self._dag_blocks(cid, recursive)))
+                    entries.append((cid, self._dag_blocks(cid, recursive, progress)))
             self.store.flush(force=known_blocks is None)
             now = time.time()
             pins = [Pin(str(cid), mode, name, now) for cid, _ in entries]

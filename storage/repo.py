@@ -65,19 +65,26 @@ class DenyingPinStore(PinStore):
         recursive: bool = True,
         name: str | None = None,
         known_blocks: set[bytes] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[Pin]:
         for cid in cids:
             self.denylist.check(cid)
-        return super().add_many(cids, recursive=recursive, name=name, known_blocks=known_blocks)
+        return super().add_many(
+            cids, recursive=recursive, name=name, known_blocks=known_blocks, progress=progress
+        )
 
-    def _dag_blocks(self, cid: Cid, recursive: bool) -> set[bytes]:
+    def _dag_blocks(
+        self, cid: Cid, recursive: bool, progress: Callable[[int], None] | None = None
+    ) -> set[bytes]:
         if not recursive or not self.denylist:
-            return super()._dag_blocks(cid, recursive)
+            return super()._dag_blocks(cid, recursive, progress)
         # The same verifying walk PinStore does, checking each block on the way.
         blocks = set()
         for block_cid, _ in walk(self.store, cid):
             self.denylist.check(block_cid)
             blocks.add(block_cid.multihash)
+            if progress is not None:
+                progress(len(blocks))
         return blocks
 
 

@@ -16,7 +16,7 @@ EXAMPLE_WORLD = Path(__file__).resolve().parents[1] / "docs" / "examples" / "hel
 
 def status(data_dir: Path) -> dict[str, Any]:
     """The running node's `flux-node status` as JSON (fails the test if the command fails)."""
-    out = run_cli("status", "--data-dir", str(data_dir))
+    out = run_cli("status", "--json", "--data-dir", str(data_dir))
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
 

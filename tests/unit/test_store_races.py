@@ -203,8 +203,8 @@ def test_gc_between_a_pins_walk_and_its_commit_waits(
     gc = Runner(gc_repo.gc)
     real = pins_mod.reachable
 
-    def reachable_then_gc(store: Any, root: Cid) -> set[bytes]:
-        blocks = real(store, root)
+    def reachable_then_gc(store: Any, root: Cid, progress: Any = None) -> set[bytes]:
+        blocks = real(store, root, progress)
         gc.start()  # `flux-node gc` in another process, right after the walk
         wait_blocked_or_done(d / "blocks" / ".gc.lock", gc)
         return blocks
