@@ -36,11 +36,12 @@ from fluxnode.core.errors import (
     EntryProofInvalid,
     NoManifest,
     OpRejected,
+    SessionLost,
     TransformRejected,
 )
 from fluxnode.core.session.chat import ChatMessage, text_problem
 from fluxnode.core.session.entry import SESSION_KEY_PREFIX, parse_session_key_resource
-from fluxnode.core.session.frames import Ack, Frame, Resync, StateSnapshot
+from fluxnode.core.session.frames import Ack, Frame, Resync, Silence, StateSnapshot
 from fluxnode.core.session.presence import Transform, ViewerFrame, ViewerState
 from fluxnode.core.session.state import StateOp, WorldState
 from fluxnode.core.world import WorldManifest
@@ -296,3 +297,12 @@ class Replica:
         m = ChatMessage(self.instance, self.visitor, text, int(now * 1000))
         return ChatMessage(m.instance, m.author, m.text, m.sent_ms,
                            sign_session(self._key, m.signing_bytes()))  # fmt: skip
+
+    def silence_frame(self, target: str, on: bool, now: float) -> Silence:
+        """Our signed `Silence` of `target` in our instance: only the world owner's is taken
+        (every member node checks the author's address against the world's owner)."""
+        if self.instance is None:
+            raise SessionLost("join a world before silencing anyone in it")
+        s = Silence(self.instance, target, on, int(now * 1000), self.visitor)
+        return Silence(s.instance, s.target, s.on, s.sent_ms, s.author,
+                       sign_session(self._key, s.signing_bytes()))  # fmt: skip

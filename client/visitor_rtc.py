@@ -7,11 +7,12 @@ A mixin, so `fluxnode.client.visitor` only holds the hooks; the work is in
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fluxnode.client.events import Event
 from fluxnode.client.mesh import RTC_FRAMES, Mesh
 from fluxnode.client.replica import Replica
+from fluxnode.core.errors import SessionLost
 from fluxnode.core.session import frames as fr
 
 
@@ -20,6 +21,7 @@ class RtcControls:
 
     mesh: Mesh
     replica: Replica | None
+    _clock: Callable[[], float]
 
     # What the visitor provides (its WebSocket, its events, its frame handling).
     async def _send(self, frame: fr.Frame) -> None:
@@ -47,6 +49,16 @@ class RtcControls:
             return False
         await self.mesh.receive(frame)
         return True
+
+    async def silence(self, target: str, on: bool = True) -> fr.Silence:
+        """As the world's owner, silence (or with `on=False` let speak again) `target` in our
+        instance for everyone: the nodes drop its audio from every plan. A visitor who is not
+        the owner gets an `Error("silence_refused", ...)` event and nothing changes."""
+        if self.replica is None:
+            raise SessionLost("the visitor is not signed in")
+        frame = self.replica.silence_frame(target, on, self._clock())
+        await self._send(frame)
+        return frame
 
     def mute(self) -> None:
         """Stop sending our voice (the links stay); `unmute` starts it again."""

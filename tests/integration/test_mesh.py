@@ -15,8 +15,11 @@ from pathlib import Path
 
 import aioice.ice
 import pytest
+from eth_account import Account
 
 from fluxnode.client import Event, PeerMoved
+from fluxnode.client.events import Error as ErrorEvent
+from fluxnode.core.session.frames import LINK_AUDIO
 from tests.conftest import NodeFactory, clean_env
 from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, worlds, write_owner_key
 from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
@@ -215,6 +218,56 @@ async def test_two_visitors_on_two_nodes_hear_each_other_and_mute_stops_it(
     assert b.audio_frames[a.visitor] - at_mute <= 5
     a.unmute()
     await until(lambda: b.audio_frames[a.visitor] > at_mute + 25, "Alice's audio after unmute")
+
+
+async def test_the_owner_silences_a_visitor_for_everyone_and_a_stranger_cannot(
+    two_nodes: tuple[str, str, str], crowd: list[Watched], tmp_path: Path
+) -> None:
+    url_a, url_b, world = two_nodes
+    owner_account = Account.from_key((tmp_path / "owner.key").read_text().strip())
+    owner = await visit(url_a, owner_account, world, "owner", voice=True)
+    crowd.append(owner)
+    bob = await join_instance(url_b, stranger(), world, "bob", owner.instance, voice=True)
+    crowd.append(bob)
+    carol = await join_instance(url_b, stranger(), world, "carol", owner.instance, voice=True)
+    crowd.append(carol)
+    o, b = owner.v, bob.v
+    await until(lambda: o.audio_frames[b.visitor] > 25, "Bob's voice at the owner")
+
+    # Carol is not the owner: her node refuses her silence of the owner; nothing changes.
+    since = len(carol.seen)
+    await carol.v.silence(o.visitor)
+    refusal = await carol.wait_for(
+        lambda e: isinstance(e, ErrorEvent) and e.code == "silence_refused",
+        "the refusal of Carol's silence",
+        since=since,
+    )
+    assert isinstance(refusal, ErrorEvent)
+    heard = o.audio_frames[b.visitor]
+    await until(lambda: o.audio_frames[b.visitor] > heard + 25, "Bob's voice goes on")
+
+    # The owner's silence crosses to Bob's node: both plans drop his audio, his voice stops.
+    await o.silence(b.visitor)
+    await until(
+        lambda: all(
+            v.mesh.plan is not None
+            and b.visitor in v.mesh.plan.silenced
+            and not v.mesh.plan.links.get(b.visitor if v is not b else o.visitor, 0) & LINK_AUDIO
+            for v in (o, b)
+        ),
+        "plans on both nodes silencing Bob",
+        detail=lambda: (o.mesh.plan, b.mesh.plan),
+    )
+    # A silenced visitor is out of the voice mesh both ways; Carol and the owner still talk.
+    at_silence, to_bob = o.audio_frames[b.visitor], b.audio_frames[o.visitor]
+    from_carol = o.audio_frames[carol.v.visitor]
+    await until(lambda: o.audio_frames[carol.v.visitor] > from_carol + 50, "Carol's voice")
+    assert o.audio_frames[b.visitor] - at_silence <= 5
+    assert b.audio_frames[o.visitor] - to_bob <= 5
+    assert o.visitor not in (o.mesh.plan.silenced if o.mesh.plan else ())
+
+    await o.silence(b.visitor, on=False)
+    await until(lambda: o.audio_frames[b.visitor] > at_silence + 25, "Bob's voice back")
 
 
 async def test_a_visitor_s_transforms_to_its_node_ride_the_node_channel(
