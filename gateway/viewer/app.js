@@ -31,11 +31,13 @@ async function rootCid(worldId, pinned) {
     problem = e.message;
   }
   const record = info?.record ?? (info?.signature ? info : null);
+  // Who owns the world, only to offer the owner its controls (the nodes check it themselves).
+  const owner = (/^(0x[0-9a-fA-F]{40})\//.exec(worldId)?.[1] ?? record?.owner ?? "").toLowerCase() || null;
   if (record) {
     const checked = await verifyRecord(worldId, record);
-    if (!pinned) return { cid: checked.cid, source: checked.ownerChecked ? "record signed by its owner" : "signed record" };
+    if (!pinned) return { cid: checked.cid, owner, source: checked.ownerChecked ? "record signed by its owner" : "signed record" };
   }
-  if (pinned) return { cid: parseCid(pinned), source: "the link" };
+  if (pinned) return { cid: parseCid(pinned), owner, source: "the link" };
   throw new FetchError(`cannot find world ${worldId}: ${problem ?? "the node sent no world record"}`, 404);
 }
 
@@ -55,6 +57,7 @@ class WorldPage {
     this.session = null;
     this.view = null;
     this.manifest = null;
+    this.owner = null;
     window.fluxViewer = this; // a handle for tests and the console
   }
 
@@ -64,8 +67,9 @@ class WorldPage {
     $("#world-id").textContent = this.worldId;
     setState("loading", "Loading the world and checking every block…");
     try {
-      const { cid, source } = await rootCid(this.worldId, this.pinnedCid);
+      const { cid, owner, source } = await rootCid(this.worldId, this.pinnedCid);
       this.root = cid;
+      this.owner = owner;
       this.manifest = validManifest(JSON.parse(await this.fetcher.text(cid, "world.json")));
       $("#verified").textContent = `${cid} (from ${source}); ${this.fetcher.stats.blocks} block(s) verified`;
     } catch (e) {
@@ -162,7 +166,11 @@ class WorldPage {
     const s = this.session;
     if (!s?.replica) return;
     const peers = s.replica.peers();
-    renderWho({ visitor: s.replica.visitor, address: s.replica.address }, peers, (v) => s.mesh.voiceOf(v));
+    const owner = this.owner !== null && s.replica.address.toLowerCase() === this.owner;
+    const silence = owner && s.mesh.enabled
+      ? (v) => s.silence(v, !s.mesh.plan?.silenced.has(v)) : null;
+    renderWho({ visitor: s.replica.visitor, address: s.replica.address }, peers, (v) => s.mesh.voiceOf(v),
+      silence, (v) => Boolean(s.mesh.plan?.silenced.has(v)));
     this.view.setPeers(peers, (p) => shortAddress(p.address ?? p.visitor));
   }
 

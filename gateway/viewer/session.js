@@ -221,6 +221,16 @@ export class Session extends EventTarget {
     return m;
   }
 
+  // The world owner's signed silence of `target` (on) or its lifting; anyone else's is refused
+  // by the node with an Error, and nothing changes.
+  silence(target, on = true) {
+    if (this.joined === null) throw new Error("join a world first");
+    const s = { instance: this.joined.instance, target, on, sentMs: Date.now(), author: this.key.visitor };
+    s.signature = ed25519.sign(F.silenceSigningBytes(s), this.key.secret);
+    this._send(F.silence(s));
+    return s;
+  }
+
   report(subject, reason) {
     if (this.joined !== null) this._send(F.report(this.joined.worldId, subject, reason));
   }

@@ -39,19 +39,29 @@ export function showError(kind, message) {
 }
 
 // `voice(visitor)`: "speaking" | "silenced" | null, shown as a mark (data-voice) after the name;
-// data-direct says the peer's transforms come straight over the mesh.
-export function renderWho(me, peers, voice = () => null) {
+// data-direct says the peer's transforms come straight over the mesh. `silence(visitor)`, given
+// only to the world's owner, adds a button per peer that silences it (or lets it speak again).
+export function renderWho(me, peers, voice = () => null, silence = null, silenced = () => false) {
   const list = $("#who");
   const mark = (v) => voice(v) ?? "";
-  list.replaceChildren(
-    el("li", { dataset: { visitor: me.visitor, address: me.address, self: "1", voice: mark(me.visitor) },
-      text: `${shortAddress(me.address)} (you)` }),
-    ...peers.map((p) => el("li", {
+  const row = (p) => {
+    const li = el("li", {
       dataset: { visitor: p.visitor, address: p.address ?? "", voice: mark(p.visitor),
         direct: p.direct ? "1" : "0",
         position: p.transform ? p.transform.position.map((c) => c.toFixed(2)).join(",") : "" },
       text: shortAddress(p.address ?? p.visitor) + (p.transform ? "" : " (far away)"),
-    })),
+    });
+    if (silence !== null) {
+      const button = el("button", { class: "silence", text: silenced(p.visitor) ? "Let speak" : "Silence" });
+      button.addEventListener("click", () => silence(p.visitor));
+      li.append(" ", button);
+    }
+    return li;
+  };
+  list.replaceChildren(
+    el("li", { dataset: { visitor: me.visitor, address: me.address, self: "1", voice: mark(me.visitor) },
+      text: `${shortAddress(me.address)} (you)` }),
+    ...peers.map(row),
   );
   $("#who-count").textContent = String(peers.length + 1);
 }

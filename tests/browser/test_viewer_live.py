@@ -81,6 +81,7 @@ async def test_viewer_meets_a_python_visitor(
         row = page.locator(f'#who li[data-visitor="{py.visitor}"]')
         await row.wait_for()
         assert await row.get_attribute("data-address") == py.address
+        assert await row.locator("button.silence").count() == 0  # only the owner gets one
 
         # The Python visitor moves; the page's list and the avatar in the scene follow.
         for position in ((1.0, 0.0, 3.0), (2.0, 0.0, 1.5)):
@@ -301,3 +302,43 @@ async def test_the_page_finds_the_world_from_its_signed_record(
             owner_id = world["world_id"].split("/")[0]
             assert text == (f"Verification failed: the world record is signed by {account.address},"
                             f" not the world's owner {owner_id}")  # fmt: skip
+
+
+async def test_the_owner_silences_a_visitor_from_the_who_is_here_list(
+    nodes: NodeFactory, tmp_path: Path, browser: Any
+) -> None:
+    gateway, data_dir, key_file = await start_node(nodes, tmp_path)
+    world = await asyncio.to_thread(publish, data_dir, EXAMPLE_WORLD, key_file)
+    world_id, cid = world["world_id"], world["cid"]
+    owner = Account.from_key(key_file.read_text().strip())
+    py = await Visitor.connect(gateway, new_account().key.hex(), world_id=world_id,
+                               manifest=str(EXAMPLE_WORLD / "world.json"))  # fmt: skip
+    try:
+        page, log = await new_page(browser)
+        await inject_wallet(page, owner)
+        await open_world(page, log, world_page_url(gateway, world_id, cid), "#signin-injected")
+        button = page.locator(f'#who li[data-visitor="{py.visitor}"] button.silence')
+        await button.wait_for()
+        assert await button.inner_text() == "Silence"
+
+        async def silenced_is(value: bool) -> None:
+            async with asyncio.timeout(20):
+                while True:
+                    plan = py.mesh.plan
+                    if plan is not None and (py.visitor in plan.silenced) is value:
+                        return
+                    await asyncio.sleep(0.05)
+
+        # The page signs a Silence; the node checks it is the owner's and drops the Python
+        # visitor's audio from every plan, which names it silenced.
+        await button.click()
+        await silenced_is(True)
+        await page.locator(
+            f'#who li[data-visitor="{py.visitor}"][data-voice="silenced"] button.silence'
+        ).wait_for()
+        assert await button.inner_text() == "Let speak"
+        await button.click()
+        await silenced_is(False)
+        assert await page.locator("#chat-log li.notice").all_inner_texts() == []
+    finally:
+        await py.close()
