@@ -45,7 +45,7 @@ from tests.browser.conftest import (
 )
 from tests.conftest import FLUX, clean_env
 from tests.helpers import wait_for
-from tests.integration.session_visitors import Watched, join_instance
+from tests.integration.session_visitors import Watched, join_instance, visit
 from tests.integration.test_devnet import Devnet, alive, get, stop
 from tests.interop import jsref
 
@@ -134,19 +134,25 @@ async def journey(tmp: Path, dn: Devnet, info: dict[str, Any]) -> None:
     assert new_cid != old_cid
 
     def seen() -> dict[str, Any]:
-        return {
-            g: (api_world(g, world_id)["world"]["cid"], new_cid in world_pins(d))
-            for g, d in zip(gateways, node_dirs, strict=True)
-        }
+        """Per gateway: the CID its directory lists, whether its node pins it, and the hosts
+        it names for the world (peers whose live hosting claim holds the listed CID, and
+        itself if it holds it)."""
+        out = {}
+        for g, d in zip(gateways, node_dirs, strict=True):
+            doc = api_world(g, world_id)
+            hosts = {h["gateway_url"] for h in doc["hosts"]}
+            out[g] = (doc["world"]["cid"], new_cid in world_pins(d), hosts)
+        return out
 
+    everywhere = (new_cid, True, set(gateways))  # the devnet's replication target: all nodes
     took = wait_for(
-        lambda: all(v == (new_cid, True) for v in seen().values()),
-        "every node to list and pin the new version",
+        lambda: all(v == everywhere for v in seen().values()),
+        "every node to list and pin the new version, and to name all three as its hosts",
         timeout=REPLICATED_S,
         interval=0.5,
         detail=seen,
     )
-    print(f"new version listed and pinned on all 3 nodes {took:.1f} s after publishing")
+    print(f"new version listed, pinned and hosted by all 3 nodes {took:.1f} s after publishing")
     detail = api_world(gateways[2], world_id)
     assert detail["record"]["cid"] == new_cid
     assert detail["world"]["name"] == NEW_NAME
@@ -165,6 +171,7 @@ async def journey(tmp: Path, dn: Devnet, info: dict[str, Any]) -> None:
 
     # 3. The owner's node stops; the world stays reachable from the other two.
     node1 = next(p["pid"] for p in info["processes"] if p["name"] == "node1")
+    node1_peer = json.loads((node_dirs[0] / "node.json").read_text())["peer_id"]
     os.kill(node1, signal.SIGTERM)
     wait_for(lambda: not alive(node1), "node1 to exit", timeout=STOPPED_S)
     assert dn.proc.poll() is None, dn.output()
@@ -181,6 +188,13 @@ async def journey(tmp: Path, dn: Devnet, info: dict[str, Any]) -> None:
     )
     via_gateway = jsref.gateway_fetch(gateways[2], f"{new_cid}/{MODEL}")
     assert via_gateway["sha256"] == hashlib.sha256(model).hexdigest()
+    # ... and a ticket holder can still enter it, through node3.
+    again = await visit(gateways[2], account("visitor"), world_id, "holder-on-node3")
+    try:
+        assert again.v.joined is not None and again.v.joined.world_id == world_id
+        assert again.v.joined.node != node1_peer  # placed on a live node
+    finally:
+        await again.close()
     assert "node1 exited" in dn.err.read_text()
 
 
