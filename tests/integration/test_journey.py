@@ -49,7 +49,9 @@ from tests.integration.session_visitors import Watched, join_instance, visit
 from tests.integration.test_devnet import Devnet, alive, get, stop
 from tests.interop import jsref
 
-pytestmark = [pytest.mark.slow, pytest.mark.interop]
+#: ~40 s on an idle 2-core machine; the bound leaves room for a loaded one (pytest's default
+#: is 300 s, and the devnet alone may take up to 240 s to come up there).
+pytestmark = [pytest.mark.slow, pytest.mark.interop, pytest.mark.timeout(480)]
 
 #: Bounds for a loaded 2-core machine, not expectations.
 REPLICATED_S = 90.0
@@ -219,9 +221,10 @@ async def meet(
     me = await page.evaluate("window.fluxViewer.session.replica.visitor")
     py: Watched = await join_instance(gateways[1], owner, world_id, "owner-on-node2", instance)
     try:
-        await py.wait_for(
+        joined = await py.wait_for(
             lambda e: isinstance(e, PeerJoined) and e.visitor == me, "PeerJoined of the page"
         )
+        assert isinstance(joined, PeerJoined) and joined.address == holder.address.lower()
         row = page.locator(f'#who li[data-visitor="{py.v.visitor}"]')
         await row.wait_for()
         assert await row.get_attribute("data-address") == owner.address.lower()
@@ -253,5 +256,6 @@ async def refuse(
     await wait_state(page, "signin", log=log)
     await page.click("#signin-injected")
     assert await wait_state(page, "denied", "joined", "error", log=log) == "denied"
+    assert await page.get_attribute("#error", "data-kind") == "denied"
     assert await page.inner_text("#error") == DENIED_NO_TICKET
     await keep_screenshot(page, shots, "journey-stranger")
