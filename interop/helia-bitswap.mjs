@@ -1,5 +1,5 @@
 // helia-bitswap.mjs serve [--muxer yamux|mplex] [--cid-version 0|1] FILE
-// helia-bitswap.mjs fetch [--muxer yamux|mplex] MULTIADDR CID
+// helia-bitswap.mjs fetch [--muxer yamux|mplex] MULTIADDR CID[/sub/path]
 //
 // A real Helia 7 node speaking Bitswap 1.2.0 over libp2p (TCP on 127.0.0.1, noise,
 // yamux or mplex, identify, ping), with no routing at all: a no-op router, so Helia only ever
@@ -107,14 +107,17 @@ async function serve (opts) {
 }
 
 async function fetch (opts) {
-  if (opts.rest.length !== 2) throw new UsageError('usage: fetch [--muxer M] MULTIADDR CID')
+  if (opts.rest.length !== 2) throw new UsageError('usage: fetch [--muxer M] MULTIADDR CID[/sub/path]')
   const [addr, cidText] = opts.rest
   const helia = await startHelia(opts.muxer)
   const signal = AbortSignal.timeout(TIMEOUT_MS)
   try {
     await helia.libp2p.dial(multiaddr(addr), { signal })
     const start = Date.now()
-    const entry = await exporter(CID.parse(cidText), helia.blockstore, { signal })
+    // CID or CID/sub/path: the exporter resolves the path, fetching directory blocks too
+    const target = cidText.replace(/^\/ipfs\//, '').replace(/\/+$/, '')
+    CID.parse(target.split('/')[0]) // fail early on a malformed CID
+    const entry = await exporter(target, helia.blockstore, { signal })
     const h = createHash('sha256')
     let size = 0
     for await (const chunk of entry.content({ signal })) {

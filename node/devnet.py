@@ -228,8 +228,17 @@ class Devnet:
         )
 
     def _supervise(self) -> None:
+        """Until a signal: a node that exits is reported and the others keep running (losing a
+        node is what replication is for, and stopping one is how a newcomer sees it); the chain
+        exiting, or the last node, ends the devnet."""
         while True:
-            self.children.check_alive()
+            for child in self.children.newly_exited():
+                nodes_alive = sum(
+                    c.proc.poll() is None for c in self.children.started if c.name != "anvil"
+                )
+                if plan.exit_is_fatal(child.name, nodes_alive):
+                    raise DevnetError(child.describe_exit())
+                say(f"{child.describe_exit()}; the other nodes keep running")
             time.sleep(0.5)
 
     # -- wallets and chain -----------------------------------------------------------------------

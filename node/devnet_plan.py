@@ -160,6 +160,12 @@ def missing_replicas(pinned: Mapping[str, set[str]], want: set[str]) -> dict[str
     return {node: sorted(want - cids) for node, cids in pinned.items() if want - cids}
 
 
+def exit_is_fatal(name: str, nodes_alive: int) -> bool:
+    """Whether a child exiting after start-up ends the devnet: the chain ("anvil") or the last
+    node does; any other node is only reported."""
+    return name == "anvil" or nodes_alive == 0
+
+
 def share_link(gateway_url: str, world_id: str) -> str:
     return f"{gateway_url.rstrip('/')}/w/{world_id}"
 

@@ -49,6 +49,7 @@ class Child:
 class Children:
     dir: Path
     started: list[Child] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)  # names `newly_exited` has reported
 
     def record(self, child: Child) -> None:
         self.started.append(child)
@@ -60,6 +61,12 @@ class Children:
         for child in self.started:
             if child.proc.poll() is not None:
                 raise DevnetError(child.describe_exit())
+
+    def newly_exited(self) -> list[Child]:
+        """The children that exited since the last call: each is reported once."""
+        out = [c for c in self.started if c.proc.poll() is not None and c.name not in self.gone]
+        self.gone |= {c.name for c in out}
+        return out
 
     def stop(self, *, last: str) -> None:
         """Stop every child, the one named `last` (the chain) after all the others."""

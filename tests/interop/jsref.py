@@ -281,7 +281,8 @@ def helia_bitswap_serve(
 def helia_bitswap_fetch(
     multiaddr: str, cid: str, *, muxer: str = "yamux", timeout: float = DEFAULT_TIMEOUT
 ) -> dict[str, Any]:
-    """Helia dials `multiaddr` and exports `cid` over bitswap, verifying every block.
+    """Helia dials `multiaddr` and exports `cid` (or `CID/sub/path`, a file in a directory)
+    over bitswap, verifying every block.
 
     Returns {"sha256": hex, "size": n, "blocks": n, "ms": n}.
     """
