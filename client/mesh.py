@@ -95,6 +95,10 @@ class Mesh:
         self._reported: tuple[str, ...] | None = None
         self._reopened: collections.Counter[str] = collections.Counter()
         self._last_node_transform = -1e9
+        self._latest: tuple[Transform, bytes] | None = None  # our last transform, encoded
+        self._node_send: Send | None = None
+        self._node_stale = False  # the node has not had our latest transform yet
+        self._refresh: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._inbox: asyncio.Queue[fr.Frame] = asyncio.Queue(MAX_CHANNEL_BACKLOG)
         self._pump: asyncio.Task[None] | None = None
@@ -251,6 +255,10 @@ class Mesh:
         if link is self.node_link:
             return
         if self.links.get(link.peer) is link:
+            # A channel that just opened gets where we stand now: the peer's node may already
+            # leave us out of its frames.
+            if link.channel_open and self._latest is not None and link.send(self._latest[1]):
+                self.stats["direct_sent"] += 1
             self._background(self._report())
 
     def link_failed(self, link: PeerLink, why: str) -> None:
@@ -320,17 +328,42 @@ class Mesh:
     async def move(self, transform: Transform, send: Send) -> None:
         """Send our transform to the peers directly, and to the node as the rule says."""
         data = wire.encode(transform)
-        direct = self.connected()
-        for peer in direct:
+        self._latest, self._node_send = (transform, data), send
+        self._node_stale = True
+        for peer in self.connected():
             if self.links[peer].send(data):
                 self.stats["direct_sent"] += 1
+        if self._refresh is None:
+            self._refresh = asyncio.ensure_future(self._refresh_loop())
         now = asyncio.get_running_loop().time()
         if self.all_direct() and now - self._last_node_transform < self._node_interval:
             self.stats["node_transforms_skipped"] += 1
             return
+        await self._to_node(transform, send, now)
+
+    async def _to_node(self, transform: Transform, send: Send, now: float) -> None:
         self._last_node_transform = now
+        self._node_stale = False
         self.stats["node_transforms"] += 1
         await send(transform)
+
+    async def _refresh_loop(self) -> None:
+        """Once a second, our latest transform again: to every open data channel (they are
+        unreliable, and a peer's node leaves us out of its frames once the peer says our
+        channel is open, so a lost last step would otherwise stay lost while we stand still)
+        and to the node when the once-a-second rule held the latest one back."""
+        while True:
+            await asyncio.sleep(self._node_interval)
+            if self._latest is None or self._node_send is None:
+                continue
+            transform, data = self._latest
+            for peer in self.connected():
+                if self.links[peer].send(data):
+                    self.stats["direct_refreshed"] += 1
+            if self._node_stale:
+                with contextlib.suppress(SessionLost):
+                    now = asyncio.get_running_loop().time()
+                    await self._to_node(transform, self._node_send, now)
 
     def all_direct(self) -> bool:
         """Every peer we know of gets our transforms directly (the node then gets 1 a second)."""
@@ -411,6 +444,7 @@ class Mesh:
         self.failed.clear()
         self._pending.clear()
         self._reported = None
+        self._latest, self._node_stale = None, False
 
     async def close(self) -> None:
         """Close every link at once (no signals: the session is ending) and wait for them."""
@@ -418,6 +452,11 @@ class Mesh:
             self._close_later(link)
         self.links.clear()
         self.node_link = None
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+            self._refresh = None
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -161,3 +161,27 @@ async def test_bad_frames_from_a_peer_are_dropped_and_counted(hub: SignalHub) ->
     await until(lambda: bool(moved(hub, B, A)))
     assert b.stats["direct_bad"] == 3  # the channel is unordered, but loopback keeps order
     assert [e.transform for e in moved(hub, B, A)] == [Transform((0.5, 0.0, 0.0))]
+
+
+async def test_where_we_stand_reaches_a_peer_whose_channel_opens_after_our_last_step(
+    hub: SignalHub,
+) -> None:
+    a, b = hub.add(A), hub.add(B)
+    t = Transform((4.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0), "idle")
+    await sent(a, t, hub, A)  # before any link: only the node has it
+    await hub.start()
+    await until(lambda: b.connected() == {A} and a.connected() == {B})
+    # B's node leaves A out of B's frames now; A stands still, yet B learns where A is.
+    await until(lambda: bool(moved(hub, B, A)))
+    assert moved(hub, B, A)[0] == PeerMoved(A, f"addr-{A}", t, direct=True)
+
+
+async def test_a_step_the_once_a_second_rule_held_back_reaches_the_node(hub: SignalHub) -> None:
+    meshes = {v: hub.add(v) for v in (A, B)}
+    await hub.start()
+    await until(lambda: meshes[A].connected() == {B})
+    await sent(meshes[A], Transform((1.0, 0.0, 0.0)), hub, A)
+    await sent(meshes[A], Transform((2.0, 0.0, 0.0)), hub, A)  # within 1 s: held back
+    assert hub.transforms[A] == 1
+    await until(lambda: hub.transforms[A] == 2)  # the latest, a second later at most
+    assert meshes[A].stats["node_transforms"] == 2
