@@ -353,16 +353,16 @@ class Mesh:
         channel is open, so a lost last step would otherwise stay lost while we stand still)
         and to the node when the once-a-second rule held the latest one back."""
         while True:
-            await asyncio.sleep(self._node_interval)
+            await asyncio.sleep(self._node_interval / 2)  # the node's copy: at most 1.5 s old
             if self._latest is None or self._node_send is None:
                 continue
             transform, data = self._latest
             for peer in self.connected():
                 if self.links[peer].send(data):
                     self.stats["direct_refreshed"] += 1
-            if self._node_stale:
+            now = asyncio.get_running_loop().time()
+            if self._node_stale and now - self._last_node_transform >= self._node_interval:
                 with contextlib.suppress(SessionLost):
-                    now = asyncio.get_running_loop().time()
                     await self._to_node(transform, self._node_send, now)
 
     def all_direct(self) -> bool:
