@@ -4,7 +4,7 @@ hands it in), so gateway/ never imports storage/."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -58,6 +58,16 @@ class ContentApi(Protocol):
         """The file at `root/segments` and all its verified bytes if everything needed is in
         memory and the file is small, else None (ask `open_file`). Raises what `open_file`
         would (NotFound, ContentDenied, PathNotFound, ...)."""
+
+    def version(self) -> Hashable:
+        """A token that changes whenever any answer may change (a pin or unpin by any process,
+        another denylist). Cheap enough to ask per request on the event loop; read it before
+        a lookup, so an answer computed while something changed is never kept as current."""
+
+    def unchanged(self, cid: Cid) -> bool:
+        """Are the blocks of the small file `cid`, as `cached_file` or `open_file` last gave
+        it, still in memory and their block files the ones verified then? (A stat a block,
+        no read; False means: ask again the full way, which re-reads and re-hashes.)"""
 
     def open_file(
         self, root: Cid, segments: list[str], *, small_body: bool

@@ -11,8 +11,8 @@ the directory (gateway/light.py), sign-in, join and reports (gateway/auth.py). `
 route) are always there. `GET /` and `GET /viewer/*` serve the browser viewer
 (gateway/viewer_routes.py).
 
-Middlewares, outermost first: request metrics, the guard (CORS, rate limits: gateway/guard.py),
-the JSON error layer (gateway/errors.py).
+One middleware (gateway/edge.py): request metrics, the guard (CORS, rate limits:
+gateway/guard.py), the JSON error layer (gateway/errors.py), outermost first.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from fluxnode.core.session.gate import SessionGate
 from fluxnode.core.status import NodeApi
 from fluxnode.gateway.auth import add_auth_routes
 from fluxnode.gateway.content import add_content_routes
-from fluxnode.gateway.errors import MAX_FIELD_BYTES, MAX_LINE_BYTES, public_error_middleware
+from fluxnode.gateway.edge import make_edge_middleware
+from fluxnode.gateway.errors import MAX_FIELD_BYTES, MAX_LINE_BYTES
 from fluxnode.gateway.guard import RateSettings, make_guard
 from fluxnode.gateway.light import add_light_routes
-from fluxnode.gateway.metrics import RequestMetrics, add_metrics_route, make_metrics_middleware
+from fluxnode.gateway.metrics import RequestMetrics, add_metrics_route
 from fluxnode.gateway.openapi import add_openapi_route
 from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
 from fluxnode.gateway.session_ws import add_session_route
@@ -74,7 +75,7 @@ def make_gateway_app(
     rates = RateSettings(limits.ip_rate, limits.ip_burst, limits.address_rate, limits.address_burst)
     guard = make_guard(rates, limits.cors_origins, _token_owner(light))
     app = web.Application(
-        middlewares=[make_metrics_middleware(counters), guard.middleware, public_error_middleware],
+        middlewares=[make_edge_middleware(counters, guard)],
         client_max_size=MAX_REQUEST_BYTES,
         handler_args={
             # aiohttp's keep-alive timer is also its only header deadline: gateway/server.py.
@@ -86,7 +87,8 @@ def make_gateway_app(
     app[NODE_API_KEY] = api
     app[STARTED_KEY] = time.monotonic()
     app[LIMITS_KEY] = limits
-    app.on_response_prepare.append(guard.on_prepare)
+    if limits.cors_origins:
+        app.on_response_prepare.append(guard.on_prepare)
     app.router.add_get("/api/v0/node", _node_info)
     app.router.add_get("/healthz", _healthz)
     add_metrics_route(app, counters, metrics)

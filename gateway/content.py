@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import mimetypes
+from collections.abc import Hashable
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -24,12 +25,14 @@ from fluxnode.core.cid import Cid
 from fluxnode.core.content import ContentApi, ContentEntry, Kind
 from fluxnode.core.errors import BadRequest, NotFound, RangeNotSatisfiable
 from fluxnode.core.paths import split_segments
+from fluxnode.gateway.hot_answers import HotAnswers
 from fluxnode.gateway.ranges import parse_range
 from fluxnode.gateway.server import LIMITS_KEY, GatewayLimits
 from fluxnode.gateway.streaming import in_thread as _in_thread
 from fluxnode.gateway.streaming import stream
 
 CONTENT_KEY = web.AppKey("content_api", ContentApi)
+HOT_KEY = web.AppKey("hot_answers", HotAnswers)
 
 RAW_TYPE = "application/vnd.ipld.raw"
 CAR_TYPE = "application/vnd.ipld.car"
@@ -116,8 +119,27 @@ def _common_headers(etag: str, ipfs_path: str) -> dict[str, str]:
     }
 
 
+def _wants_block_or_car(request: web.Request) -> bool:
+    """Might `_wanted_format` see a raw block or CAR asked for in `Accept`? (Conservative.)"""
+    accept = request.headers.get("Accept")
+    return accept is not None and "vnd.ipld" in accept.lower()
+
+
 async def handle_ipfs(request: web.Request) -> web.StreamResponse:
     api = request.app[CONTENT_KEY]
+    hot = request.app[HOT_KEY]
+    raw = request.raw_path
+    plain = "?" not in raw and not _wants_block_or_car(request)
+    version = api.version() if plain else None
+    if plain:
+        # A changed block file drops the answer: the full way re-reads and re-hashes it.
+        answer = hot.get(raw, version, api.unchanged)
+        if answer is not None:
+            if "If-None-Match" not in request.headers and "Range" not in request.headers:
+                return web.Response(body=answer.body, headers=answer.headers)
+            return await _file_response(
+                request, api, answer.entry, answer.body, answer.name, answer.ipfs_path
+            )
     root, segments, trailing = _parse_request_path(request)
     fmt = _wanted_format(request)
     ipfs_path = "/ipfs/" + "/".join([_text(root), *(quote(s) for s in segments)])
@@ -125,6 +147,8 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
         hit = api.cached_file(root, segments)
         if hit is not None:
             name = segments[-1] if segments else _text(hit[0].cid)
+            if plain:
+                _keep(hot, raw, version, hit[0], hit[1], name, ipfs_path)
             return await _file_response(request, api, hit[0], hit[1], name, ipfs_path)
     lookup = functools.partial(api.open_file, root, segments, small_body=fmt is None)
     entry, traversed, body = await _in_thread(lookup)
@@ -168,7 +192,30 @@ async def handle_ipfs(request: web.Request) -> web.StreamResponse:
     if entry.kind is Kind.SYMLINK:
         raise BadRequest(f"{ipfs_path} is a symlink; fetch it with ?format=raw")
     name = segments[-1] if segments else _text(entry.cid)
+    if plain and body is not None:
+        _keep(hot, raw, version, entry, body, name, ipfs_path)
     return await _file_response(request, api, entry, body, name, ipfs_path)
+
+
+def _file_headers(cid: Cid, name: str, ipfs_path: str) -> dict[str, str]:
+    headers = _common_headers(f'"{_text(cid)}"', ipfs_path)
+    headers["Accept-Ranges"] = "bytes"
+    headers["Content-Type"] = content_type_for(name)
+    return headers
+
+
+def _keep(
+    hot: HotAnswers,
+    raw: str,
+    version: Hashable,
+    entry: ContentEntry,
+    body: bytes,
+    name: str,
+    ipfs_path: str,
+) -> None:
+    if entry.kind is Kind.FILE and len(body) == entry.size:
+        headers = _file_headers(entry.cid, name, ipfs_path)
+        hot.put(raw, version, entry, body, name, ipfs_path, headers)
 
 
 async def _file_response(
@@ -181,10 +228,10 @@ async def _file_response(
 ) -> web.StreamResponse:
     """The file `entry`: from `body` (all of its bytes) when given, else streamed."""
     cid, size = entry.cid, entry.size
-    etag = f'"{_text(cid)}"'
-    headers = _common_headers(etag, ipfs_path)
-    headers["Accept-Ranges"] = "bytes"
+    headers = _file_headers(cid, name, ipfs_path)
+    etag = headers["ETag"]
     if _not_modified(request, etag):
+        del headers["Content-Type"]
         return web.Response(status=304, headers=headers)
     start, end, status = 0, size, 200
     rng = request.headers.get("Range")
@@ -196,11 +243,11 @@ async def _file_response(
         try:
             wanted = parse_range(rng, size)
         except RangeNotSatisfiable:
+            del headers["Content-Type"]
             return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
         if wanted is not None:
             start, end, status = wanted.start, wanted.end, 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    headers["Content-Type"] = content_type_for(name)
     if body is not None and len(body) == size:
         part = body if (start, end) == (0, size) else body[start:end]
         return web.Response(body=part, status=status, headers=headers)
@@ -231,6 +278,7 @@ def _listing(request: web.Request, ipfs_path: str, cid: Cid, links: list[Any]) -
 
 def add_content_routes(app: web.Application, api: ContentApi) -> None:
     app[CONTENT_KEY] = api
+    app[HOT_KEY] = HotAnswers()
     # `[\s\S]`, not `.`: a name may hold a newline (`%0A`), and `.` would not match it.
     app.router.add_route("GET", r"/ipfs/{path:[\s\S]*}", handle_ipfs)
     app.router.add_route("HEAD", r"/ipfs/{path:[\s\S]*}", handle_ipfs)

@@ -65,6 +65,34 @@ def _where(request: web.Request) -> str:
     return request.rel_url.raw_path
 
 
+def error_answer(request: web.Request, exc: Exception, *, expose_local: bool) -> web.Response:
+    """The JSON answer to what a handler raised. Re-raises an `HTTPException` below 400 (a
+    redirect: aiohttp answers it). `expose_local=False` for anything reachable from outside."""
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        # aiohttp's own answers (404, 405, 413) keep the headers that go with them.
+        kept = {k: v for k, v in exc.headers.items() if k in _KEPT_HEADERS}
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(exc.status, code, exc.reason, headers=kept)
+    if isinstance(exc, FluxError):
+        if exc.http_status >= 500:
+            log.warning("%s %s: %s (%s)", request.method, _where(request), exc, exc.code)
+        else:
+            log.debug("%s %s: %s (%s)", request.method, _where(request), exc, exc.code)
+        message = str(exc)
+        if isinstance(exc, LocalError) and not expose_local:
+            message = LOCAL_ERROR_MESSAGE
+        return error_response(exc.http_status, exc.code, message, exc.reason)
+    if isinstance(exc, ConnectionError) and client_gone(request):
+        # The client went away mid-response: nothing to answer, nothing wrong with us.
+        # aiohttp's write of this response fails quietly on the closed transport.
+        log.debug("%s %s: client disconnected (%s)", request.method, _where(request), exc)
+        return web.Response(status=499)
+    log.error("unhandled error serving %s %s", request.method, _where(request), exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
 def make_error_middleware(*, expose_local: bool) -> Middleware:
     """The JSON error middleware. `expose_local=False` for anything reachable from outside."""
 
@@ -72,33 +100,8 @@ def make_error_middleware(*, expose_local: bool) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            # aiohttp's own answers (404, 405, 413) keep the headers that go with them.
-            kept = {k: v for k, v in exc.headers.items() if k in _KEPT_HEADERS}
-            code = exc.reason.lower().replace(" ", "_")
-            return error_response(exc.status, code, exc.reason, headers=kept)
-        except FluxError as exc:
-            if exc.http_status >= 500:
-                log.warning("%s %s: %s (%s)", request.method, _where(request), exc, exc.code)
-            else:
-                log.debug("%s %s: %s (%s)", request.method, _where(request), exc, exc.code)
-            message = str(exc)
-            if isinstance(exc, LocalError) and not expose_local:
-                message = LOCAL_ERROR_MESSAGE
-            return error_response(exc.http_status, exc.code, message, exc.reason)
-        except ConnectionError as exc:
-            if not client_gone(request):
-                log.exception("unhandled error serving %s %s", request.method, _where(request))
-                return error_response(500, "internal_error", "internal error")
-            # The client went away mid-response: nothing to answer, nothing wrong with us.
-            # aiohttp's write of this response fails quietly on the closed transport.
-            log.debug("%s %s: client disconnected (%s)", request.method, _where(request), exc)
-            return web.Response(status=499)
-        except Exception:
-            log.exception("unhandled error serving %s %s", request.method, _where(request))
-            return error_response(500, "internal_error", "internal error")
+        except Exception as exc:
+            return error_answer(request, exc, expose_local=expose_local)
 
     return middleware
 

@@ -1,5 +1,5 @@
-"""Rate limits and CORS for the gateway, as one middleware (outside the error middleware, so
-its own answers and the headers it adds apply to error bodies too).
+"""Rate limits and CORS for the gateway, a part of its one middleware (gateway/edge.py), outside
+the error layer, so its own answers and the headers it adds apply to error bodies too.
 
 Rate limits are token buckets (`fluxnode.core.light_limits.RateTable`): one per client IP for
 the light-client routes (`/api/`, `/w/`, `/ws`, `/session`; sign-in and join cost more), and
@@ -22,13 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from fluxnode.core.errors import FluxError
 from fluxnode.core.light_limits import RateTable
 from fluxnode.gateway.errors import error_response
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _LIMITED_PREFIXES = ("/api/", "/w/")
 _LIMITED_PATHS = frozenset(("/ws", "/session"))
@@ -95,9 +92,9 @@ def make_guard(
             return {}
         return {"Access-Control-Allow-Origin": "*" if any_origin else origin, "Vary": "Origin"}
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        cors = cors_headers(request)
+    def early(request: web.Request) -> web.Response | None:
+        """The guard's own answer (a CORS preflight, or 429), or None to go on."""
+        cors = cors_headers(request) if "Origin" in request.headers else {}
         if (
             cors
             and request.method == "OPTIONS"
@@ -113,26 +110,27 @@ def make_guard(
                 },
             )
         wait = limited(request)
-        if wait is not None:
-            retry = str(max(1, math.ceil(wait)))
-            return error_response(
-                429,
-                "rate_limited",
-                f"too many requests; try again in {retry} s",
-                headers={**cors, "Retry-After": retry},
-            )
-        return await handler(request)
+        if wait is None:
+            return None
+        retry = str(max(1, math.ceil(wait)))
+        return error_response(
+            429,
+            "rate_limited",
+            f"too many requests; try again in {retry} s",
+            headers={**cors, "Retry-After": retry},
+        )
 
     async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
         # At prepare time, so streamed bodies and WebSocket handshakes get them too.
-        response.headers.update(cors_headers(request))
+        if "Origin" in request.headers:
+            response.headers.update(cors_headers(request))
 
-    return Guard(guard, add_cors, by_ip, by_address)
+    return Guard(early, add_cors, by_ip, by_address)
 
 
 @dataclass(frozen=True)
 class Guard:
-    middleware: Middleware
+    early: Callable[[web.Request], web.Response | None]
     on_prepare: Callable[[web.Request, web.StreamResponse], Awaitable[None]]
     by_ip: RateTable
     by_address: RateTable

@@ -9,7 +9,7 @@ so a value is never older than the scrape and nothing is sampled in between.
 
 Route labels are the route templates (`/api/worlds/{world_id}`), never raw paths, so the
 number of series stays bounded whatever clients ask for; unmatched paths count as
-`unmatched`.
+`unmatched`, methods other than the usual seven as `other`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -29,6 +28,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METRICS_KEY = web.AppKey("metrics", object)
 SOURCE_KEY = web.AppKey("metrics_source", MetricsSource)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
 
 
 class RequestMetrics:
@@ -55,37 +57,33 @@ class RequestMetrics:
         )
         self.sessions_dropped.labels("slow")  # the series exists (at 0) before the first drop
 
+        # Label children by key: `labels()` costs a lock and a string per call, and this runs
+        # once a request. Bounded like the series (route templates x methods x statuses).
+        self._children: dict[tuple[str, str, int], tuple[Counter, Counter]] = {}
+
     def observe(self, route: str, method: str, status: int, size: int) -> None:
-        self.requests.labels(route, method, str(status)).inc()
+        if method not in _METHODS:
+            method = "other"  # any token is a method to aiohttp: keep the series bounded
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.bytes.labels(route))
+            self._children[key] = children
+        children[0].inc()
         if size:
-            self.bytes.labels(route).inc(size)
+            children[1].inc(size)
 
 
-def _route_of(request: web.Request) -> str:
+def route_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return "unmatched" if resource is None else resource.canonical
 
 
-def _size(response: web.StreamResponse) -> int:
+def response_size(response: web.StreamResponse) -> int:
     if response.prepared:
         return int(response.body_length)
     body = getattr(response, "body", None)
     return len(body) if isinstance(body, bytes | bytearray) else 0
-
-
-def make_metrics_middleware(metrics: RequestMetrics) -> Middleware:
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = _route_of(request)
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:  # redirects and the like pass through the error layer
-            metrics.observe(route, request.method, exc.status, 0)
-            raise
-        metrics.observe(route, request.method, response.status, _size(response))
-        return response
-
-    return count
 
 
 class _GaugeCollector(Collector):

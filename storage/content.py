@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator
 from fluxnode.core.car import encode_header, encode_section
 from fluxnode.core.cid import DAG_PB, Cid
 from fluxnode.core.content import ContentEntry, ContentLink, FileRegion, Kind
+from fluxnode.core.denylist import Denylist
 from fluxnode.core.errors import NotFound, NotInMemory
 from fluxnode.storage.blockcache import BlockCache, VerifiedFile
 from fluxnode.storage.dag import child_cids, walk
-from fluxnode.storage.exporter import Exporter
+from fluxnode.storage.exporter import MAX_DEPTH, Exporter
 from fluxnode.storage.pins import PinView
 from fluxnode.storage.repo import Repo
 
@@ -139,6 +140,18 @@ class RepoContent:
             return entry, self._body(entry.cid, from_memory, pins)
         except NotInMemory:
             return None
+
+    def version(self) -> tuple[tuple[int, int], Denylist]:
+        # A denylist is immutable and compares by identity: another list is another token.
+        return (self.repo.pins.version(), self.repo.denylist)
+
+    def unchanged(self, cid: Cid, depth: int = 0) -> bool:
+        data = self.cache.cached(cid)
+        if data is None or depth > MAX_DEPTH:
+            return False
+        if cid.codec == DAG_PB:
+            return all(self.unchanged(child, depth + 1) for child in child_cids(cid, data))
+        return True
 
     def open_file(
         self, root: Cid, segments: list[str], *, small_body: bool

@@ -308,6 +308,13 @@ class PinStore:
         """Multihashes of the direct pins."""
         return self.view().direct_multihashes()
 
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the pins may have: a commit by any connection (this process's
+        other threads, other processes) or through this handle. For the calling thread; as
+        cheap as one `PRAGMA`, so an answer kept elsewhere can be checked per request."""
+        db = self._conn()
+        return (int(db.execute("PRAGMA data_version").fetchone()[0]), self._commits)
+
     def view(self) -> PinView:
         """Read-only answers as of now, from the calling thread's cache: one cheap check that
         the pins did not change, then as many questions as one request needs. Use it within

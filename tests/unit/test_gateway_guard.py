@@ -102,6 +102,9 @@ async def test_metrics_count_requests_by_route_and_read_the_node_at_scrape_time(
         for path in ("/api/worlds", f"/api/worlds/{world}", "/w/nope", "/no/such/route"):
             async with http.get(stack.url + path) as resp:
                 await resp.read()
+        for method in ("PROPFIND", "MKCOL"):  # WebDAV and the like: one series for all
+            async with http.request(method, stack.url + "/healthz") as resp:
+                assert resp.status == 405
         async with http.get(stack.url + "/metrics") as resp:
             assert resp.status == 200 and resp.content_type == "text/plain"
             text = await resp.text()
@@ -120,6 +123,11 @@ async def test_metrics_count_requests_by_route_and_read_the_node_at_scrape_time(
     assert requests("/api/worlds/{world_id}", "200") == 1  # the template, not the id
     assert requests("/w/{world_id}", "400") == 1
     assert requests("unmatched", "404") == 1
+    other = (
+        "flux_http_requests_total",
+        (("method", "other"), ("route", "unmatched"), ("status", "405")),
+    )
+    assert samples[other] == 2
     assert samples[("flux_http_response_bytes_total", (("route", "/api/worlds"),))] > 0
     assert samples[("flux_peers", ())] == 3
     assert samples[("flux_node_channels", ())] == 1
