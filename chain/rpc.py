@@ -64,7 +64,7 @@ class Endpoint:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "url": self.url,
+            "url": self.shown,  # status output is pasted into bug reports: no API key
             "state": self.state.value,
             "failures": self.failures,
             "last_error": self.last_error,

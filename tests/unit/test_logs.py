@@ -138,3 +138,6 @@ def test_rpc_endpoints_are_logged_without_their_api_key(caplog: pytest.LogCaptur
     assert api_key not in ep.last_error and ep.shown in ep.last_error
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "polygon-mainnet.infura.io" in logged and api_key not in logged
+    # `flux-node status` shows the endpoints too (its output gets pasted into bug reports).
+    assert pool.statistics()[0]["url"] == ep.shown
+    assert api_key not in str(pool.statistics())
