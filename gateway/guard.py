@@ -7,7 +7,8 @@ one per signed-in address for requests that carry a session token, so one wallet
 its load over many IPs nor one IP over many wallets. Past either: 429 with `Retry-After` (whole
 seconds) and an error body. The content routes (`/ipfs/`) and `/healthz`/`/metrics` are not
 counted here: they are bounded by the connection and write limits instead, and a page of a
-world fetches many blocks. The IP is the socket's peer: a proxy in front must rate-limit itself.
+world fetches many blocks. The IP is the socket's peer: behind a proxy every client has the
+proxy's IP, so set `gateway.ip_rate = 0` there and let the proxy limit per client.
 
 CORS is off unless the operator lists origins (`gateway.cors_origins`; `"*"` allows any): a
 listed `Origin` gets `Access-Control-Allow-Origin` on every answer and its preflight
@@ -63,7 +64,8 @@ def make_guard(
     clock: Callable[[], float] = time.monotonic,
 ) -> Guard:
     """`token_owner(token)` -> the address that holds it, or None (unknown, expired)."""
-    by_ip = RateTable(rates.ip_rate, rates.ip_burst, rates.max_keys)
+    # A rate of 0: no per-IP limit (a proxy in front that limits its clients itself).
+    by_ip = RateTable(rates.ip_rate, rates.ip_burst, rates.max_keys) if rates.ip_rate else None
     by_address = RateTable(rates.address_rate, rates.address_burst, rates.max_keys)
     any_origin = "*" in cors_origins
     origins = frozenset(cors_origins)
@@ -74,7 +76,7 @@ def make_guard(
             return None
         now = clock()
         cost = _COST if path in _COSTLY else 1.0
-        wait = by_ip.check(request.remote or "?", now, cost)
+        wait = None if by_ip is None else by_ip.check(request.remote or "?", now, cost)
         if wait is not None or token_owner is None:
             return wait
         token = _token_of(request)
@@ -132,5 +134,5 @@ def make_guard(
 class Guard:
     early: Callable[[web.Request], web.Response | None]
     on_prepare: Callable[[web.Request, web.StreamResponse], Awaitable[None]]
-    by_ip: RateTable
+    by_ip: RateTable | None
     by_address: RateTable

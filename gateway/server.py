@@ -38,7 +38,7 @@ class GatewayLimits:
     #: empty: no CORS headers at all; `"*"`: any origin.
     cors_origins: tuple[str, ...] = ()
     #: Token buckets of the light-client routes (gateway/guard.py): per client IP, and per
-    #: signed-in address for requests with a session token.
+    #: signed-in address for requests with a session token. `ip_rate` 0: no per-IP limit.
     ip_rate: float = 20.0
     ip_burst: float = 60.0
     address_rate: float = 5.0

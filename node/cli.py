@@ -19,7 +19,7 @@ from fluxnode import __version__
 from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
 from fluxnode.node import cli_chain, cli_content, cli_moderation, cli_visit, devnet
 from fluxnode.node.config import Config, add_config_flags, load_config, overrides_from_args
-from fluxnode.node.config_keys import LogLevel
+from fluxnode.node.config_sections import LogLevel
 from fluxnode.node.logs import configure_logging, redact
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -31,6 +31,9 @@ from fluxnode.node.config_keys import (
     KEYS,
     KEYS_BY_NAME,
     SECRET_ENV,
+)
+from fluxnode.node.config_kinds import Boolean, Choice, KeySpec, ListOf
+from fluxnode.node.config_sections import (
     SECTIONS,
     ChainSection,
     ContentSection,
@@ -43,7 +46,6 @@ from fluxnode.node.config_keys import (
     StorageSection,
     WebrtcSection,
 )
-from fluxnode.node.config_kinds import Boolean, Choice, KeySpec, ListOf
 from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV
 
 __all__ = [

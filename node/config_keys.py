@@ -1,6 +1,7 @@
 """Every configuration key, in one table: the TOML key, its kind and bounds, its default, the
 environment variable and flag that set it, and one line of documentation.
 
+The sections these keys fill are the frozen classes of `node/config_sections.py`.
 `node/config.py` builds the Config, the commented `config.toml` written by `flux-node init`,
 the environment and flag handling and the README's table from this table and nothing else, so a
 key's default lives here once. Where a lower layer already defines a default (core's
@@ -12,18 +13,12 @@ checks as user values and print into the template as they are.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-from pathlib import Path
-
 from fluxnode.core.replication import HostingPolicy, Policy
-from fluxnode.core.session.frames import IceServer
 from fluxnode.core.world import WorldLimits
 from fluxnode.node.config_kinds import (
     Boolean,
     Choice,
     FilePath,
-    HostPort,
     HostPortKind,
     IceServers,
     Integer,
@@ -38,6 +33,7 @@ from fluxnode.node.config_kinds import (
     check_origin,
     format_size,
 )
+from fluxnode.node.config_sections import LogLevel
 from fluxnode.node.logs import LogFormat
 
 CONFIG_FILE_NAME = "config.toml"
@@ -60,129 +56,6 @@ SECRET_ENV = {
     DEPLOY_KEY_ENV: "the deployer's wallet key for `chain deploy` (instead of `--key-file`)",
 }
 
-
-class LogLevel(enum.StrEnum):
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-# -- sections ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class IdentitySection:
-    key_file: Path
-
-
-@dataclass(frozen=True)
-class NetworkSection:
-    listen: tuple[str, ...]
-    bootstrap: tuple[str, ...]
-    dial_timeout_s: float
-
-
-@dataclass(frozen=True)
-class GatewaySection:
-    enabled: bool
-    listen: HostPort
-    #: Origins whose pages may call the gateway's API from a browser; empty = no CORS headers.
-    cors_origins: tuple[str, ...]
-
-    @property
-    def url(self) -> str | None:
-        return f"http://{self.listen}" if self.enabled else None
-
-
-@dataclass(frozen=True)
-class LogSection:
-    level: LogLevel
-    format: LogFormat
-
-
-@dataclass(frozen=True)
-class StorageSection:
-    #: Block store quota in bytes; None means unlimited.
-    max_bytes: int | None
-
-
-@dataclass(frozen=True)
-class ContentSection:
-    #: Denylist files (compact `.deny` format, see core/denylist.py), in override order.
-    denylist: tuple[Path, ...]
-
-
-@dataclass(frozen=True)
-class ChainSection:
-    #: Empty = no chain configured: ticketed and private land worlds deny.
-    rpc: tuple[str, ...]
-    chain_id: int
-    deployment: Path
-    confirmations: int
-    timeout_s: float
-    quorum: int
-
-
-@dataclass(frozen=True)
-class HostingSection:
-    mode: Policy
-    replication: int
-    worlds: frozenset[str]
-    follow: frozenset[str]
-    grace_s: float
-    interval_s: float
-
-    @property
-    def policy(self) -> HostingPolicy:
-        return HostingPolicy(
-            self.mode,
-            replication=self.replication,
-            worlds=self.worlds,
-            follow=self.follow,
-            grace_s=self.grace_s,
-        )
-
-
-@dataclass(frozen=True)
-class SessionSection:
-    """Live sessions on this node: who may visit through it and how fast it ticks."""
-
-    #: Visitors this node hosts at once; 0 = none (it still relays for its instances).
-    max_visitors: int
-    #: Address denylist files (one 0x address a line, `#` comments), see
-    #: `fluxnode.node.denylist_files.load_address_denylist`.
-    deny_addresses: tuple[Path, ...]
-    #: The SIWE domain visitors sign for; None = the gateway's HOST:PORT as bound
-    #: (`fluxnode.node.session_setup.session_domain`).
-    domain: str | None
-    tick_hz: int
-    #: Visitor reports kept (the oldest are dropped beyond it).
-    reports_max: int
-
-
-@dataclass(frozen=True)
-class WebrtcSection:
-    """WebRTC meshes and voice between visitors (docs/session-protocol.md)."""
-
-    enabled: bool
-    ice_servers: tuple[IceServer, ...]  # empty: host candidates only
-    #: Peer connections this node holds to its visitors' clients at once; 0 = none.
-    max_node_channels: int
-
-
-#: Section name -> the frozen class its keys build (WorldLimits is core's own).
-SECTIONS: dict[str, type] = {
-    "identity": IdentitySection,
-    "network": NetworkSection,
-    "gateway": GatewaySection,
-    "log": LogSection,
-    "storage": StorageSection,
-    "content": ContentSection,
-    "chain": ChainSection,
-    "hosting": HostingSection,
-    "session": SessionSection,
-    "webrtc": WebrtcSection,
-    "world": WorldLimits,
-}
 
 _LISTEN = Text("TCP multiaddr", check=lambda t: check_multiaddr(t, need_peer_id=False))
 _PEER = Text(
@@ -260,6 +133,22 @@ KEYS: tuple[KeySpec, ...] = (
         "API across origins; empty: no CORS headers",
         env="FLUX_GATEWAY_CORS_ORIGINS",
         example='["https://app.example"]',
+    ),
+    KeySpec(
+        "gateway.ip_rate",
+        Number(0.0, 100_000.0),
+        20.0,
+        "requests a second one client IP may make to the light-client routes (`/api/`, `/w/`, "
+        "`/ws`, `/session`; sign-in counts 5); 0: no per-IP limit (behind a proxy that limits "
+        "clients itself, where every request comes from the proxy's IP)",
+        env="FLUX_GATEWAY_IP_RATE",
+    ),
+    KeySpec(
+        "gateway.ip_burst",
+        Number(1.0, 1_000_000.0),
+        60.0,
+        "requests one client IP may make at once before `gateway.ip_rate` applies",
+        env="FLUX_GATEWAY_IP_BURST",
     ),
     KeySpec(
         "log.level",

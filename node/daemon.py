@@ -350,7 +350,11 @@ async def run_node(cfg: Config, denylist: Denylist | None = None) -> int:
                 host=host, repo=repo, worlds=lambda: len(node.worlds.book), hub=sessions.hub,
                 chain=chain, channels=sessions.rtc.peer_connections,
             )  # fmt: skip
-            limits = GatewayLimits(cors_origins=cfg.gateway.cors_origins)
+            limits = GatewayLimits(
+                cors_origins=cfg.gateway.cors_origins,
+                ip_rate=cfg.gateway.ip_rate,
+                ip_burst=cfg.gateway.ip_burst,
+            )
             app = make_gateway_app(
                 node, RepoContent(repo), limits, sessions=sessions, light=light, metrics=gauges
             )

@@ -16,7 +16,7 @@ from fluxnode.node.config import (
     load_config,
     overrides_from_args,
 )
-from fluxnode.node.config_keys import LogLevel
+from fluxnode.node.config_sections import LogLevel
 
 PEER = "12D3KooWKAWP3M4vd2ytWFGpA7N3JLx6NHqs9ky1XLK6GUELLAaR"
 

@@ -47,6 +47,24 @@ async def test_per_ip_limit_answers_429_with_retry_after(tmp_path: Path) -> None
             assert resp.status == 200
 
 
+async def test_a_zero_ip_rate_means_no_per_ip_limit_but_addresses_stay_limited(
+    tmp_path: Path,
+) -> None:
+    """Behind a proxy every client has the proxy's IP: `gateway.ip_rate = 0` for that."""
+    limits = GatewayLimits(ip_rate=0, ip_burst=1, address_rate=0.01, address_burst=1)
+    async with light_stack(tmp_path, limits) as stack, aiohttp.ClientSession() as http:
+        for _ in range(20):
+            async with http.get(stack.url + "/api/worlds") as resp:
+                assert resp.status == 200
+        token = await sign_in(http, stack.url, Wallet.new())
+        url = f"{stack.url}/api/worlds/{stack.records['public'].world_id}/join"
+        statuses = []
+        for _ in range(2):
+            async with http.post(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                statuses.append(resp.status)
+        assert statuses == [200, 429]
+
+
 async def test_per_address_limit_holds_whatever_the_ip(tmp_path: Path) -> None:
     limits = GatewayLimits(address_rate=0.01, address_burst=2)
     async with light_stack(tmp_path, limits) as stack, aiohttp.ClientSession() as http:
