@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fluxnode.core.errors import TransformRejected
@@ -232,3 +232,73 @@ def test_viewer_converges_to_the_tiered_truth_whatever_frames_are_lost(
         if p.visitor != "me"
     }
     assert client.current() == truth
+
+
+_VISITORS = ("a", "b", "c", "d", "e")
+_X = st.sampled_from([0.0, 5.0, 19.0, 30.0, 49.0, 70.0, 99.0, 150.0, 400.0])
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("join"), st.sampled_from(_VISITORS), _X),
+        st.tuples(st.just("leave"), st.sampled_from(_VISITORS), _X),
+        st.tuples(st.just("move"), st.sampled_from(_VISITORS), _X),
+        st.tuples(st.just("viewer"), st.just("me"), _X),
+        st.tuples(st.sampled_from(["ack", "ack-old", "lose", "resync"]), st.just(""), _X),
+    ),
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS, skips=st.lists(st.frozensets(st.sampled_from(_VISITORS)), min_size=60))
+def test_incremental_frames_are_the_frames_a_full_rebuild_makes(
+    ops: list[tuple[str, str, float]], skips: list[frozenset[str]], monkeypatch_left_log: None
+) -> None:
+    """The same operations, one viewer seen two ways: the incremental snapshot (base plus the
+    entries that can differ) must give exactly the frames of a full rebuild, tick after tick,
+    whatever joins, leaves, moves (the viewer's own too), acks, losses, resyncs and skip sets."""
+    table = PresenceTable()
+    table.join("me", at(0.0), now=0.0)
+    fast, full = ViewerStream("me"), ViewerStream("me", incremental=False)
+    for tick, ((op, who, x), skip) in enumerate(zip(ops, skips, strict=False)):
+        if op == "join" and who not in table:
+            table.join(who, at(x), now=0.0, info={"n": tick})
+        elif op == "leave":
+            table.leave(who)
+        elif op in ("move", "viewer") and who in table:
+            table.teleport(who, at(x, float(tick % 3)), now=0.0)
+        a, b = fast.frame(table, tick, skip), full.frame(table, tick, skip)
+        assert a == b, (tick, op, who)
+        if a is None:
+            continue
+        if op == "ack":
+            fast.ack(a.seq), full.ack(b.seq)
+        elif op == "ack-old" and a.seq > 1:
+            fast.ack(a.seq - 1), full.ack(b.seq - 1)
+        elif op == "resync":
+            fast.resync(), full.resync()
+
+
+@pytest.fixture
+def monkeypatch_left_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A short departure log, so that viewers whose base is older than it fall back to a
+    # full rebuild within a test's few operations. The same for every example: fine to share.
+    import fluxnode.core.session.presence as presence
+
+    monkeypatch.setattr(presence, "MAX_LEFT_LOG", 3)
+
+
+def test_the_change_log_names_who_moved_joined_and_left_since_a_revision() -> None:
+    table = PresenceTable()
+    table.join("a", at(0), now=0.0)
+    table.join("b", at(1), now=0.0)
+    rev = table.rev
+    table.teleport("a", at(2), now=0.0)
+    table.join("c", at(3), now=0.0)
+    table.leave("b")
+    assert [p.visitor for p in table.changed_since(rev)] == ["c", "a"]
+    assert table.left_since(rev) == ["b"]
+    table.join("b", at(1), now=0.0)  # back: no longer among those gone
+    assert table.left_since(rev) == []
+    assert table.changed_since(table.rev) == [] and table.left_since(table.rev) == []
