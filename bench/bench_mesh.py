@@ -1,17 +1,25 @@
 """WebRTC meshes (docs/benchmarks.md, "Meshes"): two `flux-node run` processes with WebRTC on
 (ICE on loopback: `FLUX_TEST_LOOPBACK_ICE=1` in their environment, the same aioice patch here),
-a public world with 16 seats, eight `fluxnode.client.Visitor`s in one instance (four per node)
-and a ninth that joins and leaves to switch the instance between relay and mesh.
+a public world with 20 seats, eight `fluxnode.client.Visitor`s in one instance (four per node)
+and a ninth that joins and leaves to switch the instance between relay and mesh. Each run
+starts with eight fresh visitors (new accounts), who take the last run's eight's place while
+the ninth is in.
 
 Figures, each over `--runs` runs (median, min-max), phases alternated run by run:
 
-1. mesh set-up: the ninth leaves; from the first `MeshPlan` of mode mesh any of the eight gets
-   until all 28 data channels are open on both ends (goal < 1 s); also from the last plan;
-2. transform round trip: visitor X moves to a marked position, Y moves to the same mark when it
+1. mesh set-up, cold: the fresh eight came while nine or more were in (relay mode: visitors
+   without voice hold no links), so none of their 28 links exists; the ninth leaves; from the
+   first `MeshPlan` of mode mesh any of them gets until all 28 data channels are open on both
+   ends (goal < 1 s); also from the last plan;
+2. mesh re-formed after relay: the ninth joins the meshed eight and leaves again; relay-mode
+   plans keep their links (a mesh link carries audio too), so this is from the first mesh plan
+   to all 28 open again with nothing to negotiate;
+3. transform round trip: visitor X moves to a marked position, Y moves to the same mark when it
    sees it, X times until it sees Y's echo; in the mesh (X on node a, Y on node b, direct), and
    relayed (the ninth present: relay mode) with X and Y on one node, and on two nodes. The
-   relayed figures include the nodes' 10 Hz tick (0-100 ms per node crossed);
-3. CPU seconds of the two node processes (/proc/PID/stat) over `--window` seconds while the
+   relayed figures include the nodes' 10 Hz tick (0-100 ms per node crossed); pings with no
+   echo within 5 s of the last are counted lost;
+4. CPU seconds of the two node processes (/proc/PID/stat) over `--window` seconds while the
    eight move at 10 Hz, in the mesh vs relayed (the ninth present and still).
 
     .venv/bin/python bench/bench_mesh.py --runs 5
@@ -37,9 +45,10 @@ from harness import Bench
 from sessions_load import cpu_seconds
 
 from fluxnode.client import PeerMoved, Visitor
+from fluxnode.client.rtc_link import PeerLink
 
 CONFIG = "[webrtc]\nenabled = true\nice_servers = []\n"
-PLAYERS = 16
+PLAYERS = 20  # the old eight, a ninth and the fresh eight while they change places
 WAIT = 60.0
 
 
@@ -64,11 +73,13 @@ class Seen:
             await self.task
 
 
-async def until(check: Callable[[], bool], what: str, within: float = WAIT) -> None:
+async def until(check: Callable[[], bool], what: str, within: float = WAIT,
+                detail: Callable[[], object] | None = None) -> None:  # fmt: skip
     end = time.monotonic() + within
     while not check():
         if time.monotonic() > end:
-            raise TimeoutError(f"gave up waiting for {what}")
+            shown = f": {detail()}" if detail is not None else ""
+            raise TimeoutError(f"gave up waiting for {what}{shown}")
         await asyncio.sleep(0.005)
 
 
@@ -96,15 +107,73 @@ def relaying(crowd: list[Seen]) -> bool:
                and not s.v.mesh_peers for s in crowd)  # fmt: skip
 
 
+def link_state(link: PeerLink | None) -> object:
+    """A link as a failure message shows it."""
+    if link is None:
+        return None
+    return {
+        "offerer": link.offerer,
+        "data": link.data,
+        "connected": link.connected,
+        "channel": link.channel.readyState if link.channel else None,
+        "problem": link.problem,
+    }
+
+
+def missing(crowd: list[Seen]) -> dict[str, object]:
+    """Per visitor whose mesh is not full: its plan's mode, the peers not open and why."""
+    ids = {s.v.visitor for s in crowd}
+    out: dict[str, object] = {}
+    for s in crowd:
+        m = s.v.mesh
+        lacking = ids - {s.v.visitor} - s.v.mesh_peers
+        if lacking:
+            out[s.v.visitor[:8]] = {
+                "mode": m.plan.mode if m.plan else None,
+                "lacking": {
+                    p[:8]: (m._flags(p), p in m.failed, link_state(m.links.get(p))) for p in lacking
+                },
+                "stats": dict(m.stats),
+            }
+    return out
+
+
 class World:
-    def __init__(self, crowd: list[Seen], url_a: str, world: str) -> None:
-        self.crowd, self.url_a, self.world = crowd, url_a, world
+    """The instance: its eight (`crowd`) and, while it is in relay mode, a ninth."""
+
+    def __init__(self, nodes: list[sc.Node], world: str) -> None:
+        self.nodes, self.world = nodes, world
+        self.crowd: list[Seen] = []
+        self.instance: str | None = None
         self.ninth: Seen | None = None
+
+    async def seat_eight(self) -> list[Seen]:
+        """Eight fresh visitors, four on each node, in the instance (the first makes it)."""
+        a, b = self.nodes
+        fresh = []
+        for i in range(8):
+            fresh.append(await seat((a if i < 4 else b).url, self.world, self.instance))
+            if self.instance is None:
+                self.instance = fresh[0].v.joined.instance_id  # type: ignore[union-attr]
+        return fresh
+
+    async def fresh_crowd(self) -> None:
+        """Eight fresh visitors take the crowd's place while nine or more are in (relay mode:
+        visitors without voice hold no links then), so when the ninth leaves none of their 28
+        links exists yet: a cold set-up."""
+        await self.relay()
+        fresh = await self.seat_eight()
+        for s in self.crowd:
+            await s.close()
+        self.crowd = fresh
+        await until(lambda: relaying(self.crowd), "relay mode with the fresh eight")
+        assert not any(s.v.mesh.links for s in self.crowd), "links made in relay mode"
 
     async def relay(self) -> None:
         if self.ninth is None:
-            self.ninth = await seat(self.url_a, self.world, self.crowd[0].v.joined.instance_id)  # type: ignore[union-attr]
-        await until(lambda: relaying(self.crowd), "relay mode")
+            self.ninth = await seat(self.nodes[0].url, self.world, self.instance)
+        if self.crowd:
+            await until(lambda: relaying(self.crowd), "relay mode")
 
     async def mesh(self) -> tuple[float, float]:
         """Back to a mesh: seconds from the first and from the last mesh plan to all open."""
@@ -117,10 +186,14 @@ class World:
             return [s.v.mesh.plan_at for s in self.crowd if s.v.mesh.plan is not None
                     and s.v.mesh.plan.mode == "mesh" and s.v.mesh.plan_at is not None]  # fmt: skip
 
-        await until(lambda: meshed(self.crowd), "a full mesh")
+        await until(lambda: meshed(self.crowd), "a full mesh", detail=lambda: missing(self.crowd))
         done = loop.time()
         at = plans()
         return done - min(at), done - max(at)
+
+    async def close(self) -> None:
+        for s in [*self.crowd, *([self.ninth] if self.ninth else [])]:
+            await s.close()
 
 
 async def round_trips(x: Seen, y: Seen, pings: int, direct: bool) -> list[float]:
@@ -147,8 +220,8 @@ async def round_trips(x: Seen, y: Seen, pings: int, direct: bool) -> list[float]
 
     def at_x(e: PeerMoved, now: float) -> None:
         k = mark(e)
-        if e.visitor == y.v.visitor and k in sent and len(rtts) < len(sent):
-            rtts.append((now - sent.pop(k)) * 1000)  # type: ignore[arg-type]
+        if e.visitor == y.v.visitor and k is not None and k in sent:
+            rtts.append((now - sent.pop(k)) * 1000)
 
     x.on_move, y.on_move = at_x, at_y
     try:
@@ -187,48 +260,54 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def measure(bench: Bench, args: argparse.Namespace, nodes: list[sc.Node], world: str) -> None:
-    a, b = nodes
-    first = await seat(a.url, world, None)
-    instance = first.v.joined.instance_id  # type: ignore[union-attr]
-    crowd = [first] + [await seat(a.url, world, instance) for _ in range(3)]
-    crowd += [await seat(b.url, world, instance) for _ in range(4)]
-    w = World(crowd, a.url, world)
-    x, y_same, y_other = crowd[0], crowd[1], crowd[4]
-    out: dict[str, list[float]] = {k: [] for k in (
-        "setup_first", "setup_last", "mesh_p50", "mesh_p99", "one_p50", "one_p99", "two_p50",
-        "two_p99", "cpu_mesh", "cpu_relay", "lost")}  # fmt: skip
+    w = World(nodes, world)
+    keys = ("cold_first", "cold_last", "reform_first", "cpu_mesh", "cpu_relay")
+    keys += tuple(f"{k}_{q}" for k in ("mesh", "one", "two") for q in ("p50", "p99"))
+    out: dict[str, list[float]] = {k: [] for k in (*keys, "lost_mesh", "lost_one", "lost_two")}
     pids = [n.pid for n in nodes]
+
+    async def in_mesh() -> None:
+        x, y = w.crowd[0], w.crowd[4]  # on node a and on node b
+        rtt = await round_trips(x, y, args.pings, direct=True)
+        out["mesh_p50"].append(statistics.median(rtt) if rtt else float("nan"))
+        out["mesh_p99"].append(pct(rtt, 0.99))
+        out["lost_mesh"].append(args.pings - len(rtt))
+        out["cpu_mesh"].append(await node_cpu(w.crowd, pids, args.window))
+
+    async def in_relay() -> None:
+        await w.relay()
+        x = w.crowd[0]
+        for key, y in (("one", w.crowd[1]), ("two", w.crowd[4])):
+            rtt = await round_trips(x, y, args.pings, direct=False)
+            out[f"{key}_p50"].append(statistics.median(rtt) if rtt else float("nan"))
+            out[f"{key}_p99"].append(pct(rtt, 0.99))
+            out[f"lost_{key}"].append(args.pings - len(rtt))
+        out["cpu_relay"].append(await node_cpu(w.crowd, pids, args.window))
+
     try:
+        w.crowd = await w.seat_eight()  # the first fresh crowd needs nine in before it
         for run in range(args.runs):
+            await w.fresh_crowd()
+            first_s, last_s = await w.mesh()
+            out["cold_first"].append(first_s)
+            out["cold_last"].append(last_s)
             for phase in ("mesh", "relay") if run % 2 == 0 else ("relay", "mesh"):
                 if phase == "mesh":
-                    if w.ninth is None:  # the first run: make the relay it forms from
-                        await w.relay()
-                    first_s, last_s = await w.mesh()
-                    out["setup_first"].append(first_s)
-                    out["setup_last"].append(last_s)
-                    rtt = await round_trips(x, y_other, args.pings, direct=True)
-                    out["mesh_p50"].append(statistics.median(rtt))
-                    out["mesh_p99"].append(pct(rtt, 0.99))
-                    out["lost"].append(args.pings - len(rtt))
-                    out["cpu_mesh"].append(await node_cpu(crowd, pids, args.window))
+                    await in_mesh()
                 else:
-                    await w.relay()
-                    for key, y in (("one", y_same), ("two", y_other)):
-                        rtt = await round_trips(x, y, args.pings, direct=False)
-                        out[f"{key}_p50"].append(statistics.median(rtt))
-                        out[f"{key}_p99"].append(pct(rtt, 0.99))
-                    out["cpu_relay"].append(await node_cpu(crowd, pids, args.window))
+                    await in_relay()
+                    out["reform_first"].append((await w.mesh())[0])
             bench.check_time(f"run {run + 1}")
     finally:
-        for s in [*crowd, *([w.ninth] if w.ninth else [])]:
-            await s.close()
+        await w.close()
     if args.noisy:
         bench.notes["noise"] = "noisy: other helpers running"
         print("figures below are noisy: other helpers running")
-    bench.figures("mesh set-up from the first plan, 8 visitors", out["setup_first"], "s",
-                  goal="< 1 s", fmt=".3f")  # fmt: skip
-    bench.figures("mesh set-up from the last plan", out["setup_last"], "s", fmt=".3f")
+    bench.figures("mesh set-up, cold (8 fresh visitors, 28 new links), from the first plan",
+                  out["cold_first"], "s", goal="< 1 s", fmt=".3f")  # fmt: skip
+    bench.figures("mesh set-up, cold, from the last plan", out["cold_last"], "s", fmt=".3f")
+    bench.figures("mesh re-formed after relay (links held), from the first plan",
+                  out["reform_first"], "s", fmt=".3f")  # fmt: skip
     for key, name in (("mesh", "mesh, direct (a<->b)"), ("one", "relayed, one node"),
                       ("two", "relayed, two nodes")):  # fmt: skip
         bench.figures(f"transform RTT p50, {name}", out[f"{key}_p50"], "ms", fmt=".1f")
@@ -236,7 +315,11 @@ async def measure(bench: Bench, args: argparse.Namespace, nodes: list[sc.Node], 
     label = f"node CPU over {args.window:g} s, 8 moving at 10 Hz"
     bench.compare(label, "mesh", out["cpu_mesh"], "relay", out["cpu_relay"], "CPU s",
                   higher_is_better=False, fmt=".2f")  # fmt: skip
-    bench.record("pings lost in the mesh (unreliable channel)", values=out["lost"])
+    lost = {k: [int(n) for n in out[f"lost_{k}"]] for k in ("mesh", "one", "two")}
+    print(f"pings lost of {args.pings} a run: direct {lost['mesh']}, relayed on one node "
+          f"{lost['one']}, on two {lost['two']}")  # fmt: skip
+    bench.record("pings lost (of --pings a run)", pings=args.pings, values=lost["mesh"],
+                 relayed_one=lost["one"], relayed_two=lost["two"])  # fmt: skip
 
 
 def main() -> None:

@@ -15,6 +15,10 @@ WebSocket broadcast server (ws_load.py `ref`): rooms of 100 by arrival, one fram
 tick with the changed transforms. It has no sign-in, access checks or per-viewer deltas, so it is
 the floor of what an aiohttp server in Python pays per connection and per tick here.
 
+A run whose observers got no latency sample at all measured nothing: it is printed as FAILED
+and its pair is left out of every figure (its p99 would otherwise read as 0.0 ms, the best of
+all); when no pair is left the bench exits non-zero.
+
     .venv/bin/python bench/bench_ws.py [--visitors 1000] [--runs 5] [--window 10] [--movers 10]
         [--observers 100] [--timeout 3600]
 """
@@ -151,11 +155,18 @@ def base_spec(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def failed(r: dict[str, Any]) -> bool:
+    """A run whose observers got no sample has no latency figure: it measured nothing (a
+    p99 of 0.0 ms would pass for the best run of all)."""
+    return not r["samples"] or r["p99_ms"] is None
+
+
 def show(side: str, r: dict[str, Any]) -> None:
-    p99 = r["p99_ms"] if r["p99_ms"] is not None else float("nan")
+    p99 = "(none)" if r["p99_ms"] is None else f"{r['p99_ms']:.1f} ms"
     print(
-        f"  {side}: {r['kib_per_visitor']:.1f} KiB/visitor (RSS {r['rss_before_mib']:.0f} -> "
-        f"{r['rss_after_mib']:.0f} MiB, peak {r['peak_mib']:.0f} MiB), p99 {p99:.1f} ms over "
+        f"  {side}{': FAILED, no latency samples' if failed(r) else ''}: "
+        f"{r['kib_per_visitor']:.1f} KiB/visitor (RSS {r['rss_before_mib']:.0f} -> "
+        f"{r['rss_after_mib']:.0f} MiB, peak {r['peak_mib']:.0f} MiB), p99 {p99} over "
         f"{r['samples']} samples, in after {r['join_s']:.1f} s, closed by server "
         f"{r['closed_by_server']}",
         flush=True,
@@ -175,7 +186,26 @@ def main(args: argparse.Namespace) -> None:
             observers=args.observers, tick_hz=TICK_HZ, room=ROOM,
         )  # fmt: skip
         print(f"{args.visitors} visitors, {args.movers} of every {ROOM} moving at 10 Hz")
-        ours, ref = bench.alternate(node_run(bench, args, t), ref_run(bench, args))
+        every_ours, every_ref = bench.alternate(node_run(bench, args, t), ref_run(bench, args))
+        bench.record(
+            "dropped and tracebacks (every run)",
+            node_closed=[r["closed_by_server"] for r in every_ours],
+            ref_closed=[r["closed_by_server"] for r in every_ref],
+            node_tracebacks=[r["log_tracebacks"] for r in every_ours],
+        )
+        # Figures are compared pair by pair: a pair with a failed run in it is left out whole.
+        pairs = [(a, b) for a, b in zip(every_ours, every_ref, strict=True)
+                 if not failed(a) and not failed(b)]  # fmt: skip
+        bench.notes["failed_runs"] = {"node": sum(map(failed, every_ours)),
+                                      "ref": sum(map(failed, every_ref))}  # fmt: skip
+        if len(pairs) < len(every_ours):
+            left_out = len(every_ours) - len(pairs)
+            print(f"  {left_out} of {len(every_ours)} pairs left out: a run in them measured "
+                  "no latency sample (its observers saw no move)", flush=True)  # fmt: skip
+        if not pairs:
+            bench.finish()
+            raise SystemExit("bench_ws: every run failed (no latency samples): no figures")
+        ours, ref = [a for a, _ in pairs], [b for _, b in pairs]
         for key, label, unit, fmt in (
             ("kib_per_visitor", "server memory per visitor", "KiB", ".1f"),
             ("p99_ms", "message latency p99", "ms", ".1f"),
@@ -183,9 +213,9 @@ def main(args: argparse.Namespace) -> None:
             bench.compare(
                 f"{label} ({args.visitors} visitors)",
                 "node",
-                [r[key] or 0.0 for r in ours],
+                [r[key] for r in ours],
                 "aiohttp broadcast",
-                [r[key] or 0.0 for r in ref],
+                [r[key] for r in ref],
                 unit,
                 higher_is_better=False,
                 fmt=fmt,
@@ -193,12 +223,6 @@ def main(args: argparse.Namespace) -> None:
         bench.figures("node peak RSS (VmHWM)", [r["peak_mib"] for r in ours], "MiB")
         bench.figures("reference peak RSS (VmHWM)", [r["peak_mib"] for r in ref], "MiB")
         bench.figures("node: time for all to sign in and join", [r["join_s"] for r in ours], "s")
-        bench.record(
-            "dropped and tracebacks",
-            node_closed=[r["closed_by_server"] for r in ours],
-            ref_closed=[r["closed_by_server"] for r in ref],
-            node_tracebacks=[r["log_tracebacks"] for r in ours],
-        )
         bench.finish()
 
 

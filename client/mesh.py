@@ -7,7 +7,10 @@ What the node says, this module does (docs/session-protocol.md, "WebRTC"):
 - `MeshPlan`: the links to hold. Links named and not held are opened (we make the offer when
   the plan says `LINK_OFFER`; otherwise we wait for the peer's, and answer it); links held and
   no longer named are closed (`Signal(peer, "bye")`). An offer for a link not in our plan yet
-  is kept for `PENDING_OFFER_SECONDS` (the peer's node may have sent its plan first).
+  is kept for `PENDING_OFFER_SECONDS` (the peer's node may have sent its plan first). Without
+  voice we offer no link that would carry audio only (it would hold nothing to connect). An
+  offerer whose link lacks what the plan now asks for (relay-mode audio, now transforms too)
+  offers a new one in its place; an answer to the old offer that comes after is ignored.
 - A link not connected within `connect_timeout`, or whose ICE failed, is closed and reported
   (`Signal(peer, "failed")`); the node then relays that pair. It is not tried again until a
   plan leaves it out. A link the peer closed while the plan still names it is offered again
@@ -156,7 +159,8 @@ class Mesh:
             if link is not None or peer in self.failed or peer == fr.NODE_PEER:
                 continue
             if flags & fr.LINK_OFFER:
-                self._start(peer, flags, servers).post(self.links[peer].offer)
+                if self._carries(flags):
+                    self._start(peer, flags, servers).post(self.links[peer].offer)
             elif (pending := self._pending.pop(peer, None)) and now - pending[1] < (
                 PENDING_OFFER_SECONDS
             ):
@@ -164,6 +168,13 @@ class Mesh:
         if self.voice is not None:
             self.voice.notify()  # audio gates follow the plan's flags and silenced list
         await self._report()
+
+    def _carries(self, flags: int) -> bool:
+        """A link with `flags` would carry something of ours: transforms, or audio when we
+        take part in voice. An offer for nothing (a voiceless visitor's relay-mode link) could
+        never connect: it would time out, be reported failed, and keep the pair relayed."""
+        audio = bool(flags & fr.LINK_AUDIO) and self.voice is not None
+        return bool(flags & fr.LINK_DATA) or audio
 
     def _renegotiate(self, link: PeerLink, flags: int) -> bool:
         """An offerer whose link lacks what the plan now asks for re-offers it."""
@@ -201,7 +212,7 @@ class Mesh:
                 await self._drop(peer, None)
             self._answer(peer, flags, frame.payload, self.ice_servers)
         elif kind == "answer" and link is not None and link.offerer:
-            link.post(lambda: link.accept(frame.payload))
+            link.post(lambda: self._accept(link, frame.payload))
         elif kind == "ice" and link is not None:
             link.post(lambda: link.candidate(frame.payload))
         elif kind in ("bye", "failed"):
@@ -213,6 +224,10 @@ class Mesh:
                 await self._report()
         else:
             self.stats["signals_ignored"] += 1
+
+    async def _accept(self, link: PeerLink, sdp: str) -> None:
+        if not await link.accept(sdp):
+            self.stats["stale_answers"] += 1  # it answered the offer of the link we replaced
 
     async def signal(self, peer: str, kind: str, payload: str) -> None:
         self.stats[f"signal_{kind}"] += 1
@@ -391,7 +406,7 @@ class Mesh:
         if link is None:
             return
         if frame.kind == "answer":
-            link.post(lambda: link.accept(frame.payload))
+            link.post(lambda: self._accept(link, frame.payload))
         elif frame.kind == "ice":
             link.post(lambda: link.candidate(frame.payload))
         elif frame.kind in ("bye", "failed"):

@@ -39,6 +39,11 @@ CHANNEL_LABEL: Final = "flux-transforms"
 CONNECT_TIMEOUT: Final = 10.0
 
 
+def sections(sdp: str) -> list[str]:
+    """The kinds of an SDP's media sections in order ("audio", "application", ...)."""
+    return [line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")]
+
+
 class LinkOwner(Protocol):
     """What a link needs from the mesh that holds it."""
 
@@ -145,10 +150,20 @@ class PeerLink:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self.owner.signal(self.peer, "answer", self.pc.localDescription.sdp)
 
-    async def accept(self, sdp: str) -> None:
+    async def accept(self, sdp: str) -> bool:
+        """Apply the peer's answer; False (and nothing changes) when it answers another offer.
+
+        Signals carry no offer id, so an answer to the offer of the link this one replaced (a
+        re-offer made because the plan asked for more, before the old answer came) reaches
+        this link. Its media sections are not ours (a re-offer always adds one), and applying
+        it would fail the link; ours is still on its way."""
+        local = self.pc.localDescription
+        if local is not None and sections(sdp) != sections(local.sdp):
+            return False
         if self.pc.signalingState != "have-local-offer":
             raise ValueError(f"an answer in signalling state {self.pc.signalingState}")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        return True
 
     async def candidate(self, line: str) -> None:
         """A trickled candidate (one `candidate:` line); empty: the peer has no more."""

@@ -11,6 +11,8 @@
 // - A link not connected within CONNECT_TIMEOUT_MS, or whose ICE failed, is closed and
 //   reported (Signal "failed"): the node relays that pair, and it is not tried again until a
 //   plan leaves it out. MeshStatus tells the node which data channels are open, on change.
+// - An offerer whose link lacks what the plan now asks for (relay-mode audio, now transforms
+//   too) offers a new one in its place; an answer to the old offer that comes after is ignored.
 // - Transforms ride `flux-transforms` (unordered, no retransmits): a lost one is replaced by
 //   the next. Only a well-formed Transform is taken from a peer.
 // - Voice: a LINK_AUDIO link always negotiates a send-and-receive audio transceiver, but the
@@ -30,6 +32,11 @@ const STATS_MS = 1_000;
 // audioLevel 0, and Opus without DTX sends steadily while a track is attached).
 const SPEAKING_MIN_PACKETS = 5;
 const SPEAKING_HOLD_MS = 1_500;
+
+// The kinds of an SDP's media sections, in order ("audio,application").
+export function sections(sdp) {
+  return sdp.split(/\r?\n/).filter((l) => l.startsWith("m=")).map((l) => l.slice(2).split(" ")[0]).join(",");
+}
 
 class Link {
   constructor(mesh, peer, flags, offerer) {
@@ -91,13 +98,21 @@ class Link {
     this.mesh._signal(this.peer, "answer", this.pc.localDescription.sdp);
   }
 
+  // False (nothing changes) for an answer to another offer: signals carry no offer id, so the
+  // answer to the link this one replaced (re-offered because the plan asked for more, before
+  // that answer came) reaches this one. Its media sections are not ours (a re-offer always
+  // adds one), and applying it would fail the link; ours is still on its way.
   async accept(sdp) {
+    const local = this.pc.localDescription;
+    if (local && sections(sdp) !== sections(local.sdp)) return false;
     if (this.pc.signalingState !== "have-local-offer") throw new Error(`an answer in state ${this.pc.signalingState}`);
     await this.pc.setRemoteDescription({ type: "answer", sdp });
+    return true;
   }
 
   async candidate(line) {
-    if (line) await this.pc.addIceCandidate({ candidate: line, sdpMLineIndex: 0 });
+    // Before the offer/answer there is nothing to add it to (as in the Python client).
+    if (line && this.pc.remoteDescription) await this.pc.addIceCandidate({ candidate: line, sdpMLineIndex: 0 });
   }
 
   _gathered() {
@@ -171,7 +186,8 @@ export class Mesh extends EventTarget {
     this.voiceOn = false;
     this.muted = false;
     this.mic = null;
-    this.stats = { directSent: 0, directReceived: 0, directBad: 0, statusSent: 0, linksOpened: 0, linksFailed: 0 };
+    this.stats = { directSent: 0, directReceived: 0, directBad: 0, statusSent: 0, linksOpened: 0, linksFailed: 0,
+      staleAnswers: 0 };
     this._reported = null;
     this._statsTimer = setInterval(() => this.pollStats(), STATS_MS);
   }
@@ -256,7 +272,7 @@ export class Mesh extends EventTarget {
       if (link) this._drop(peer, null); // the peer started over
       this._answer(peer, flags, payload);
     } else if (kind === "answer" && link?.offerer) {
-      link.post(() => link.accept(payload));
+      link.post(async () => { if (!(await link.accept(payload))) this.stats.staleAnswers++; });
     } else if (kind === "ice" && link) {
       link.post(() => link.candidate(payload));
     } else if (kind === "bye" || kind === "failed") {

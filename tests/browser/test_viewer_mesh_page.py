@@ -208,3 +208,35 @@ async def test_voice_both_ways_and_mute(page_wire: tuple[Wire, PageLog], page_of
         assert played is True
     finally:
         await py.close()
+
+
+async def test_a_late_answer_to_the_offer_a_re_offer_replaced_is_ignored(
+    page_wire: tuple[Wire, PageLog],
+) -> None:
+    w, log = page_wire
+    old, py = PyPeer(), PyPeer()
+    try:
+        await w.give(fr.RtcConfig(()))
+        await w.give(fr.MeshPlan(1, "relay", {PY: fr.LINK_AUDIO | fr.LINK_OFFER}, ()))
+        first = await w.next(fr.Signal)
+        assert first.kind == "offer" and "m=application" not in first.payload
+        await old.pc.setRemoteDescription(RTCSessionDescription(first.payload, "offer"))
+        await old.pc.setLocalDescription(await old.pc.createAnswer())
+        # The instance shrank before that answer reached the page: a mesh plan, so the page
+        # offers a link with a data channel in its place; the old answer comes after it.
+        await w.give(plan(fr.LINK_DATA | fr.LINK_AUDIO | fr.LINK_OFFER, epoch=2))
+        second = await w.next(fr.Signal)
+        assert second.kind == "offer" and "m=application" in second.payload
+        await w.give(fr.Signal(PY, "answer", old.pc.localDescription.sdp))
+        await py.pc.setRemoteDescription(RTCSessionDescription(second.payload, "offer"))
+        py.pc.addTrack(AudioStreamTrack())
+        await py.pc.setLocalDescription(await py.pc.createAnswer())
+        await w.give(fr.Signal(PY, "answer", py.pc.localDescription.sdp))
+        async with asyncio.timeout(WAIT_S):
+            while not isinstance(frame := await w.out.get(), fr.MeshStatus):
+                assert not (isinstance(frame, fr.Signal) and frame.kind == "failed"), str(log)
+        assert frame == fr.MeshStatus((PY,))
+        assert (await w.snapshot())["stats"]["staleAnswers"] == 1
+    finally:
+        await old.close()
+        await py.close()

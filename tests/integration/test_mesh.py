@@ -19,6 +19,7 @@ from eth_account import Account
 
 from fluxnode.client import Event, PeerMoved
 from fluxnode.client.events import Error as ErrorEvent
+from fluxnode.client.rtc_link import CONNECT_TIMEOUT
 from fluxnode.core.session.frames import LINK_AUDIO
 from tests.conftest import NodeFactory, clean_env
 from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, worlds, write_owner_key
@@ -291,3 +292,64 @@ async def test_a_visitor_s_transforms_to_its_node_ride_the_node_channel(
     assert rider.v.mesh.stats["channel_sent_Transform"] == sent + 1
     await until(lambda: status(tmp_path / "a")["sessions"]["rtc"]["frames_in"] > before,
                 "node a to take the transform from the channel")  # fmt: skip
+
+
+def mesh_detail(visitors: Sequence[Watched]) -> dict[str, object]:
+    """What each visitor's mesh holds, for a failure message."""
+    out: dict[str, object] = {}
+    for w in visitors:
+        m = w.v.mesh
+        out[w.label] = {
+            "mode": m.plan.mode if m.plan else None,
+            "open": len(w.v.mesh_peers),
+            "planned": len(m.plan.links) if m.plan else 0,
+            "failed": len(m.failed),
+            "stats": {k: n for k, n in m.stats.items() if k.startswith(("links", "signal_f"))},
+        }
+    return out
+
+
+async def relay_spell(crowd: list[Watched], ninth: Watched, spell: int, hold: float) -> None:
+    """`ninth` is one of the nine in `crowd`: all of them go to relay; `hold` seconds later it
+    leaves and the eight must mesh again and move peer to peer."""
+    await until(
+        lambda: all(
+            w.v.mesh.plan is not None and w.v.mesh.plan.mode == "relay" and not w.v.mesh_peers
+            for w in crowd
+        ),
+        f"relay mode with nine (spell {spell})",
+        detail=lambda: mesh_detail(crowd),
+    )
+    await asyncio.sleep(hold)
+    crowd.remove(ninth)
+    await ninth.close()
+    await until(
+        lambda: meshed(crowd),
+        f"the 8 to mesh again after relay spell {spell}",
+        detail=lambda: mesh_detail(crowd),
+    )
+    await everyone_sees_everyone_move(crowd, 0.05, direct=True)
+
+
+async def test_the_mesh_forms_again_after_each_of_five_relay_spells(
+    two_nodes: tuple[str, str, str], crowd: list[Watched]
+) -> None:
+    """8 -> 9 -> 8, five times. The first time, the links of the one who makes it nine are made
+    for a relay plan (audio only: nothing, for visitors without voice), the nine stay longer
+    than a link may take to connect, and one of the first eight leaves."""
+    url_a, url_b, world = two_nodes
+    crowd.append(await visit(url_a, stranger(), world, "v0"))
+    instance = crowd[0].instance
+    for i in range(1, 7):
+        url = url_a if i < 4 else url_b
+        crowd.append(await join_instance(url, stranger(), world, f"v{i}", instance))
+    first = await join_instance(url_b, stranger(), world, "n0", instance)
+    crowd.append(first)
+    crowd.append(await join_instance(url_b, stranger(), world, "v7", instance))
+    await relay_spell(crowd, first, 0, hold=CONNECT_TIMEOUT + 1)  # a link not up by then fails
+    for spell in range(1, 5):
+        url = url_b if spell % 2 else url_a
+        ninth = await join_instance(url, stranger(), world, f"n{spell}", instance)
+        crowd.append(ninth)
+        await relay_spell(crowd, ninth, spell, hold=0.0)
+    assert all(w.v.mesh.stats["links_failed"] == 0 for w in crowd), mesh_detail(crowd)

@@ -2,7 +2,8 @@
 
 `SignalHub` holds one `Mesh` per visitor id and plays every node at once: a `Signal` a mesh
 sends is delivered to its target as the node would (`peer` rewritten to the sender), unless
-the test asked to swallow that kind for that pair; `MeshStatus` and `Transform` frames are
+the test asked to swallow that kind for that pair, or to hold it (delivered, in order, when the
+test releases it); `MeshStatus` and `Transform` frames are
 recorded per visitor. `plan_for` computes plans the way the protocol's mesh rule does for small
 instances (every pair linked, the smaller id offers), so tests only write what differs.
 """
@@ -35,6 +36,8 @@ class SignalHub:
         self.transforms: collections.Counter[str] = collections.Counter()
         self.signals: list[tuple[str, fr.Signal]] = []  # (sender, signal as sent)
         self.swallow: set[tuple[str, str, str]] = set()  # (sender, target, kind) not delivered
+        self.hold: set[tuple[str, str, str]] = set()  # (sender, target, kind) kept back...
+        self.held: list[tuple[str, fr.Signal]] = []  # ...here, until `release`
 
     def add(self, visitor: str, **options: object) -> Mesh:
         async def send(frame: fr.Frame) -> None:
@@ -51,16 +54,30 @@ class SignalHub:
     async def _from(self, visitor: str, frame: fr.Frame) -> None:
         if isinstance(frame, fr.Signal):
             self.signals.append((visitor, frame))
-            target = self.meshes.get(frame.peer)
-            if target is not None and (visitor, frame.peer, frame.kind) not in self.swallow:
-                # Delivered from a task of its own, as a node's frame arrives on the reader.
-                asyncio.get_running_loop().create_task(
-                    target.receive(fr.Signal(visitor, frame.kind, frame.payload))
-                )
+            key = (visitor, frame.peer, frame.kind)
+            if key in self.hold:
+                self.held.append((visitor, frame))
+            elif key not in self.swallow:
+                self._deliver(visitor, frame)
         elif isinstance(frame, fr.MeshStatus):
             self.status[visitor].append(frame.connected)
         elif isinstance(frame, Transform):
             self.transforms[visitor] += 1
+
+    def _deliver(self, visitor: str, frame: fr.Signal) -> None:
+        target = self.meshes.get(frame.peer)
+        if target is not None:
+            # Delivered from a task of its own, as a node's frame arrives on the reader.
+            asyncio.get_running_loop().create_task(
+                target.receive(fr.Signal(visitor, frame.kind, frame.payload))
+            )
+
+    def release(self) -> None:
+        """Deliver the held signals in the order they were sent, and hold no more."""
+        self.hold.clear()
+        held, self.held = self.held, []
+        for visitor, frame in held:
+            self._deliver(visitor, frame)
 
     async def start(self, ice: tuple[fr.IceServer, ...] = ()) -> None:
         """Every mesh gets `RtcConfig(ice)` and its full-mesh plan."""
