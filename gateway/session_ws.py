@@ -7,16 +7,19 @@ sends `SignedIn` first. A bad or expired token is refused before the upgrade (40
 Without a token `/ws` is exactly `/session`.
 
 A slow client must never stall the node: frames for a client go into a bounded queue that one
-writer task drains; when the queue is full the client is dropped (close code 1008, "too slow")
-instead of buffering without bound or making the session logic wait. Each drop is logged and
-counted (`flux_session_clients_dropped_total{reason="slow"}` in `/metrics`). A client that does
-not read its socket at all would never take a close frame either: when the queue overflows
-while the socket still holds unsent bytes, the connection is aborted at once (the writer is
-blocked on the kernel buffer, not the queue); any other close not completed within
-`CLOSE_GRACE_S` is aborted too, so a stuck socket's file descriptor and buffers are freed.
-Text messages, messages
-over the frame limit and pings the client never answers close the connection (aiohttp enforces
-`max_msg_size` and `heartbeat`). What a frame means is the node's business (`SessionGate`).
+writer task drains; a viewer frame still queued unsent is replaced by the next one
+(`send_latest`: each is a delta against what the client acknowledged, so only the newest
+matters), so a client that falls behind gets the newest view, not a backlog. When the queue is
+full, or the writer has waited `SEND_STALL_S` on one frame, the client is dropped (close code
+1008, "too slow") instead of buffering without bound or making the session logic wait. Each
+drop is logged and counted (`flux_session_clients_dropped_total{reason="slow"}` in
+`/metrics`). A client that does not read its socket at all would never take a close frame
+either: when it is dropped while the socket still holds unsent bytes, the connection is
+aborted at once (the writer is blocked on the kernel buffer, not the queue); any other close
+not completed within `CLOSE_GRACE_S` is aborted too, so a stuck socket's file descriptor and
+buffers are freed. Text messages, messages over the frame limit and pings the client never
+answers close the connection (aiohttp enforces `max_msg_size` and `heartbeat`). What a frame
+means is the node's business (`SessionGate`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -43,12 +47,25 @@ SESSION_GATE_KEY = web.AppKey("session_gate", SessionGate)
 #: Frames queued for one client before it counts as too slow (about 10 s of ticks at 10 Hz,
 #: plus bursts of state operations and chat).
 SEND_QUEUE = 256
+#: Seconds the writer may wait on one frame (the client's socket taking no bytes at all) before
+#: the client counts as too slow. Views replace each other in the queue (`send_latest`), so a
+#: client that stopped reading would otherwise never overflow it.
+SEND_STALL_S = 8.0
 #: Seconds between WebSocket pings; a client that misses one pong is dropped.
 HEARTBEAT_S = 15.0
 #: Seconds a closing connection has to take its close frame before it is aborted.
 CLOSE_GRACE_S = 5.0
 #: Connections one gateway holds at once (each is a visitor; a node hosts a few hundred).
 MAX_CONNECTIONS = 2000
+
+
+class _Latest:
+    """A queued frame `send_latest` may still replace."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 class _Sink:
@@ -58,31 +75,60 @@ class _Sink:
         self,
         ws: web.WebSocketResponse,
         transport: asyncio.BaseTransport | None,
-        on_slow: Callable[[bool], None],
+        on_slow: Callable[[str, bool], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ws = ws
         self._transport = transport
         self._on_slow = on_slow
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
+        self._queue: asyncio.Queue[bytes | _Latest | None] = asyncio.Queue(SEND_QUEUE)
+        self._latest: _Latest | None = None  # queued, not yet taken by the writer
+        self._clock = clock
+        self._writing_since: float | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
         self.close_code: int | None = None
         self.close_reason = ""
 
-    def send(self, data: bytes) -> bool:
+    def _open(self) -> bool:
+        """Still sending? False once closing, or once the writer stalled past the limit."""
         if self.close_code is not None:
+            return False
+        since = self._writing_since
+        if since is not None and self._clock() - since > SEND_STALL_S:
+            self._slow(f"its socket took no frame for {SEND_STALL_S:g} s")
+            return False
+        return True
+
+    def send(self, data: bytes | _Latest) -> bool:
+        if not self._open():
             return False
         try:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
-            # Unsent bytes in the transport: the writer waits on the client's socket, which a
-            # close frame would wait on too.
-            t = self._transport
-            stuck = isinstance(t, asyncio.WriteTransport) and t.get_write_buffer_size() > 0
-            self.close(WSCloseCode.POLICY_VIOLATION, "too slow: frames not read")
-            self._on_slow(stuck)
-            if stuck:
-                self.abort()
+            self._slow(f"{SEND_QUEUE} frames unsent")
             return False
+        return True
+
+    def _slow(self, why: str) -> None:
+        # Unsent bytes in the transport: the writer waits on the client's socket, which a
+        # close frame would wait on too.
+        t = self._transport
+        stuck = isinstance(t, asyncio.WriteTransport) and t.get_write_buffer_size() > 0
+        self.close(WSCloseCode.POLICY_VIOLATION, "too slow: frames not read")
+        self._on_slow(why, stuck)
+        if stuck:
+            self.abort()
+
+    def send_latest(self, data: bytes) -> bool:
+        if not self._open():
+            return False
+        if self._latest is not None:
+            self._latest.data = data
+            return True
+        latest = _Latest(data)
+        if not self.send(latest):
+            return False
+        self._latest = latest
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -113,8 +159,16 @@ class _Sink:
         ws = self._ws
         try:
             with contextlib.suppress(ConnectionError):
-                while (data := await self._queue.get()) is not None:
-                    await ws.send_bytes(data)
+                while (item := await self._queue.get()) is not None:
+                    if isinstance(item, _Latest):
+                        if item is self._latest:
+                            self._latest = None  # the next one queues anew
+                        item_bytes = item.data
+                    else:
+                        item_bytes = item
+                    self._writing_since = self._clock()
+                    await ws.send_bytes(item_bytes)
+                    self._writing_since = None
             await ws.close(
                 code=self.close_code or WSCloseCode.OK, message=self.close_reason.encode()[:120]
             )
@@ -159,13 +213,11 @@ async def _serve(request: web.Request, open_peer: Opener) -> web.StreamResponse:
     remote = request.remote or ""
     metrics = request.app.get(METRICS_KEY)
 
-    def on_slow(stuck: bool) -> None:
+    def on_slow(why: str, stuck: bool) -> None:
         if isinstance(metrics, RequestMetrics):
             metrics.sessions_dropped.labels("slow").inc()
         detail = "; its socket is not draining, aborted" if stuck else ""
-        log.info(
-            "session client %s dropped: too slow (%d frames unsent%s)", remote, SEND_QUEUE, detail
-        )
+        log.info("session client %s dropped: too slow (%s%s)", remote, why, detail)
 
     sink = _Sink(ws, request.transport, on_slow)
     writer = asyncio.create_task(sink.write_loop())

@@ -35,6 +35,7 @@ from fluxnode.core.session.frames import (
 )
 from fluxnode.core.session.gate import SessionPeer, SessionSink
 from fluxnode.core.session.hub import SessionHub
+from fluxnode.core.session.presence import ViewerFrame
 from fluxnode.core.session.visitors import WorldInfo
 from fluxnode.core.session.wire import decode, encode
 from fluxnode.core.world import JsonValue
@@ -93,7 +94,10 @@ class _Connection:
         self.bad = 0
 
     def send(self, frame: Frame) -> None:
-        self.sink.send(encode(frame))
+        if isinstance(frame, ViewerFrame):
+            self.sink.send_latest(encode(frame))  # a newer view replaces an unsent older one
+        else:
+            self.sink.send(encode(frame))
 
     async def receive(self, data: bytes) -> None:
         try:

@@ -14,6 +14,13 @@ from typing import Protocol
 class SessionSink(Protocol):
     def send(self, data: bytes) -> bool: ...
 
+    def send_latest(self, data: bytes) -> bool:
+        """`send` for a frame that supersedes the previous one sent this way: if that one is
+        still queued, unsent, it is replaced in place (a viewer's frames are deltas against
+        what it acknowledged, so only the newest matters). A client that falls behind then
+        holds one frame of views, not a backlog of stale ones."""
+        ...
+
     def close(self, code: int, reason: str) -> None: ...
 
 

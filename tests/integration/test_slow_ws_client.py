@@ -3,9 +3,10 @@
 One real `flux-node run` with its gateway and one public world. The slow client is a raw TCP
 socket with a tiny receive buffer that does the WebSocket handshake by hand, signs in, joins,
 and from then on neither reads nor writes (a frozen tab, a dead link): the kernel buffers on
-both sides fill, the gateway's writer blocks on the socket, and its bounded queue overflows
-(the node ticks at 30 Hz, so within seconds: well before the gateway's 15 s ping or the node's
-30 s silence limit could end the session instead). The test then checks what the node shows —
+both sides fill and the gateway's writer blocks on the socket; its views replace each other in
+the queue, and after 8 s with no frame taken the client counts as too slow (the node ticks at
+30 Hz, so the buffers fill within a second or two: well before the gateway's 15 s ping or the
+node's 30 s silence limit could end the session instead). The test then checks what the node shows —
 the drop counted in `/metrics`, a log line saying why, and the connection reset from the node's
 side while our receive buffer is still full (a close that waited for us to read would never
 come) — and that 50 `fluxnode.client.Visitor`s in the same instance all still receive a
@@ -191,7 +192,7 @@ async def test_a_client_that_never_reads_is_dropped_while_fifty_keep_receiving(
             await asyncio.sleep(0.1)
         assert state == TCP_CLOSE, f"tcpi_state {state}"
         # Dropped for not reading its socket (the writer was blocked on it), so aborted.
-        line = "session client 127.0.0.1 dropped: too slow (256 frames unsent; its socket is not"
+        line = "session client 127.0.0.1 dropped: too slow (its socket took no frame for 8 s; its"
         assert line in node.log(), node.log()[-3000:]
 
         # Everyone else still gets the mover's transforms, sent after the drop.

@@ -152,3 +152,59 @@ async def test_the_manifest_route_takes_world_ids_with_a_slash_and_404s_unknown_
         async with http.get(f"{base}/0xabc/nope/manifest") as missing:
             assert missing.status == 404
             assert (await missing.json())["error"]["code"] == "not_found"
+
+
+class _HeldSocket:
+    """A WebSocket whose sends complete only when the test lets them."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.started.set()
+        await self.gate.wait()
+        self.sent.append(data)
+
+    async def close(self, code: int, message: bytes) -> None:
+        self.closed = (code, message)
+
+
+async def test_a_newer_view_replaces_an_unsent_older_one_in_place() -> None:
+    from fluxnode.gateway.session_ws import _Sink
+
+    ws, slow = _HeldSocket(), []
+    sink = _Sink(ws, None, lambda why, stuck: slow.append(why))  # type: ignore[arg-type]
+    writer = asyncio.create_task(sink.write_loop())
+    assert sink.send(b"first")
+    await ws.started.wait()  # the writer holds "first"
+    assert sink.send_latest(b"view 1") and sink.send(b"chat") and sink.send_latest(b"view 2")
+    ws.started.clear()
+    ws.gate.set()
+    await ws.started.wait()  # the writer took its next frame: view 2
+    assert sink.send_latest(b"view 3")  # the writer took view 2: this one queues anew
+    sink.close(1000, "bye")
+    await writer
+    assert ws.sent == [b"first", b"view 2", b"chat", b"view 3"]
+    assert slow == []
+
+
+async def test_a_writer_stuck_on_one_frame_for_the_stall_limit_drops_the_client() -> None:
+    from fluxnode.gateway.session_ws import SEND_STALL_S, _Sink
+
+    now = [100.0]
+    ws, slow = _HeldSocket(), []
+    sink = _Sink(ws, None, lambda why, stuck: slow.append(why), clock=lambda: now[0])  # type: ignore[arg-type]
+    writer = asyncio.create_task(sink.write_loop())
+    assert sink.send(b"stuck")
+    await ws.started.wait()
+    now[0] += SEND_STALL_S - 0.1
+    assert sink.send_latest(b"view") and slow == []  # a views' worth of waiting is fine
+    now[0] += 0.2
+    assert not sink.send_latest(b"newer view")
+    assert slow == [f"its socket took no frame for {SEND_STALL_S:g} s"]
+    assert sink.close_code == 1008
+    ws.gate.set()
+    await writer
+    assert ws.closed[0] == 1008
