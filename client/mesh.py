@@ -13,8 +13,11 @@ What the node says, this module does (docs/session-protocol.md, "WebRTC"):
   offers a new one in its place; an answer to the old offer that comes after is ignored.
 - A link not connected within `connect_timeout`, or whose ICE failed, is closed and reported
   (`Signal(peer, "failed")`); the node then relays that pair. It is not tried again until a
-  plan leaves it out. A link the peer closed while the plan still names it is offered again
-  after `REOPEN_PAUSE` (the peer may be starting over), at most `MAX_REOPENS` times a plan.
+  plan leaves it out or `fail_for` seconds passed (`FAIL_FOR`, the rule's own spell): should
+  the report not take effect, a plan still naming the peer is tried again then, and an offer
+  the peer made meanwhile is answered if still fresh (`fluxnode.client.failed_peers`). A link
+  the peer closed while the plan still names it is offered again after `REOPEN_PAUSE` (the
+  peer may be starting over), at most `MAX_REOPENS` times a plan.
 - Whenever the set of open data channels to peers with `LINK_DATA` changes, `MeshStatus` says
   which are open now: the node then leaves those peers out of our viewer frames.
 
@@ -35,18 +38,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 from aiortc import RTCIceServer
 
 from fluxnode.client.events import Event, PeerMoved
+from fluxnode.client.failed_peers import FailedPeers
 from fluxnode.client.rtc_link import CONNECT_TIMEOUT, PeerLink
 from fluxnode.client.voice import Voice
 from fluxnode.core.errors import FrameInvalid, SessionLost
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
 from fluxnode.core.session.geometry import DEFAULT_BOX
+from fluxnode.core.session.mesh import FAIL_FOR
 from fluxnode.core.session.presence import Transform, transform_problem
 
 #: Frames the mesh handles (the visitor's dispatch hands these over).
@@ -78,6 +84,8 @@ class Mesh:
         dispatch: Callable[[fr.Frame], Awaitable[object]] | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         node_interval: float = NODE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        fail_for: float = FAIL_FOR,
     ) -> None:
         self._send = send
         self._emit = emit
@@ -93,7 +101,8 @@ class Mesh:
         self.plan_at: float | None = None  # loop time the plan came (set-up figures)
         self.links: dict[str, PeerLink] = {}
         self.node_link: PeerLink | None = None
-        self.failed: set[str] = set()  # peers whose link failed: not tried again this plan
+        # Links not tried again for now; when a mark ends, the plan is applied again.
+        self.failed = FailedPeers(clock, fail_for, lambda: self._background(self.retry_failed()))
         self._pending: dict[str, tuple[str, float]] = {}  # offers before the plan named them
         self._reported: tuple[str, ...] | None = None
         self._reopened: collections.Counter[str] = collections.Counter()
@@ -148,7 +157,7 @@ class Mesh:
         if not keep_reopens:
             self._reopened.clear()
         now = asyncio.get_running_loop().time()
-        self.failed &= plan.links.keys()
+        self.failed.keep(plan.links.keys())
         for peer in [p for p in self.links if p not in plan.links]:
             await self._drop(peer, "bye")
         for peer, flags in plan.links.items():
@@ -200,10 +209,11 @@ class Mesh:
         link = self.links.get(peer)
         flags = self._flags(peer)
         if kind == "offer":
-            if flags & fr.LINK_OFFER or peer in self.failed:
-                self.stats["signals_ignored"] += 1  # we offer on this link, or it failed
+            if flags & fr.LINK_OFFER:
+                self.stats["signals_ignored"] += 1  # we offer on this link
                 return
-            if self.ice_servers is None or not flags:
+            # Not planned (yet), or failed here: kept a while, as our mark may end first.
+            if self.ice_servers is None or not flags or peer in self.failed:
                 if len(self._pending) >= MAX_PENDING_OFFERS:
                     self._pending.pop(next(iter(self._pending)))
                 self._pending[peer] = (frame.payload, asyncio.get_running_loop().time())
@@ -312,6 +322,12 @@ class Mesh:
         self._reopened[peer] += 1
         await asyncio.sleep(REOPEN_PAUSE)
         if self.plan is not None and self.ice_servers is not None and peer not in self.links:
+            await self._apply_plan(keep_reopens=True)
+
+    async def retry_failed(self) -> None:
+        """Forget the failure marks that ended: a plan still naming their peers is tried again
+        (the node never took our report, or the peer's). Runs when the first mark ends."""
+        if self.failed.expire() and self.plan is not None and self.ice_servers is not None:
             await self._apply_plan(keep_reopens=True)
 
     async def _fail_and_report(self, peer: str) -> None:
@@ -467,6 +483,7 @@ class Mesh:
             self._close_later(link)
         self.links.clear()
         self.node_link = None
+        self.failed.clear()  # and its timer
         if self._refresh is not None:
             self._refresh.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -46,7 +46,7 @@ from fluxnode.node.config_sections import (
     StorageSection,
     WebrtcSection,
 )
-from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV
+from fluxnode.node.rtc_loopback import LOOPBACK_ICE_ENV, MESH_FAIL_FOR_ENV
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -123,7 +123,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 def load_config(cli: CliOverrides, env: Mapping[str, str] | None = None) -> Config:
     """Build the Config from defaults, file, environment and flags. Reads only; never writes."""
     env = os.environ if env is None else env
-    known = {*ENV_KEYS, DATA_DIR_ENV, *SECRET_ENV, LOOPBACK_ICE_ENV}  # (the last: tests only)
+    test_only = {LOOPBACK_ICE_ENV, MESH_FAIL_FOR_ENV}  # set by tests on node processes
+    known = {*ENV_KEYS, DATA_DIR_ENV, *SECRET_ENV, *test_only}
     unknown = sorted(k for k in env if k.startswith("FLUX_") and k not in known)
     if unknown:
         raise ConfigError(

@@ -15,6 +15,7 @@ from fluxnode.core.world_record import WorldRecord
 from fluxnode.node.config import Config
 from fluxnode.node.light_api import LightNode
 from fluxnode.node.light_catalog import WorldCatalog
+from fluxnode.node.rtc_loopback import mesh_fail_for
 from fluxnode.node.session_entry import Admission
 from fluxnode.node.session_rtc import CONNECT_TIMEOUT_S
 from fluxnode.node.sessions import SessionService
@@ -116,6 +117,7 @@ def build_sessions(
         gateway_url=gateway_url,
         tick_hz=float(cfg.session.tick_hz),
         rtc=RtcConfig(cfg.webrtc.ice_servers) if cfg.webrtc.enabled else None,
+        mesh_fail_for=mesh_fail_for(),  # FAIL_FOR but in tests
     )
     service = SessionService(hub, admission, host)
     service.rtc.configure(  # the node's own data channels use the ICE servers clients are told

@@ -41,6 +41,7 @@ from fluxnode.core.session.hub_life import CLOSE_EXPIRED, CLOSE_STOPPING
 from fluxnode.core.session.hub_placement import join_world, place_visitor
 from fluxnode.core.session.instances import InstanceSummary, NodeLoad
 from fluxnode.core.session.join import DENIED_BANNED
+from fluxnode.core.session.mesh import FAIL_FOR
 from fluxnode.core.session.room import Room
 from fluxnode.core.session.seat_messages import SeatConfirmed, SeatEvent, SeatExpired, SeatLost
 from fluxnode.core.session.visitors import Outbox, Visitor, WorldInfo, visitor_id
@@ -70,6 +71,7 @@ class SessionHub:
         tick_hz: float = 10.0,
         member_timeout: float = 10.0,
         rtc: RtcConfig | None = None,
+        mesh_fail_for: float = FAIL_FOR,
     ) -> None:
         if max_visitors < 0 or not tick_hz > 0 or not member_timeout > 0:
             raise ValueError("max_visitors must be >= 0, tick_hz and member_timeout > 0")
@@ -94,6 +96,7 @@ class SessionHub:
         self.stopping = False
         self.seats_expired = 0
         self.rtc = rtc  # None: no WebRTC here (no RtcConfig, no MeshPlan, no signals relayed)
+        self.mesh_fail_for = mesh_fail_for  # how long a pair whose ICE failed relays
         self.silenced: set[str] = set()  # the operator's, shared by every room's mesh
 
     # --- local visitors -----------------------------------------------------------------------
@@ -155,6 +158,7 @@ class SessionHub:
             is_shunned=self.guard.is_shunned,
             rtc=self.rtc,
             silenced=self.silenced,
+            mesh_fail_for=self.mesh_fail_for,
         )
         self.rooms[instance] = room
         room.announce(now)

@@ -36,6 +36,7 @@ from fluxnode.core.session.frames import (
     VisitorIn,
     VisitorOut,
 )
+from fluxnode.core.session.mesh import FAIL_FOR
 from fluxnode.core.session.presence import PresenceTable, Transform, ViewerStream
 from fluxnode.core.session.room_checks import Signatures
 from fluxnode.core.session.room_mesh import RoomMesh
@@ -72,6 +73,7 @@ class Room:
         is_shunned: Callable[[str, float], bool] = lambda peer, now: False,
         rtc: RtcConfig | None = None,
         silenced: set[str] | None = None,
+        mesh_fail_for: float = FAIL_FOR,
     ) -> None:
         self.node = node
         self.instance = instance
@@ -98,7 +100,8 @@ class Room:
         self._dirty_at: float | None = None  # when the state changed after the last repair
         self._synced_seq = 0
         self.is_shunned = is_shunned
-        self.mesh = RoomMesh(self, rtc, verify_session, set() if silenced is None else silenced)
+        self.mesh = RoomMesh(self, rtc, verify_session, set() if silenced is None else silenced,
+                             fail_for=mesh_fail_for)  # fmt: skip
 
     # --- membership ---------------------------------------------------------------------------
 

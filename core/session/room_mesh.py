@@ -38,7 +38,7 @@ from fluxnode.core.session.frames import (
     SignalRelay,
     Silence,
 )
-from fluxnode.core.session.mesh import MeshState
+from fluxnode.core.session.mesh import FAIL_FOR, MeshState
 from fluxnode.core.session.visitors import Visitor, session_key_of
 
 if TYPE_CHECKING:
@@ -51,12 +51,12 @@ class RoomMesh:
     """See the module docstring; `rtc` None means WebRTC is off on this node."""
 
     def __init__(self, room: Room, rtc: RtcConfig | None, verify: SessionVerify,
-                 operator: set[str]) -> None:  # fmt: skip
+                 operator: set[str], *, fail_for: float = FAIL_FOR) -> None:  # fmt: skip
         self.room = room
         self.rtc = rtc
         self.verify = verify
         self.operator = operator
-        self.state = MeshState()
+        self.state = MeshState(fail_for=fail_for)
         self.connected: dict[str, frozenset[str]] = {}
         self.owner_silence: dict[str, Silence] = {}  # target -> the newest silence of it
 

@@ -10,7 +10,9 @@
 //   complete, so it carries every candidate.
 // - A link not connected within CONNECT_TIMEOUT_MS, or whose ICE failed, is closed and
 //   reported (Signal "failed"): the node relays that pair, and it is not tried again until a
-//   plan leaves it out. MeshStatus tells the node which data channels are open, on change.
+//   plan leaves it out or FAIL_FOR_MS passed (the rule's spell: if the report did not take
+//   effect, a plan still naming the peer is tried again then, a fresh offer of the peer's
+//   answered). MeshStatus tells the node which data channels are open, on change.
 // - An offerer whose link lacks what the plan now asks for (relay-mode audio, now transforms
 //   too) offers a new one in its place; an answer to the old offer that comes after is ignored.
 // - Transforms ride `flux-transforms` (unordered, no retransmits): a lost one is replaced by
@@ -24,6 +26,7 @@ import * as F from "./frames.js";
 
 export const CHANNEL_LABEL = "flux-transforms";
 export const CONNECT_TIMEOUT_MS = 10_000;
+export const FAIL_FOR_MS = 60_000; // as FAIL_FOR in fluxnode.core.session.mesh
 const GATHER_TIMEOUT_MS = 5_000;
 const PENDING_OFFER_MS = 10_000;
 const MAX_PENDING_OFFERS = 16;
@@ -172,16 +175,21 @@ class Link {
 
 export class Mesh extends EventTarget {
   // `send(bytes)` puts a frame on the session's WebSocket; `peers()` lists the visitors the
-  // page knows of (its replica), for "are all my transforms direct".
-  constructor({ send, peers = () => [], connectTimeoutMs = CONNECT_TIMEOUT_MS }) {
+  // page knows of (its replica), for "are all my transforms direct". `now()` (ms) times the
+  // failure marks (tests give their own clock and call retryFailed).
+  constructor({ send, peers = () => [], connectTimeoutMs = CONNECT_TIMEOUT_MS, failForMs = FAIL_FOR_MS,
+    now = () => performance.now() }) {
     super();
     this.connectTimeoutMs = connectTimeoutMs;
+    this.failForMs = failForMs;
+    this._now = now;
+    this._retryTimer = null;
     this._send = send;
     this._peers = peers;
     this.iceServers = null;
     this.plan = null;
     this.links = new Map();
-    this.failed = new Set();
+    this.failed = new Map(); // peer -> until when (now()) its link is not tried again
     this.pending = new Map(); // peer -> {sdp, at}: offers before the plan named them
     this.voiceOn = false;
     this.muted = false;
@@ -220,14 +228,14 @@ export class Mesh extends EventTarget {
 
   _applyPlan() {
     const plan = this.plan;
-    for (const p of [...this.failed]) if (!plan.links.has(p)) this.failed.delete(p);
+    for (const p of [...this.failed.keys()]) if (!plan.links.has(p)) this.failed.delete(p);
     for (const p of [...this.links.keys()]) if (!plan.links.has(p)) this._drop(p, "bye");
     const now = performance.now();
     for (const [peer, flags] of plan.links) {
       let link = this.links.get(peer);
       if (link && this._renegotiate(link, flags)) { this._drop(peer, null); link = undefined; }
       if (link) { this._gateAudio(link); continue; }
-      if (this.failed.has(peer) || peer === F.NODE_PEER || !(flags & (F.LINK_DATA | F.LINK_AUDIO))) continue;
+      if (this._failing(peer) || peer === F.NODE_PEER || !(flags & (F.LINK_DATA | F.LINK_AUDIO))) continue;
       if (flags & F.LINK_OFFER) {
         const l = this._start(peer, flags, true);
         l.post(() => l.offer());
@@ -263,8 +271,9 @@ export class Mesh extends EventTarget {
     const link = this.links.get(peer);
     const flags = this.flags(peer);
     if (kind === "offer") {
-      if (flags & F.LINK_OFFER || this.failed.has(peer)) return; // we offer here, or it failed
-      if (!this.iceServers || !flags) { // not planned (yet): kept a while, never answered now
+      if (flags & F.LINK_OFFER) return; // we offer here
+      // Not planned (yet), or failed here: kept a while (our mark may end first), not answered now.
+      if (!this.iceServers || !flags || this._failing(peer)) {
         if (this.pending.size >= MAX_PENDING_OFFERS) this.pending.delete(this.pending.keys().next().value);
         this.pending.set(peer, { sdp: payload, at: performance.now() });
         return;
@@ -277,7 +286,7 @@ export class Mesh extends EventTarget {
       link.post(() => link.candidate(payload));
     } else if (kind === "bye" || kind === "failed") {
       this.pending.delete(peer);
-      if (kind === "failed") this.failed.add(peer);
+      if (kind === "failed") this._markFailed(peer);
       if (link) { this._drop(peer, null); this._report(); }
     }
   }
@@ -321,13 +330,34 @@ export class Mesh extends EventTarget {
   _failed(link) {
     if (this.links.get(link.peer) !== link) { link.close(); return; }
     this.stats.linksFailed++;
-    this.failed.add(link.peer);
+    this._markFailed(link.peer);
     this.links.delete(link.peer);
     link.state = "failed";
     link.close();
     this._signal(link.peer, "failed");
     this._report();
     this._emit("change");
+  }
+
+  _failing(peer) { return (this.failed.get(peer) ?? -Infinity) > this._now(); }
+
+  _markFailed(peer) { this.failed.set(peer, this._now() + this.failForMs); this._armRetry(); }
+
+  _armRetry() {
+    if (this._retryTimer !== null || this.failed.size === 0) return;
+    const delay = Math.max(0, Math.min(...this.failed.values()) - this._now());
+    this._retryTimer = setTimeout(() => { this._retryTimer = null; this.retryFailed(); }, delay);
+  }
+
+  // Forget the failure marks that ended: a plan still naming their peers is tried again (the
+  // node never took our report, or the peer's). Runs when the first mark ends.
+  retryFailed() {
+    const now = this._now();
+    const ended = [...this.failed].filter(([, until]) => until <= now);
+    for (const [p] of ended) this.failed.delete(p);
+    this._armRetry();
+    if (ended.length && this.plan && this.iceServers) this._applyPlan();
+    if (ended.length) this._emit("change");
   }
 
   // The peer went away while the plan still names the link: its next plan or offer decides.
@@ -448,7 +478,8 @@ export class Mesh extends EventTarget {
         audio: l.audio, openMs: l.openMs, ...l.stats };
     }
     return { enabled: this.enabled, epoch: this.plan?.epoch ?? null, mode: this.plan?.mode ?? null,
-      silenced: [...(this.plan?.silenced ?? [])], failed: [...this.failed], links,
+      silenced: [...(this.plan?.silenced ?? [])], links,
+      failed: [...this.failed.keys()].filter((p) => this._failing(p)),
       connected: [...this.connected()].sort(), allDirect: this.allDirect(),
       voiceOn: this.voiceOn, muted: this.muted, stats: { ...this.stats } };
   }
@@ -460,6 +491,7 @@ export class Mesh extends EventTarget {
     for (const p of [...this.links.keys()]) this._drop(p, "bye");
     this.plan = null;
     this.failed.clear();
+    clearTimeout(this._retryTimer); this._retryTimer = null;
     this.pending.clear();
     this._reported = null;
     this._emit("change");
@@ -467,6 +499,7 @@ export class Mesh extends EventTarget {
 
   close() {
     clearInterval(this._statsTimer);
+    clearTimeout(this._retryTimer);
     for (const l of this.links.values()) l.close();
     this.links.clear();
     if (this.mic) { this.mic.stop(); this.mic = null; }

@@ -17,6 +17,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 
 from fluxnode.core.session import frames as fr
 from fluxnode.core.session import wire
+from fluxnode.core.session.mesh import FAIL_FOR
 from fluxnode.core.session.presence import Transform
 from tests.browser.conftest import PageLog
 from tests.browser.mesh_page import WAIT_S, Wire, audio_counts, eventually, until_counts
@@ -155,7 +156,7 @@ async def test_page_and_aiortc_exchange_transforms_directly(
         await py.close()
 
 
-async def test_a_link_that_cannot_negotiate_is_reported_failed(
+async def test_a_link_that_cannot_negotiate_is_reported_failed_and_tried_again_later(
     page_wire: tuple[Wire, PageLog],
 ) -> None:
     w, _ = page_wire
@@ -168,9 +169,19 @@ async def test_a_link_that_cannot_negotiate_is_reported_failed(
     assert (failed.peer, failed.kind) == (PY, "failed")
     shot = await w.snapshot()
     assert shot["links"] == {} and shot["failed"] == [PY]
-    # Not tried again while the plan still names it; a plan without it forgets the failure.
+    # Not tried again while the plan still names it, until the mark ends (the node may never
+    # have taken the report); a plan without it forgets the failure.
     await w.give(plan(fr.LINK_DATA | fr.LINK_OFFER, epoch=2))
     assert (await w.snapshot())["links"] == {}
+    await w.page.evaluate(f"window.t.clock += {FAIL_FOR * 1000 - 1}; window.t.mesh.retryFailed()")
+    assert (await w.snapshot())["links"] == {}
+    await w.page.evaluate("window.t.clock += 1; window.t.mesh.retryFailed()")
+    again = await w.next(fr.Signal)
+    assert (again.peer, again.kind) == (PY, "offer")
+    assert (await w.snapshot())["failed"] == []
+    await w.give(fr.Signal(PY, "answer", "v=0\r\nnot an answer\r\n"))
+    failed = await w.next(fr.Signal)
+    assert (failed.peer, failed.kind) == (PY, "failed")
     await w.give(fr.MeshPlan(3, "mesh", {}, ()))
     assert (await w.snapshot())["failed"] == []
 

@@ -8,74 +8,43 @@ visitors on two nodes hear each other's tone, and a mute stops it."""
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aioice.ice
 import pytest
 from eth_account import Account
 
-from fluxnode.client import Event, PeerMoved
 from fluxnode.client.events import Error as ErrorEvent
 from fluxnode.client.rtc_link import CONNECT_TIMEOUT
 from fluxnode.core.session.frames import LINK_AUDIO
-from tests.conftest import NodeFactory, clean_env
-from tests.helpers import EXAMPLE_WORLD, publish, status, wait_for, worlds, write_owner_key
+from tests.conftest import NodeFactory
+from tests.helpers import status
+from tests.integration.mesh_nodes import (
+    everyone_sees_everyone_move,
+    loopback_ice_here,
+    mesh_detail,
+    meshed,
+    modes,
+    node_transforms,
+    start_two_nodes,
+    until,
+)
 from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
 
 pytestmark = pytest.mark.slow
 
-LOOPBACK_ENV = {"FLUX_TEST_LOOPBACK_ICE": "1"}
-MESH_WAIT = 30.0  # a guard: set-up takes about a second on a quiet machine
-
 
 @pytest.fixture(autouse=True)
 def loopback_ice() -> Iterator[None]:
-    # aioice leaves 127.0.0.1 out of its host candidates, and tests have no other network.
-    saved = aioice.ice.get_host_addresses
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    yield
-    aioice.ice.get_host_addresses = saved
+    with loopback_ice_here():
+        yield
 
 
 @pytest.fixture
 def two_nodes(nodes: NodeFactory, tmp_path: Path) -> tuple[str, str, str]:
     """Gateway URLs of two bootstrapped nodes with WebRTC on, and a public world (16 seats)
     both know (their data dirs are `tmp_path/a` and `tmp_path/b`)."""
-    config = "[webrtc]\nenabled = true\nice_servers = []\n"
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.toml").write_text(config)
-    env = clean_env(**LOOPBACK_ENV)
-    a = nodes.start("a", gateway=True, env=env)
-    a_info = a.wait_ready()
-    b = nodes.start("b", "--bootstrap", a_info["addrs"][0], gateway=True, env=env)
-    b_info = b.wait_ready()
-    world_dir = tmp_path / "world"
-    shutil.copytree(EXAMPLE_WORLD, world_dir)
-    manifest = json.loads((world_dir / "world.json").read_text())
-    manifest["settings"]["maxPlayers"] = 16
-    (world_dir / "world.json").write_text(json.dumps(manifest))
-    owner_key = tmp_path / "owner.key"
-    write_owner_key(owner_key)
-    world = publish(a.data_dir, world_dir, owner_key, slug="mesh")["world_id"]
-    wait_for(
-        lambda: world in {w["world_id"] for w in worlds(b.data_dir)},
-        "the world on b",
-        timeout=30,
-        detail=lambda: worlds(b.data_dir),
-    )
-    return a_info["gateway_url"], b_info["gateway_url"], world
-
-
-def node_transforms(*data_dirs: Path) -> dict[str, int]:
-    """Transforms each local visitor's client sent its node, as `flux-node status` counts them."""
-    counts: dict[str, int] = {}
-    for d in data_dirs:
-        counts.update(status(d)["sessions"]["hub"]["client_transforms"])
-    return counts
+    return start_two_nodes(nodes, tmp_path)
 
 
 @pytest.fixture
@@ -83,77 +52,6 @@ async def crowd() -> AsyncIterator[list[Watched]]:
     visitors: list[Watched] = []
     yield visitors
     await close_all(visitors)
-
-
-async def until(
-    condition: Callable[[], bool],
-    what: str,
-    within: float = MESH_WAIT,
-    detail: Callable[[], object] | None = None,
-) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while not condition():
-        if loop.time() > end:
-            shown = f": {detail()}" if detail is not None else ""
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}{shown}")
-        await asyncio.sleep(0.05)
-
-
-def meshed(visitors: Sequence[Watched]) -> bool:
-    ids = {w.v.visitor for w in visitors}
-    return all(w.v.mesh_peers == ids - {w.v.visitor} for w in visitors)
-
-
-def modes(visitors: Sequence[Watched]) -> dict[str, object]:
-    return {
-        w.label: (w.v.mesh.plan.mode if w.v.mesh.plan else None, len(w.v.mesh_peers))
-        for w in visitors
-    }
-
-
-def moved_to(
-    mover: Watched, target: tuple[float, float, float], direct: bool
-) -> Callable[[Event], bool]:
-    def match(e: Event) -> bool:
-        return (
-            isinstance(e, PeerMoved)
-            and e.visitor == mover.v.visitor
-            and e.transform is not None
-            and e.direct == direct
-            and max(abs(a - b) for a, b in zip(e.transform.position, target, strict=True)) < 1e-6
-        )
-
-    return match
-
-
-async def everyone_sees_everyone_move(
-    visitors: Sequence[Watched], step: float, direct: bool, rounds: int = 1
-) -> float:
-    """Each visitor takes `rounds` steps of `step` at 10 Hz; every other sees where it ends
-    (`direct`: peer to peer, else relayed by the nodes). The seconds the steps took."""
-    marks = {w.label: w.mark() for w in visitors}
-    targets: dict[str, tuple[float, float, float]] = {}
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for k in range(rounds):
-        if k:
-            await asyncio.sleep(0.1)
-        for w in visitors:
-            x, y, z = w.v.position or (0.0, 0.0, 5.0)
-            targets[w.label] = (x + step, y, z)
-            await w.v.move(targets[w.label])
-    took = loop.time() - start
-    for mover in visitors:
-        for watcher in visitors:
-            if watcher is not mover:
-                how = "directly" if direct else "relayed"
-                await watcher.wait_for(
-                    moved_to(mover, targets[mover.label], direct),
-                    f"{mover.label} moving {how}",
-                    since=marks[watcher.label],
-                )
-    return took
 
 
 async def test_eight_visitors_mesh_a_ninth_makes_it_relay_and_leaving_meshes_again(
@@ -292,21 +190,6 @@ async def test_a_visitor_s_transforms_to_its_node_ride_the_node_channel(
     assert rider.v.mesh.stats["channel_sent_Transform"] == sent + 1
     await until(lambda: status(tmp_path / "a")["sessions"]["rtc"]["frames_in"] > before,
                 "node a to take the transform from the channel")  # fmt: skip
-
-
-def mesh_detail(visitors: Sequence[Watched]) -> dict[str, object]:
-    """What each visitor's mesh holds, for a failure message."""
-    out: dict[str, object] = {}
-    for w in visitors:
-        m = w.v.mesh
-        out[w.label] = {
-            "mode": m.plan.mode if m.plan else None,
-            "open": len(w.v.mesh_peers),
-            "planned": len(m.plan.links) if m.plan else 0,
-            "failed": len(m.failed),
-            "stats": {k: n for k, n in m.stats.items() if k.startswith(("links", "signal_f"))},
-        }
-    return out
 
 
 async def relay_spell(crowd: list[Watched], ninth: Watched, spell: int, hold: float) -> None:

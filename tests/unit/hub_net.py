@@ -25,6 +25,7 @@ from fluxnode.core.session.chat import ChatMessage
 from fluxnode.core.session.frames import Frame, Heartbeat, RtcConfig, VisitorIn
 from fluxnode.core.session.hlc import Hlc
 from fluxnode.core.session.hub import SessionHub, WorldInfo
+from fluxnode.core.session.mesh import FAIL_FOR
 from fluxnode.core.session.presence import ViewerFrame, ViewerState
 from fluxnode.core.session.state import OpKind, StateOp, move_op
 from fluxnode.core.session.visitors import visitor_id
@@ -113,15 +114,15 @@ class Client:
 
 class Net:
     def __init__(self, names: tuple[str, ...] = ("h1", "h2"), *, max_visitors: int = 10,
-                 member_timeout: float = 10.0, auto: bool = True,
-                 rtc: RtcConfig | None = None) -> None:  # fmt: skip
+                 member_timeout: float = 10.0, auto: bool = True, rtc: RtcConfig | None = None,
+                 mesh_fail_for: float = FAIL_FOR) -> None:  # fmt: skip
         self.now = 1000.0
         self.banned: set[str] = set()
         self.hubs = {
             n: SessionHub(n, verify_session=verify_session,
                           is_banned=lambda w, a: a.lower() in self.banned,
                           max_visitors=max_visitors, gateway_url=f"ws://{n}.test/session",
-                          member_timeout=member_timeout, rtc=rtc)
+                          member_timeout=member_timeout, rtc=rtc, mesh_fail_for=mesh_fail_for)
             for n in names
         }  # fmt: skip
         self.links: dict[tuple[str, str], deque[Frame]] = {}

@@ -300,3 +300,16 @@ def test_readme_table_is_the_key_table() -> None:
         "README's configuration table differs from node/config_keys.py; regenerate it with "
         "`python -m fluxnode.node.config`"
     )
+
+
+def test_the_test_only_mesh_spell_variable_is_known_and_checked(tmp_path: Path) -> None:
+    from fluxnode.core.session.mesh import FAIL_FOR
+    from fluxnode.node.rtc_loopback import MESH_FAIL_FOR_ENV, mesh_fail_for
+
+    load(tmp_path, {MESH_FAIL_FOR_ENV: "4"})  # not an unknown variable
+    assert mesh_fail_for({}) == FAIL_FOR
+    assert mesh_fail_for({MESH_FAIL_FOR_ENV: "4.5"}) == 4.5
+    for bad in ("0", "-1", "soon", "nan", str(FAIL_FOR + 1)):
+        with pytest.raises(ConfigError) as info:
+            mesh_fail_for({MESH_FAIL_FOR_ENV: bad})
+        assert info.value.key == MESH_FAIL_FOR_ENV

@@ -27,6 +27,7 @@ from fluxnode.core.session.frames import (
     StateSnapshot,
 )
 from fluxnode.core.session.hub import WorldInfo
+from fluxnode.core.session.mesh import FAIL_FOR
 from fluxnode.core.session.presence import Transform, ViewerFrame
 
 from .hub_net import Client, Net, world
@@ -54,9 +55,10 @@ def errors(c: Client) -> list[tuple[str, str]]:
     return [(f.code, f.message) for f in c.of(Error) if isinstance(f, Error)]
 
 
-def crowd(n1: int, n2: int, w: WorldInfo | None = None) -> tuple[Net, list[Client]]:
+def crowd(n1: int, n2: int, w: WorldInfo | None = None,
+          fail_for: float = FAIL_FOR) -> tuple[Net, list[Client]]:  # fmt: skip
     """`n1` visitors on h1 and `n2` on h2, all in one instance of a 16-seat world."""
-    net = Net(("h1", "h2"), rtc=RTC)
+    net = Net(("h1", "h2"), rtc=RTC, mesh_fail_for=fail_for)
     w = w or world(16)
     clients = [net.client(f"a{i}", "h1") for i in range(n1)]
     clients += [net.client(f"b{i}", "h2") for i in range(n2)]
@@ -133,6 +135,16 @@ def test_signals_reach_local_and_remote_peers_and_failed_unlinks_the_pair_on_bot
     net.send(a0, Signal(b0.id, "offer", "v=0 again"))
     assert errors(a0)[-1] == ("signal_refused", f"no link to {b0.id!r} in your mesh plan")
     net.keepalive([a0, a1, b0], 60.0)
+    assert b0.id in plan(a0).links and a0.id in plan(b0).links
+
+
+def test_the_hubs_failed_pair_spell_is_theirs_to_set() -> None:
+    # (A test-only knob on nodes: `FLUX_TEST_MESH_FAIL_FOR`.)
+    net, (a0, _, b0) = crowd(2, 1, fail_for=5.0)
+    net.send(a0, Signal(b0.id, "failed", ""))
+    net.advance(1.2)
+    assert b0.id not in plan(a0).links and a0.id not in plan(b0).links
+    net.keepalive([*net.clients.values()], 5.0)
     assert b0.id in plan(a0).links and a0.id in plan(b0).links
 
 
