@@ -131,7 +131,8 @@ class PeerLink:
         if self.audio and voice is not None:
             self.pc.addTransceiver(self._tone(voice), direction="sendrecv")
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        await self.owner.signal(self.peer, "offer", self.pc.localDescription.sdp)
+        if not self.closed:  # closed while gathering: the peer's answer would meet the next link
+            await self.owner.signal(self.peer, "offer", self.pc.localDescription.sdp)
 
     async def answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
@@ -148,7 +149,8 @@ class PeerLink:
             else:
                 transceiver.direction = "inactive"  # no voice here: none either way
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        await self.owner.signal(self.peer, "answer", self.pc.localDescription.sdp)
+        if not self.closed:
+            await self.owner.signal(self.peer, "answer", self.pc.localDescription.sdp)
 
     async def accept(self, sdp: str) -> bool:
         """Apply the peer's answer; False (and nothing changes) when it answers another offer.
