@@ -15,22 +15,24 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fluxnode.core.content import Kind
 from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.paths import parse_content_path
-from fluxnode.node import cli_moderation
-from fluxnode.node.config import Config
-from fluxnode.node.config_keys import OWNER_KEY_ENV
 from fluxnode.node.progress import CountingReader, Progress
+
+# Imported by the commands that need them: `add` alone starts without the config machinery
+# (see cli.main), which costs more than hashing a few hundred MiB.
+if TYPE_CHECKING:
+    from fluxnode.node.config import Config
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="node data directory")
 
 
-def register(sub: Any) -> None:
+def register_add(sub: Any) -> None:
     p = sub.add_parser("add", help="import a file or folder (or - for stdin); prints the root CID")
     _data_dir_arg(p)
     p.add_argument("path", help="file, folder, or - for standard input")
@@ -51,6 +53,12 @@ def register(sub: Any) -> None:
     p.add_argument("--name", help="pin name")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the root CID")
 
+
+def register(sub: Any) -> None:
+    from fluxnode.node import cli_moderation
+    from fluxnode.node.config_keys import OWNER_KEY_ENV
+
+    register_add(sub)
     p = sub.add_parser("cat", help="write a file's bytes to stdout")
     _data_dir_arg(p)
     p.add_argument("path", metavar="CID[/PATH]")
@@ -166,21 +174,28 @@ def _counting(importer: Any, progress: Progress) -> Any:
     return run
 
 
-def cmd_add(args: argparse.Namespace, cfg: Config) -> int:
+def cmd_add_only_hash(args: argparse.Namespace) -> int:
+    """`add --only-hash`: nothing is opened or created, and no config is read (the data dir
+    may not even exist)."""
+    from fluxnode.storage.importer import import_path, import_stream
+
     progress = Progress("added")
     source: Path | BinaryIO = sys.stdin.buffer if args.path == "-" else Path(args.path)
-    if args.only_hash:
-        # Nothing is opened or created: the data dir may not even exist.
-        from fluxnode.storage.importer import import_path, import_stream
+    # No sink: only the CIDs are computed, no block is assembled.
+    if isinstance(source, Path):
+        res = import_path(source, None, args.cid_version, progress)
+    else:
+        res = import_stream(source, None, args.cid_version, progress)
+    progress.close()
+    print(res.root.cid)
+    return 0
 
-        # No sink: only the CIDs are computed, no block is assembled.
-        if isinstance(source, Path):
-            res = import_path(source, None, args.cid_version, progress)
-        else:
-            res = import_stream(source, None, args.cid_version, progress)
-        progress.close()
-        print(res.root.cid)
-        return 0
+
+def cmd_add(args: argparse.Namespace, cfg: Config) -> int:
+    if args.only_hash:
+        return cmd_add_only_hash(args)
+    progress = Progress("added")
+    source: Path | BinaryIO = sys.stdin.buffer if args.path == "-" else Path(args.path)
     result = _repo(cfg).add(
         source, cid_version=args.cid_version, pin=args.pin, name=args.name, progress=progress
     )
@@ -389,6 +404,8 @@ def cmd_world(args: argparse.Namespace, cfg: Config) -> int:
     from fluxnode.storage.worldpkg import WorldPackage, open_package, scan_package
 
     if args.world_cmd == "ban":
+        from fluxnode.node import cli_moderation
+
         return cli_moderation.cmd_world_ban(args, cfg)
     limits = cfg.world
 
@@ -426,6 +443,7 @@ def cmd_publish(args: argparse.Namespace, cfg: Config) -> int:
     from fluxnode.chain.keys import load_wallet_key
     from fluxnode.chain.records import sign_record
     from fluxnode.node.admin import admin_request
+    from fluxnode.node.config_keys import OWNER_KEY_ENV
     from fluxnode.storage.worldpkg import open_package
 
     account = load_wallet_key(Path(args.key_file) if args.key_file else None, env_var=OWNER_KEY_ENV)

@@ -44,18 +44,33 @@ def start_writeback(fd: int) -> None:
     (sync_file_range(2) with SYNC_FILE_RANGE_WRITE). Durability still comes from the later
     syncfs/fsync; this only lets the disk work while the writer goes on, so that sync has
     less left to wait for. A no-op where the call is missing."""
+    global _sync_file_range
+    if _sync_file_range is None:
+        _sync_file_range = _load_sync_file_range()
+    if _sync_file_range is not False:
+        _sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+#: None until first used; False where the call is missing.
+_sync_file_range: Any = None
+
+
+def _load_sync_file_range() -> Any:
+    """libc's sync_file_range with its argument types declared once (a call per block)."""
     global _libc
     if not sys.platform.startswith("linux"):
-        return
+        return False
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
     fn = getattr(_libc, "sync_file_range", None)
     if fn is None:
-        return
-    fn(fd, ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

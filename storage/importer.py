@@ -9,11 +9,14 @@ Folder rules, as `ipfs add -r` with Kubo's defaults:
 - folders nest at most `MAX_DEPTH` levels; names must be valid UTF-8.
 
 Leaves are read and hashed on a few threads (storage/leaves.py), a bounded window of chunks at
-a time, and come back in file order. Each entry is read once, through file descriptors: a
-folder is opened (without following links) relative to its parent's descriptor and listed from
-its own, a file is opened without following links and checked with `fstat`, so a file or
-folder swapped for a link (or a FIFO) between the listing and the read is refused instead of
-followed. `tree_size` applies the same rules to estimate what an add will store.
+a time, and come back in file order. Given a `LeafStore`, those threads also write each leaf
+block where they read it, and the sink gets every other block (parents, folders, links).
+
+Each entry is read once, through file descriptors: a folder is opened (without following
+links) relative to its parent's descriptor and listed from its own, a file is opened without
+following links and checked with `fstat`, so a file or folder swapped for a link (or a FIFO)
+between the listing and the read is refused instead of followed. `tree_size` applies the same
+rules to estimate what an add will store.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import BinaryIO
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.hamt import hamt_directory, should_shard
 from fluxnode.core.unixfs import Block, FileBuilder, Link, directory_node, symlink_node
-from fluxnode.storage.leaves import Leaves, file_leaves, stream_leaves
+from fluxnode.storage.leaves import LeafStore, Leaves, file_leaves, stream_leaves
 
 MAX_DEPTH = 128
 
@@ -51,11 +54,21 @@ class ImportResult:
 
 
 class _Counter:
-    def __init__(self, sink: BlockSink | None, progress: Progress | None) -> None:
+    def __init__(
+        self, sink: BlockSink | None, progress: Progress | None, store: LeafStore | None
+    ) -> None:
+        if store is not None and sink is None:
+            raise ValueError("a LeafStore needs a sink for the other blocks")
         self.sink = sink
         self.progress = progress
+        self.store = store
         self.bytes = 0
         self.blocks = 0
+
+    @property
+    def want_blocks(self) -> bool:
+        """Leaves carry their blocks to the sink (not only hashed, nor written by the store)."""
+        return self.sink is not None and self.store is None
 
     def emit(self, blocks: list[Block]) -> None:
         if blocks:
@@ -70,11 +83,16 @@ class _Counter:
 
 
 def import_stream(
-    stream: BinaryIO, sink: BlockSink | None, cid_version: int = 0, progress: Progress | None = None
+    stream: BinaryIO,
+    sink: BlockSink | None,
+    cid_version: int = 0,
+    progress: Progress | None = None,
+    *,
+    store: LeafStore | None = None,
 ) -> ImportResult:
-    counter = _Counter(sink, progress)
-    want = sink is not None
-    link = _build(stream_leaves(stream, cid_version, want), counter, cid_version)
+    counter = _Counter(sink, progress, store)
+    leaves = stream_leaves(stream, cid_version, counter.want_blocks, store=store)
+    link = _build(leaves, counter, cid_version)
     return ImportResult(link, counter.bytes, counter.blocks)
 
 
@@ -88,6 +106,9 @@ def _build(leaves: Leaves, counter: _Counter, cid_version: int) -> Link:
                 counter.emit([Block(leaf.link.cid, leaf.block), *parents])
             else:
                 counter.blocks += 1
+                if leaf.written:
+                    assert counter.store is not None
+                    counter.store.keep(leaf.link.cid)
                 counter.emit(parents)
             counter.advance(leaf.link.filesize)
     rest, root = builder.finish()
@@ -187,9 +208,14 @@ def _open_top(path: Path) -> int:
 
 
 def import_path(
-    path: Path, sink: BlockSink | None, cid_version: int = 0, progress: Progress | None = None
+    path: Path,
+    sink: BlockSink | None,
+    cid_version: int = 0,
+    progress: Progress | None = None,
+    *,
+    store: LeafStore | None = None,
 ) -> ImportResult:
-    counter = _Counter(sink, progress)
+    counter = _Counter(sink, progress, store)
     fd = _open_top(path)
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
@@ -204,7 +230,9 @@ def import_path(
 def _file(fd: int, shown: str, counter: _Counter, cid_version: int) -> Link:
     try:
         size = os.fstat(fd).st_size
-        leaves = file_leaves(fd, cid_version, counter.sink is not None, size_hint=size)
+        leaves = file_leaves(
+            fd, cid_version, counter.want_blocks, size_hint=size, store=counter.store
+        )
         return _build(leaves, counter, cid_version)
     except OSError as exc:
         raise BadRequest(f"cannot read {shown}: {_reason(exc)}") from exc

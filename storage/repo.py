@@ -23,6 +23,7 @@ from fluxnode.storage.carfile import CarImport, export_car, import_car
 from fluxnode.storage.dag import walk
 from fluxnode.storage.exporter import Exporter
 from fluxnode.storage.importer import ImportResult, import_path, import_stream, tree_size
+from fluxnode.storage.leaves import LeafStore
 from fluxnode.storage.pins import GcResult, Pin, PinStore
 from fluxnode.storage.writebehind import WriteBehind
 
@@ -137,10 +138,21 @@ class Repo:
                 dag.add(block.cid.multihash)
                 writer.put(block.cid, block.data)
 
+        def write_leaf(cid: Cid, data: memoryview) -> None:
+            # On a leaf-reading thread, from its buffer; every one has finished when the
+            # import returns or raises (storage/leaves.ordered waits), before any rollback.
+            if denylist:
+                denylist.check(cid)
+            writer.put_now(cid, data)
+
+        def keep_leaf(cid: Cid) -> None:
+            dag.add(cid.multihash)
+
+        leaves = LeafStore(write_leaf, keep_leaf)
         try:
             with self.blocks.write_lock():
                 try:
-                    result = _import(source, store, cid_version, progress)
+                    result = _import(source, store, cid_version, progress, leaves)
                 finally:
                     writer.wait()  # no write outlives the lock, and `added` is complete
                 writer.check()
@@ -279,10 +291,12 @@ def _import(
     sink: Callable[[list[Block]], None] | None,
     cid_version: int,
     progress: Callable[[int], None] | None,
+    leaves: LeafStore | None = None,
 ) -> ImportResult:
-    """`sink` None: only the CIDs are wanted (see importer.BlockSink)."""
+    """`sink` None: only the CIDs are wanted (see importer.BlockSink). `leaves`: where a file's
+    leaf blocks are written, on the threads that read them (an `Importer` uses `sink` only)."""
     if callable(source):
         return source(sink if sink is not None else _discard)
     if isinstance(source, Path):
-        return import_path(source, sink, cid_version, progress)
-    return import_stream(source, sink, cid_version, progress)
+        return import_path(source, sink, cid_version, progress, store=leaves)
+    return import_stream(source, sink, cid_version, progress, store=leaves)

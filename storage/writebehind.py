@@ -6,14 +6,17 @@ into the page cache, linking it into place), so it overlaps with hashing the nex
 with the other writes. At most `window` blocks wait to be written, so memory stays flat.
 
 The caller checks each block (e.g. against the denylist) before `put`: nothing is submitted that
-must not be written. `wait()` returns once every submitted write has finished; only then are
-`added` (the blocks this writer stored) and `found` (some block was already there) complete, so
-a caller rolls back or flushes after `wait()`, never before.
+must not be written. `put_now` writes on the calling thread instead (a leaf-reading thread that
+writes from its own buffer, see storage/leaves.LeafStore) and is recorded the same way.
+`wait()` returns once every submitted write has finished; only then are `added` (the blocks
+this writer stored) and `found` (some block was already there) complete, so a caller rolls
+back or flushes after `wait()`, never before (and after every `put_now` has returned).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import Executor, Future
 
@@ -48,6 +51,13 @@ class WriteBehind:
         self.max_pending = 0  # high-water mark of blocks submitted and not yet written
         self._pending: deque[tuple[Cid, Future[bool]]] = deque()
         self._error: BaseException | None = None
+        self._lock = threading.Lock()  # `added` and `found`: `put_now` runs on other threads
+
+    def put_now(self, cid: Cid, data: bytes | memoryview) -> None:
+        """Store a block on this thread (any thread), recorded like a `put`."""
+        if self._error is not None:
+            raise self._error
+        self._record(cid, self.store.put(cid, data, verified=True))
 
     def put(self, cid: Cid, data: bytes) -> None:
         """Store a block (now, or on the pool); raises an earlier write's error, if any."""
@@ -85,7 +95,8 @@ class WriteBehind:
         self._record(cid, new)
 
     def _record(self, cid: Cid, new: bool) -> None:
-        if new:
-            self.added.append(cid)
-        else:
-            self.found = True
+        with self._lock:
+            if new:
+                self.added.append(cid)
+            else:
+                self.found = True
