@@ -25,7 +25,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,7 +33,7 @@ from typing import BinaryIO
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.hamt import hamt_directory, should_shard
 from fluxnode.core.unixfs import Block, FileBuilder, Link, directory_node, symlink_node
-from fluxnode.storage.leaves import LeafStore, Leaves, file_leaves, stream_leaves
+from fluxnode.storage.leaves import LeafStore, LeafWriteFailed, Leaves, file_leaves, stream_leaves
 
 MAX_DEPTH = 128
 
@@ -92,8 +92,19 @@ def import_stream(
 ) -> ImportResult:
     counter = _Counter(sink, progress, store)
     leaves = stream_leaves(stream, cid_version, counter.want_blocks, store=store)
-    link = _build(leaves, counter, cid_version)
+    with _store_errors():
+        link = _build(leaves, counter, cid_version)
     return ImportResult(link, counter.bytes, counter.blocks)
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Raise a failed leaf write as the store's own error, past the handlers that take an
+    OSError for a failed read of the source."""
+    try:
+        yield
+    except LeafWriteFailed as failed:
+        raise failed.error from None
 
 
 def _build(leaves: Leaves, counter: _Counter, cid_version: int) -> Link:
@@ -218,10 +229,11 @@ def import_path(
     counter = _Counter(sink, progress, store)
     fd = _open_top(path)
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            link, _ = _directory(fd, str(path), counter, cid_version, 0)
-        else:
-            link = _file(fd, str(path), counter, cid_version)
+        with _store_errors():
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                link, _ = _directory(fd, str(path), counter, cid_version, 0)
+            else:
+                link = _file(fd, str(path), counter, cid_version)
     finally:
         os.close(fd)
     return ImportResult(link, counter.bytes, counter.blocks)

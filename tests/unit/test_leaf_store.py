@@ -4,6 +4,7 @@ undoing the whole add, and `add --only-hash` starting without the config machine
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from fluxnode.core.cid import Cid
 from fluxnode.core.denylist import ContentDenied, Denylist
 from fluxnode.core.unixfs import CHUNK_SIZE, Block, FileBuilder, Link
+from fluxnode.storage import blockstore
 from fluxnode.storage.blockstore import BlockStore
 from fluxnode.storage.importer import import_path
 from fluxnode.storage.leaves import LeafStore, file_leaves
@@ -211,3 +213,27 @@ def test_add_only_hash_neither_reads_the_config_nor_imports_it(tmp_path: Path) -
     want = Repo(tmp_path / "probe").add(src, only_hash=True).cid
     assert out.stdout.strip() == str(want)
     assert sorted(p.name for p in data_dir.iterdir()) == ["config.toml"]  # nothing created
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_a_leaf_write_failing_in_the_kernel_raises_its_own_error_and_undoes_the_add(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int
+) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(os.urandom(40 * CHUNK_SIZE + 5))
+    calls = [0]
+    real = blockstore.write_all
+
+    def write_all(fd: int, data: bytes | memoryview) -> None:
+        view = memoryview(data)  # held by the traceback, as a failing os.write's caller is
+        calls[0] += 1
+        if calls[0] == 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, view)
+
+    monkeypatch.setattr(blockstore, "write_all", write_all)
+    repo = Repo(tmp_path / "d")
+    with pytest.raises(OSError, match="No space left"):
+        repo.add(src, cid_version=version)
+    assert list(repo.blocks.iter_cids()) == []
+    assert repo.pins.list() == []
