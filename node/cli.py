@@ -56,13 +56,20 @@ def _root_parser() -> tuple[argparse.ArgumentParser, Any]:
 
 
 def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
-    """The parser for `argv`: `add` alone when it is the command (its options are its own, so
-    it parses exactly as in the full parser), else every command's."""
-    if argv and argv[0] == "add":
+    """The parser for `argv`: `add` or `version` alone when it is the command (its options
+    are its own, so it parses exactly as in the full parser), else every command's."""
+    if argv and argv[0] in ("add", "version"):
         parser, sub = _root_parser()
-        cli_content.register_add(sub)
+        if argv[0] == "add":
+            cli_content.register_add(sub)
+        else:
+            _register_version(sub)
         return parser
     return build_parser()
+
+
+def _register_version(sub: Any) -> None:
+    sub.add_parser("version", help="print the version")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("peer", help="peer ID")
     p.add_argument("-n", "--count", type=int, default=3, help="number of pings (1..100)")
 
-    sub.add_parser("version", help="print the version")
+    _register_version(sub)
     cli_content.register(sub)
     cli_chain.register(sub)
     cli_moderation.register(sub)
@@ -111,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "add" and args.only_hash:
             return cli_content.cmd_add_only_hash(args)
+        if args.command == "version":
+            return cmd_version(args)
         if args.command in cli_content.COMMANDS:
             return int(cli_content.COMMANDS[args.command](args, _config(args)))
         from fluxnode.node import cli_chain, cli_moderation, cli_visit, devnet

@@ -237,3 +237,18 @@ def test_a_leaf_write_failing_in_the_kernel_raises_its_own_error_and_undoes_the_
         repo.add(src, cid_version=version)
     assert list(repo.blocks.iter_cids()) == []
     assert repo.pins.list() == []
+
+
+def test_version_and_help_still_parse_through_their_parsers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fluxnode import __version__
+    from fluxnode.node.cli import main
+
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.strip() == f"flux-node {__version__}"
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    listing = capsys.readouterr().out
+    assert "add" in listing and "version" in listing and "devnet" in listing
