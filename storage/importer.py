@@ -25,15 +25,16 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from fluxnode.core.cid import Cid
 from fluxnode.core.errors import BadRequest
 from fluxnode.core.hamt import hamt_directory, should_shard
 from fluxnode.core.unixfs import Block, FileBuilder, Link, directory_node, symlink_node
-from fluxnode.storage.leaves import LeafStore, LeafWriteFailed, Leaves, file_leaves, stream_leaves
+from fluxnode.storage.leaves import LeafStore, Leaves, file_leaves, stream_leaves
 
 MAX_DEPTH = 128
 
@@ -61,9 +62,24 @@ class _Counter:
             raise ValueError("a LeafStore needs a sink for the other blocks")
         self.sink = sink
         self.progress = progress
-        self.store = store
         self.bytes = 0
         self.blocks = 0
+        #: What the store's writes raised: never reported as a failed read of the source.
+        self.store_errors: list[BaseException] = []
+        self.store = None if store is None else LeafStore(self._writer(store), store.keep)
+
+    def _writer(self, store: LeafStore) -> Callable[[Cid, memoryview], None]:
+        def write(cid: Cid, block: memoryview) -> None:  # on a reading thread
+            try:
+                store.write(cid, block)
+            except BaseException as exc:
+                self.store_errors.append(exc)
+                raise
+
+        return write
+
+    def is_store_error(self, exc: BaseException) -> bool:
+        return any(exc is e for e in self.store_errors)
 
     @property
     def want_blocks(self) -> bool:
@@ -91,20 +107,9 @@ def import_stream(
     store: LeafStore | None = None,
 ) -> ImportResult:
     counter = _Counter(sink, progress, store)
-    leaves = stream_leaves(stream, cid_version, counter.want_blocks, store=store)
-    with _store_errors():
-        link = _build(leaves, counter, cid_version)
+    leaves = stream_leaves(stream, cid_version, counter.want_blocks, store=counter.store)
+    link = _build(leaves, counter, cid_version)
     return ImportResult(link, counter.bytes, counter.blocks)
-
-
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    """Raise a failed leaf write as the store's own error, past the handlers that take an
-    OSError for a failed read of the source."""
-    try:
-        yield
-    except LeafWriteFailed as failed:
-        raise failed.error from None
 
 
 def _build(leaves: Leaves, counter: _Counter, cid_version: int) -> Link:
@@ -229,11 +234,10 @@ def import_path(
     counter = _Counter(sink, progress, store)
     fd = _open_top(path)
     try:
-        with _store_errors():
-            if stat.S_ISDIR(os.fstat(fd).st_mode):
-                link, _ = _directory(fd, str(path), counter, cid_version, 0)
-            else:
-                link = _file(fd, str(path), counter, cid_version)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            link, _ = _directory(fd, str(path), counter, cid_version, 0)
+        else:
+            link = _file(fd, str(path), counter, cid_version)
     finally:
         os.close(fd)
     return ImportResult(link, counter.bytes, counter.blocks)
@@ -247,6 +251,8 @@ def _file(fd: int, shown: str, counter: _Counter, cid_version: int) -> Link:
         )
         return _build(leaves, counter, cid_version)
     except OSError as exc:
+        if counter.is_store_error(exc):  # e.g. no space left: the store's, not the source's
+            raise
         raise BadRequest(f"cannot read {shown}: {_reason(exc)}") from exc
 
 

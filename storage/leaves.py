@@ -63,28 +63,12 @@ class LeafStore:
 
     #: Called on a reading thread with a leaf's CID and its block: a view of that thread's
     #: buffer, valid only during the call. Must be thread-safe; an error it raises ends the
-    #: import (after every job in flight finished), as `LeafWriteFailed` from the leaves.
+    #: import (after every job in flight finished), raised from the leaves as it is.
     write: Callable[[Cid, memoryview], None]
     #: Called on the importing thread, in file order, for each written leaf that is part of the
     #: DAG. A file that grows while it is read can have leaves written past the end the import
     #: settled on: those are never passed here.
     keep: Callable[[Cid], None]
-
-
-class LeafWriteFailed(Exception):
-    """A `LeafStore.write` raised `error`: carried out of the reading code as this, so that a
-    failed write (no space left, say) is never reported as a failed read of the source."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _write(store: LeafStore, cid: Cid, block: memoryview) -> None:
-    try:
-        store.write(cid, block)
-    except Exception as exc:
-        raise LeafWriteFailed(exc) from exc
 
 
 #: Leaves in file order; close it (or run it to its end) before closing what it reads.
@@ -198,7 +182,7 @@ def hash_at(fd: int, n: int, offset: int, cid_version: int, store: LeafStore | N
     link = leaf_link(got, hashlib.sha256(block).digest(), cid_version)
     if store is None or not got:  # an empty chunk is no leaf (see `_until_last`)
         return Leaf(link, None)
-    _write(store, link.cid, block)
+    store.write(link.cid, block)
     return Leaf(link, None, written=True)
 
 
@@ -313,7 +297,7 @@ def stream_leaves(
             return make_leaf(chunk, cid_version, want_blocks)
         made = make_leaf(chunk, cid_version, True)
         assert made.block is not None
-        _write(store, made.link.cid, memoryview(made.block))
+        store.write(made.link.cid, memoryview(made.block))
         return Leaf(made.link, None, written=True)
 
     def jobs() -> Iterator[Callable[[], Leaf]]:
