@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fluxnode import __version__
 from fluxnode.core.errors import ConfigError, FluxError, IdentityError, NodeNotRunning
-from fluxnode.node import cli_content
+from fluxnode.node import cli_add
 from fluxnode.node.logs import redact
 
 if TYPE_CHECKING:
@@ -38,14 +38,6 @@ RUN_FLAGS = (
 )
 
 
-def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="node data directory (default: $FLUX_DATA_DIR or the user data dir)",
-    )
-
-
 def _root_parser() -> tuple[argparse.ArgumentParser, Any]:
     parser = argparse.ArgumentParser(
         prog="flux-node",
@@ -61,7 +53,7 @@ def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     if argv and argv[0] in ("add", "version"):
         parser, sub = _root_parser()
         if argv[0] == "add":
-            cli_content.register_add(sub)
+            cli_add.register_add(sub)
         else:
             _register_version(sub)
         return parser
@@ -73,25 +65,25 @@ def _register_version(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fluxnode.node import cli_chain, cli_moderation, cli_visit, devnet
+    from fluxnode.node import cli_chain, cli_content, cli_moderation, cli_visit, devnet
     from fluxnode.node.config import add_config_flags
 
     parser, sub = _root_parser()
 
     p = sub.add_parser("init", help="create the data dir, identity key and config.toml")
-    _data_dir_arg(p)
+    cli_add.data_dir_arg(p)
     add_config_flags(p, ["identity.key_file"])
 
     p = sub.add_parser("run", help="run the node until SIGINT/SIGTERM")
-    _data_dir_arg(p)
+    cli_add.data_dir_arg(p)
     add_config_flags(p, RUN_FLAGS)
 
     p = sub.add_parser("id", help="print this node's peer ID and addresses as JSON")
-    _data_dir_arg(p)
+    cli_add.data_dir_arg(p)
     add_config_flags(p, ["identity.key_file"])
 
     p = sub.add_parser("status", help="the running node's peers, worlds, instances, chain and disk")
-    _data_dir_arg(p)
+    cli_add.data_dir_arg(p)
     p.add_argument(
         "--json",
         action="store_true",
@@ -99,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("ping", help="ping a connected (or dialable) peer through the running node")
-    _data_dir_arg(p)
+    cli_add.data_dir_arg(p)
     p.add_argument("peer", help="peer ID")
     p.add_argument("-n", "--count", type=int, default=3, help="number of pings (1..100)")
 
@@ -117,9 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser_for(argv).parse_args(argv)
     try:
         if args.command == "add" and args.only_hash:
-            return cli_content.cmd_add_only_hash(args)
+            return cli_add.cmd_add_only_hash(args)
         if args.command == "version":
             return cmd_version(args)
+        from fluxnode.node import cli_content
+
         if args.command in cli_content.COMMANDS:
             return int(cli_content.COMMANDS[args.command](args, _config(args)))
         from fluxnode.node import cli_chain, cli_moderation, cli_visit, devnet

@@ -1,4 +1,5 @@
-"""Content commands: add, cat, get, pin, gc, repo, car, world.
+"""Content commands: cat, get, pin, gc, repo, car, world, publish, worlds (`add` is in
+node/cli_add.py, which starts without the config machinery).
 
 They open the data dir's repository directly, so they work whether or not a node is running on
 it (block files and SQLite WAL are safe across processes; GC takes an exclusive lock).
@@ -15,50 +16,25 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from fluxnode.core.content import Kind
 from fluxnode.core.errors import BadRequest, ConfigError
 from fluxnode.core.paths import parse_content_path
+from fluxnode.node import cli_add
+from fluxnode.node.cli_add import data_dir_arg as _data_dir_arg
+from fluxnode.node.cli_add import open_repo as _repo
 from fluxnode.node.progress import CountingReader, Progress
 
-# Imported by the commands that need them: `add` alone starts without the config machinery
-# (see cli.main), which costs more than hashing a few hundred MiB.
 if TYPE_CHECKING:
     from fluxnode.node.config import Config
-
-
-def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", metavar="DIR", help="node data directory")
-
-
-def register_add(sub: Any) -> None:
-    p = sub.add_parser("add", help="import a file or folder (or - for stdin); prints the root CID")
-    _data_dir_arg(p)
-    p.add_argument("path", help="file, folder, or - for standard input")
-    p.add_argument(
-        "--cid-version",
-        type=int,
-        choices=[0, 1],
-        default=0,
-        help="0: Kubo default (dag-pb leaves); 1: raw leaves, base32 CIDv1",
-    )
-    p.add_argument("--only-hash", action="store_true", help="compute the CID, store nothing")
-    p.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="pin the result (default: --pin)",
-    )
-    p.add_argument("--name", help="pin name")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the root CID")
 
 
 def register(sub: Any) -> None:
     from fluxnode.node import cli_moderation
     from fluxnode.node.config_keys import OWNER_KEY_ENV
 
-    register_add(sub)
+    cli_add.register_add(sub)
     p = sub.add_parser("cat", help="write a file's bytes to stdout")
     _data_dir_arg(p)
     p.add_argument("path", metavar="CID[/PATH]")
@@ -152,15 +128,6 @@ def register(sub: Any) -> None:
     _data_dir_arg(p)
 
 
-def _repo(cfg: Config) -> Any:
-    from fluxnode.node.denylist_files import load_denylist
-    from fluxnode.storage.repo import Repo
-
-    denylist = load_denylist(cfg)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Repo(cfg.data_dir, quota_bytes=cfg.storage.max_bytes, denylist=denylist)
-
-
 def _counting(importer: Any, progress: Progress) -> Any:
     """`importer` (a `Repo.add` source) with every block it stores counted into `progress`."""
 
@@ -172,42 +139,6 @@ def _counting(importer: Any, progress: Progress) -> Any:
         return importer(counted)
 
     return run
-
-
-def cmd_add_only_hash(args: argparse.Namespace) -> int:
-    """`add --only-hash`: nothing is opened or created, and no config is read (the data dir
-    may not even exist)."""
-    from fluxnode.storage.importer import import_path, import_stream
-
-    progress = Progress("added")
-    source: Path | BinaryIO = sys.stdin.buffer if args.path == "-" else Path(args.path)
-    # No sink: only the CIDs are computed, no block is assembled.
-    if isinstance(source, Path):
-        res = import_path(source, None, args.cid_version, progress)
-    else:
-        res = import_stream(source, None, args.cid_version, progress)
-    progress.close()
-    print(res.root.cid)
-    return 0
-
-
-def cmd_add(args: argparse.Namespace, cfg: Config) -> int:
-    if args.only_hash:
-        return cmd_add_only_hash(args)
-    progress = Progress("added")
-    source: Path | BinaryIO = sys.stdin.buffer if args.path == "-" else Path(args.path)
-    result = _repo(cfg).add(
-        source, cid_version=args.cid_version, pin=args.pin, name=args.name, progress=progress
-    )
-    progress.close()
-    if not args.quiet:
-        print(
-            f"added {result.cid} ({result.size} bytes, {result.blocks} blocks"
-            f"{', pinned' if result.pinned else ''})",
-            file=sys.stderr,
-        )
-    print(result.cid)
-    return 0
 
 
 def cmd_cat(args: argparse.Namespace, cfg: Config) -> int:
@@ -499,7 +430,7 @@ def cmd_worlds(args: argparse.Namespace, cfg: Config) -> int:
 
 
 COMMANDS = {
-    "add": cmd_add,
+    "add": cli_add.cmd_add,
     "cat": cmd_cat,
     "get": cmd_get,
     "pin": cmd_pin,
