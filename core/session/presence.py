@@ -267,8 +267,10 @@ class ViewerStream:
         self.viewer = viewer
         self._seq = 0
         self._acked: int | None = None
-        self._sent: collections.OrderedDict[int, dict[str, Entry]] = collections.OrderedDict()
-        self._built: dict[int, _Built] = {}
+        # Snapshots sent and not yet superseded by an ack, each with how it was made.
+        self._sent: collections.OrderedDict[int, tuple[dict[str, Entry], _Built]] = (
+            collections.OrderedDict()
+        )
         self._history = history
         self._incremental = incremental
 
@@ -277,13 +279,11 @@ class ViewerStream:
             self._acked = seq
             for old in [s for s in self._sent if s < seq]:
                 del self._sent[old]
-                self._built.pop(old, None)
 
     def resync(self) -> None:
         """The viewer saw a gap or reconnected: the next frame is a full snapshot."""
         self._acked = None
         self._sent.clear()
-        self._built.clear()
 
     def frame(self, table: PresenceTable, tick: int,
               skip: Collection[str] = ()) -> ViewerFrame | None:  # fmt: skip
@@ -293,11 +293,10 @@ class ViewerStream:
         me = table.get(self.viewer)
         here = me.transform.position if me is not None else (0.0, 0.0, 0.0)
         base_seq = self._acked if self._acked in self._sent else None
-        base: dict[str, Entry] = self._sent[base_seq] if base_seq is not None else {}
+        base, built = self._sent[base_seq] if base_seq is not None else ({}, None)
         changed: dict[str, Transform | None] = {}
         info: dict[str, Mapping[str, object]] = {}
         pending: set[str] = set()
-        built = self._built.get(base_seq) if base_seq is not None else None
         left = table.left_since(built.rev) if built is not None and built.here == here else None
         if built is not None and left is not None and self._incremental:
             snapshot = dict(base)
@@ -318,11 +317,9 @@ class ViewerStream:
         if base_seq is not None and not changed and not removed:
             return None
         self._seq += 1
-        self._sent[self._seq] = snapshot
-        self._built[self._seq] = _Built(table.rev, here, frozenset(pending))
+        self._sent[self._seq] = (snapshot, _Built(table.rev, here, frozenset(pending)))
         while len(self._sent) > self._history:
-            old, _ = self._sent.popitem(last=False)
-            self._built.pop(old, None)
+            self._sent.popitem(last=False)
         return ViewerFrame(self._seq, base_seq, changed, removed, info)
 
     @staticmethod
