@@ -259,8 +259,9 @@ class ViewerStream:
     not move. So when the viewer itself stands where it stood when its base snapshot was made,
     the new snapshot is the base with only the entries that can differ recomputed: visitors
     who joined or moved since (the table's change log), those whose entry held back a newer
-    revision (a tier not due then), and those who left. Anything else is the same as the base
-    by construction, so both ways give the same frames (a property test checks it).
+    revision (a tier not due then) or was kept for a skipped visitor, and those who left.
+    Anything else is the same as the base by construction, so both ways give the same frames
+    (a property test checks it).
     """
 
     def __init__(self, viewer: str, history: int = HISTORY, *, incremental: bool = True) -> None:
@@ -336,8 +337,10 @@ class ViewerStream:
     ) -> None:
         every = tier(math.dist(here, p.transform.position))
         old = base.get(p.visitor)
+        kept = False
         if old is not None and p.visitor in skip:
             entry: Entry = old
+            kept = True
         elif every == 0:
             entry = (old[0], None) if old and old[1] is None else (p.rev, None)
         elif old is None or old[1] is None or tick % every == 0:
@@ -345,7 +348,10 @@ class ViewerStream:
         else:
             entry = old  # not this viewer's tick for that tier: it keeps what it has
         snapshot[p.visitor] = entry
-        if entry[0] != p.rev:
+        # Kept for a skipped visitor, the entry need not be what the tiers give: once the
+        # visitor is no longer skipped (skip sets change without the table changing) it must
+        # be looked at again, like one that holds back a newer revision.
+        if kept or entry[0] != p.rev:
             pending.add(p.visitor)
         if old is None:
             info[p.visitor] = p.info

@@ -302,3 +302,24 @@ def test_the_change_log_names_who_moved_joined_and_left_since_a_revision() -> No
     table.join("b", at(1), now=0.0)  # back: no longer among those gone
     assert table.left_since(rev) == []
     assert table.changed_since(table.rev) == [] and table.left_since(table.rev) == []
+
+
+def test_an_entry_kept_for_a_skipped_visitor_is_looked_at_again_once_it_is_not() -> None:
+    """Found by the property test: a skip set changes without the table changing."""
+    table = PresenceTable()
+    table.join("me", at(0.0), now=0.0)
+    table.join("a", at(5.0), now=0.0)
+    fast, full = ViewerStream("me"), ViewerStream("me", incremental=False)
+    for stream in (fast, full):
+        first = stream.frame(table, 0)
+        assert first is not None
+        stream.ack(first.seq)
+    table.teleport("me", at(300.0), now=0.0)  # `a` is now out of range, but skipped: kept
+    table.join("b", at(310.0), now=0.0)
+    for stream in (fast, full):
+        second = stream.frame(table, 1, skip={"a"})
+        assert second is not None and "a" not in second.changed
+        stream.ack(second.seq)
+    third = full.frame(table, 2)
+    assert third is not None and third.changed == {"a": None}
+    assert fast.frame(table, 2) == third
