@@ -49,6 +49,7 @@ from fluxnode.core.errors import BlockNotFound as BlockNotFound
 from fluxnode.core.errors import BlockTooLarge as BlockTooLarge
 from fluxnode.core.errors import QuotaExceeded as QuotaExceeded
 from fluxnode.storage.fsutil import WriteLock, fsync_dir, is_stale_tmp, start_writeback, syncfs
+from fluxnode.storage.shard_tally import ShardTally
 
 #: Files written but not yet flushed that one handle remembers; past this a put flushes itself, so
 #: a writer that never flushes (the p2p side fetching blocks) cannot grow the list without bound.
@@ -110,6 +111,7 @@ class BlockStore:
         #: Puts between their claim and their link (or undo): a scan may or may not see them.
         self._in_flight = 0
         self._changes = 0  # net bytes written by this handle, to correct a scan that ran meanwhile
+        self._tally = ShardTally()
         root.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(exist_ok=True)
         if self.clean_tmp():
@@ -361,18 +363,13 @@ class BlockStore:
 
     def stats(self) -> StoreStats:
         """Count blocks and bytes on disk (also refreshes the tracked size: other processes
-        write to the same directory)."""
+        write to the same directory). Shards unchanged since the last count are not read again
+        (see storage/shard_tally.py)."""
         with self._lock:
             changes_before = self._changes
             in_flight_before = self._in_flight
-        count = total = 0
-        for shard in self._shard_dirs():
-            with contextlib.suppress(FileNotFoundError):
-                for entry in os.scandir(shard):
-                    if entry.name.endswith(".data"):
-                        with contextlib.suppress(FileNotFoundError):
-                            total += entry.stat().st_size
-                            count += 1
+        now_ns = time.time_ns()
+        count, total = self._tally.count(self._shard_dirs(), now_ns)
         with self._lock:
             # Writes during the scan may be counted twice: an overestimate keeps the quota safe,
             # and `total_size()` scans again before it trusts the figure.
