@@ -11,6 +11,11 @@ For a file of --size MiB (default 256), for each CID version (default 0 and 1):
   export (Repo.cat)              vs  reading the file back + sha256 (every block is re-hashed)
   `flux-node add --only-hash`    vs  the JS reference importer (interop/unixfs-add.mjs), both as
                                      whole processes from the shell; the CIDs must agree
+  `flux-node add` storing into   vs  the JS reference importer storing into Helia's blockstore-fs
+  a new --data-dir (it syncs         in a new directory (unixfs-add.mjs --blockstore; it never
+  before recording the pin)          fsyncs), then `sync -f DIR` (syncfs): both durable at the
+                                     end; whole processes, new directories kept like the repos,
+                                     and every run's CID must agree
 Memory: peak RSS of a fresh child importing --rss-size MiB (default 1024), only-hash and
 storing, next to the same child doing nothing; and of both whole-process importers above.
 
@@ -18,12 +23,12 @@ Figures are MiB/s (higher is better); each ratio is ours / reference, pair by pa
 bench/harness.py). Input files live under build/ (the repository's disk), in the page cache.
 The in-process only-hash import passes no sink, as `Repo.add(only_hash=True)` and the CLI do.
 
-Each storing run writes a new repo, and neither a repo nor a reference's new file is deleted
-before the bench ends (~16 GiB at the defaults): deleting a 1,000-file repo right before the
-next run makes ext4's inode allocator skip the just-freed inodes one by one
-(`recently_deleted`: for 1-6 minutes on a file system without a journal, as here), measured at
-0.4-1 ms per file created, several times the import itself: a cost of the bench's own clean-up,
-not of an add.
+Each storing run writes a new repo (or blockstore-fs directory), and neither a repo nor a
+reference's new file or directory is deleted before the bench ends (~22 GiB at the defaults):
+deleting a 1,000-file repo right before the next run makes ext4's inode allocator skip the
+just-freed inodes one by one (`recently_deleted`: for 1-6 minutes on a file system without a
+journal, as here), measured at 0.4-1 ms per file created, several times the import itself: a
+cost of the bench's own clean-up, not of an add.
 
 Memory: on this VM (a firecracker guest) the host backs memory only when first touched, and the
 guest hands freed memory back to it (free page reporting, in 2 MiB blocks, a few hundred MiB
@@ -54,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import Bench, timed
@@ -127,6 +133,10 @@ def prime_memory(scratch: Path, mib: int) -> float:
     return time.perf_counter() - t
 
 
+def js_cid_of(out: str) -> str:
+    return str(json.loads(out)["cid"])
+
+
 def read_back(path: Path) -> None:
     with path.open("rb", buffering=0) as fh:
         while fh.read(CHUNK):
@@ -163,6 +173,22 @@ def main(args: argparse.Namespace) -> None:
 
         def write_new() -> float:
             return rate(lambda: write_fsync(src, t / f"copy-{next(seq)}.bin"))  # kept
+
+        def stored_by(
+            argv: list[str], cid_of: Callable[[str], str], want: str, then: list[str]
+        ) -> float:
+            """One whole-process storing add into a new directory (appended to `argv`; kept,
+            see above), then `then` on that directory; both count. Every run's CID is checked."""
+            d = str(t / f"store-{next(seq)}")
+
+            def go() -> None:
+                out = subprocess.run([*argv, d], check=True, capture_output=True, text=True)
+                if (cid := cid_of(out.stdout)) != want:
+                    raise SystemExit(f"{argv[0]} stored {cid}, not {want}")
+                if then:
+                    subprocess.run([*then, d], check=True)
+
+            return rate(go)
 
         def write_over() -> float:
             dst = t / "copy.bin"
@@ -234,6 +260,24 @@ def main(args: argparse.Namespace) -> None:
                 ),
                 "MiB/s",
                 goal=">= 2",
+            )
+            # The directory each run stores into comes last (both parsers take options after
+            # the path).
+            ours_store = [FLUX, "add", "--cid-version", str(version), "-q", str(src), "--data-dir"]
+            js_store = [*js_argv, "--blockstore"]
+            prime_memory(t / "prime.bin", 2 * mib * (args.runs + 1))  # see the module doc
+            bench.pair(
+                f"{v} whole process `flux-node add` storing into a new data dir vs JS importer"
+                " into a new blockstore-fs dir + sync -f, MiB/s (same CID)",
+                (
+                    "flux-node add (stores)",
+                    lambda a=ours_store, c=str(root): stored_by(a, str.strip, c, []),
+                ),
+                (
+                    "JS importer+blockstore-fs",
+                    lambda a=js_store, c=str(root): stored_by(a, js_cid_of, c, ["sync", "-f"]),
+                ),
+                "MiB/s",
             )
             if version == args.cid_versions[0]:
                 bench.peak_rss(

@@ -1,8 +1,17 @@
-// unixfs-add.mjs --cid-version 0|1 [--car OUT.car] PATH
+// unixfs-add.mjs --cid-version 0|1 [--car OUT.car | --blockstore DIR] PATH
 //
 // Imports a file, or a directory tree, with ipfs-unixfs-importer using Kubo's classic `ipfs add`
 // defaults and prints {"cid", "blocks", ...}. Like `ipfs add -r PATH`, entry paths are relative
 // to PATH's parent, so the root entry is PATH itself.
+//
+// Blocks are kept nowhere by default (only counted), streamed to a CARv1 with --car, or stored
+// with --blockstore in Helia's file-per-block store blockstore-fs at DIR (created if missing):
+// one file per block, DIR/XY/B<base32 multihash>.data with XY the name's last two characters,
+// written to a temp file and renamed, never fsynced (a caller that wants them durable syncs
+// DIR itself). Each distinct block is written once per run (Helia's own put also skips a block
+// its store has; blockstore-fs alone renames a new copy over it), and the empty-directory block
+// the importer persists for every directory entry is written only when the DAG links to it
+// (see candidates), so the store holds exactly the DAG's blocks.
 //
 // Kubo defaults (the importer's 'unixfs-v0-2015' profile, spelled out here so that
 // `--cid-version 1` keeps the same chunker and layout, as `ipfs add --cid-version=1` does):
@@ -21,6 +30,7 @@ import { pipeline } from 'node:stream/promises'
 import { CarWriter } from '@ipld/car/writer'
 import * as dagPb from '@ipld/dag-pb'
 import { BaseBlockstore } from 'blockstore-core/base'
+import { FsBlockstore } from 'blockstore-fs'
 import { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
@@ -39,6 +49,7 @@ const SHARD_SPLIT_STRATEGY = 'links-bytes'
 function parseArgs (argv) {
   let cidVersion = null
   let car = null
+  let store = null
   let chunkSize = CHUNK_SIZE
   const rest = []
   for (let i = 0; i < argv.length; i++) {
@@ -48,6 +59,8 @@ function parseArgs (argv) {
     else if (a === '--car') car = argv[++i]
     else if (a === '--chunk-size') chunkSize = Number(argv[++i])
     else if (a.startsWith('--car=')) car = a.slice('--car='.length)
+    else if (a === '--blockstore') store = argv[++i]
+    else if (a.startsWith('--blockstore=')) store = a.slice('--blockstore='.length)
     else if (a === '--') {
       rest.push(...argv.slice(i + 1))
       break
@@ -56,10 +69,14 @@ function parseArgs (argv) {
     else rest.push(a)
   }
   if (cidVersion !== '0' && cidVersion !== '1') throw new UsageError('need --cid-version 0|1')
-  if (rest.length !== 1) throw new UsageError('usage: unixfs-add.mjs --cid-version 0|1 [--car OUT.car] PATH')
+  if (rest.length !== 1) {
+    throw new UsageError('usage: unixfs-add.mjs --cid-version 0|1 [--car OUT.car | --blockstore DIR] PATH')
+  }
   if (car === undefined || car === '') throw new UsageError('--car needs a file name')
+  if (store === undefined || store === '') throw new UsageError('--blockstore needs a directory')
+  if (car != null && store != null) throw new UsageError('--car and --blockstore exclude each other')
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new UsageError('--chunk-size must be a positive integer')
-  return { cidVersion: Number(cidVersion), car, path: rest[0], chunkSize }
+  return { cidVersion: Number(cidVersion), car, store, path: rest[0], chunkSize }
 }
 
 /** Importer entries, pre-order: every directory gets an entry of its own, before its contents,
@@ -68,7 +85,7 @@ function parseArgs (argv) {
  * node and 0 once children turn it into a pending directory, so yielding only empty
  * directories changes which directories shard near the threshold.) Each directory entry makes
  * the importer persist an empty-directory block; SinkBlockstore keeps that one out of the
- * count and the CAR unless the tree really has an empty directory. */
+ * count, the CAR and the store unless the tree really has an empty directory. */
 async function * candidates (abs, rel, walk) {
   const st = await lstat(abs)
   if (st.isFile()) {
@@ -85,13 +102,14 @@ async function * candidates (abs, rel, walk) {
   }
 }
 
-/** A blockstore that keeps nothing: counts distinct blocks and streams them to a CAR writer.
- * The empty-directory block is held back (see candidates) and added by finish() only when
- * the DAG links to it. */
+/** Counts distinct blocks and passes each one once to a CAR writer and/or a blockstore (either
+ * may be null: then it keeps nothing). The empty-directory block is held back (see candidates)
+ * and added by finish() only when the DAG links to it. */
 class SinkBlockstore extends BaseBlockstore {
-  constructor (writer, emptyDirCid) {
+  constructor (writer, store, emptyDirCid) {
     super()
     this.writer = writer
+    this.store = store
     this.emptyDirKey = emptyDirCid.toString()
     this.emptyDir = null
     this.seen = new Set()
@@ -105,9 +123,10 @@ class SinkBlockstore extends BaseBlockstore {
     }
     if (this.seen.has(key)) return cid
     this.seen.add(key)
-    if (this.writer != null) {
+    if (this.writer != null || this.store != null) {
       const bytes = val instanceof Uint8Array ? val : await concat(val)
-      await this.writer.put({ cid, bytes })
+      if (this.writer != null) await this.writer.put({ cid, bytes })
+      if (this.store != null) await this.store.put(cid, bytes)
     }
     return cid
   }
@@ -120,6 +139,7 @@ class SinkBlockstore extends BaseBlockstore {
     if (!linked || this.emptyDir == null) return
     this.seen.add(this.emptyDirKey)
     if (this.writer != null) await this.writer.put(this.emptyDir)
+    if (this.store != null) await this.store.put(this.emptyDir.cid, this.emptyDir.bytes)
   }
 }
 
@@ -130,7 +150,7 @@ async function concat (chunks) {
 }
 
 async function main (argv) {
-  const { cidVersion, car, path, chunkSize } = parseArgs(argv)
+  const { cidVersion, car, store, path, chunkSize } = parseArgs(argv)
   const abs = resolve(path)
   const name = basename(abs)
 
@@ -152,7 +172,12 @@ async function main (argv) {
 
   const emptyDirCid = CID.create(cidVersion, dagPb.code, await sha256.digest(
     dagPb.encode({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [] })))
-  const blockstore = new SinkBlockstore(writer, emptyDirCid)
+  let fsStore = null
+  if (store != null) {
+    fsStore = new FsBlockstore(store)
+    await fsStore.open()
+  }
+  const blockstore = new SinkBlockstore(writer, fsStore, emptyDirCid)
   const walk = { hasEmptyDir: false }
   let root = null
   for await (const entry of importer(candidates(abs, name, walk), blockstore, {
@@ -166,6 +191,7 @@ async function main (argv) {
   }
   if (root == null) throw new Error(`importer yielded no root entry for ${name}`)
   await blockstore.finish(walk.hasEmptyDir)
+  if (fsStore != null) await fsStore.close()
 
   if (writer != null) {
     await writer.close()

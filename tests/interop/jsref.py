@@ -7,7 +7,9 @@ A script that fails raises `JSRefError` carrying its stderr. Nothing here instal
 
 - `unixfs_add`: ipfs-unixfs-importer with Kubo's classic `ipfs add` defaults (256 KiB
   fixed chunks, balanced layout of 174 links, CIDv0 + dag-pb leaves or CIDv1 + raw leaves);
-  a directory is added like `ipfs add -r`, the root being the directory itself.
+  a directory is added like `ipfs add -r`, the root being the directory itself; with a
+  `blockstore` directory its blocks are stored there by Helia's blockstore-fs
+  (`fs_blockstore_blocks` reads them back).
 - `car_read`: @ipld/car, every block hash-checked against its CID.
 - `unixfs_cat`: ipfs-unixfs-exporter over the CAR's blocks; `CID/sub/path` works.
 - `gateway_fetch`: Helia's trustless-gateway client (`GET /ipfs/{cid}?format=raw`,
@@ -16,6 +18,7 @@ A script that fails raises `JSRefError` carrying its stderr. Nothing here instal
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -34,6 +37,7 @@ _REQUIRED = (
     "@ipld/car",
     "@ipld/dag-pb",
     "blockstore-core",
+    "blockstore-fs",
     "ipfs-unixfs",
     "ipfs-unixfs-exporter",
     "ipfs-unixfs-importer",
@@ -117,22 +121,48 @@ def unixfs_add(
     cid_version: int,
     car: Path | None = None,
     *,
+    blockstore: Path | None = None,
     chunk_size: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, Any]:
     """Import a file or directory like Kubo's `ipfs add [-r] --cid-version N`.
 
     Returns {"cid", "blocks", "shardSplitThresholdBytes", ...}; with `car`, also writes
-    every block of the import to that CARv1 with the root as its only root.
+    every block of the import to that CARv1 with the root as its only root; with
+    `blockstore` (not with `car`), stores them in a blockstore-fs at that directory.
     """
     if cid_version not in (0, 1):
         raise ValueError(f"cid_version must be 0 or 1, not {cid_version!r}")
     args = ["--cid-version", str(cid_version)]
     if car is not None:
         args += ["--car", str(Path(car).resolve())]
+    if blockstore is not None:
+        args += ["--blockstore", str(Path(blockstore).resolve())]
     if chunk_size is not None:  # only to reach deep DAG shapes with small inputs
         args += ["--chunk-size", str(chunk_size)]
     return _run("unixfs-add.mjs", *args, "--", str(Path(path).resolve()), timeout=timeout)
+
+
+def fs_blockstore_blocks(root: Path) -> dict[bytes, bytes]:
+    """Every block of a blockstore-fs directory, {multihash: bytes}, read from its files.
+
+    blockstore-fs 4 names a block `<XY>/B<KEY>.data`: KEY is the unpadded upper-case base32
+    of the multihash and B its multibase prefix; XY are the name's LAST two characters (its
+    `NextToLast` strategy takes the last `prefixLength` ones, unlike flatfs's next-to-last).
+    The layout is checked too, so a block filed anywhere else is an error, not a miss.
+    Anything not named `*.data` (e.g. a temp file `.<name>.tmp` a killed write left) fails.
+    """
+    blocks: dict[bytes, bytes] = {}
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        name = path.name
+        if len(rel.parts) != 2 or not name.startswith("B") or not name.endswith(".data"):
+            raise JSRefError(f"{rel}: not a blockstore-fs block file")
+        key = name[1 : -len(".data")]
+        if rel.parts[0] != key[-2:]:
+            raise JSRefError(f"{rel}: filed under {rel.parts[0]}, not {key[-2:]}")
+        blocks[base64.b32decode(key + "=" * (-len(key) % 8))] = path.read_bytes()
+    return blocks
 
 
 def car_read(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
