@@ -1,6 +1,7 @@
-"""Driving gateway/viewer/mesh.js in a page from a test: the page's outgoing frames (the bytes
-it would put on its WebSocket) are decoded here by `fluxnode.core.session.wire`, strictly, and
-frames encoded here are fed to the page's mesh, so the test plays the node."""
+"""Driving gateway/viewer/mesh.js (and its links, mesh_link.js) in a page from a test: the
+page's outgoing frames (the bytes it would put on its WebSocket) are decoded here by
+`fluxnode.core.session.wire`, strictly, and frames encoded here are fed to the page's mesh, so
+the test plays the node."""
 
 from __future__ import annotations
 

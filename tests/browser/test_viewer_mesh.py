@@ -1,10 +1,10 @@
-"""The viewer's mesh (gateway/viewer/mesh.js, Chromium's own RTCPeerConnection) against the
-Python visitor's (`fluxnode.client.mesh`, aiortc): the two real implementations, with the test
-carrying the signalling frames between them as the home node would (`Signal` peer rewritten to
-the sender). They form a direct `flux-transforms` channel and move each other's avatars peer to
-peer (the Python side's `PeerMoved` is `direct`), and voice flows both ways: the page's fake
-microphone reaches the Python visitor as audio frames, the Python tone reaches the page
-(inbound-rtp packetsReceived), and each side's mute stops its own packets.
+"""The viewer's mesh (gateway/viewer/mesh.js and mesh_link.js, Chromium's own RTCPeerConnection)
+against the Python visitor's (`fluxnode.client.mesh`, aiortc): the two real implementations,
+with the test carrying the signalling frames between them as the home node would (`Signal` peer
+rewritten to the sender). They form a direct `flux-transforms` channel and move each other's
+avatars peer to peer (the Python side's `PeerMoved` is `direct`), and voice flows both ways: the
+page's fake microphone reaches the Python visitor as audio frames, the Python tone reaches the
+page (inbound-rtp packetsReceived), and each side's mute stops its own packets.
 
 Then the whole path through a real node (`flux-node run` with `FLUX_TEST_LOOPBACK_ICE=1`): the
 viewer page and a `fluxnode.client.Visitor` join one world, the node's `MeshPlan` and relayed

@@ -1,9 +1,9 @@
-"""The viewer's mesh module (gateway/viewer/mesh.js) alone in headless Chromium, against an
-aiortc peer in this process: the test carries the frames between them (the page's WebSocket
-bytes are decoded here by `fluxnode.core.session.wire`, strictly, and frames encoded here are
-fed to the page), so this proves the browser half without a node: plan-driven offers and
-answers, the `flux-transforms` channel both ways, MeshStatus, failure reports, and voice with
-the fake audio device (mute stops the page's packets)."""
+"""The viewer's mesh modules (gateway/viewer/mesh.js, mesh_link.js) alone in headless Chromium,
+against an aiortc peer in this process: the test carries the frames between them (the page's
+WebSocket bytes are decoded here by `fluxnode.core.session.wire`, strictly, and frames encoded
+here are fed to the page), so this proves the browser half without a node: plan-driven offers
+and answers, the `flux-transforms` channel both ways, MeshStatus, failure reports, and voice
+with the fake audio device (mute stops the page's packets)."""
 
 from __future__ import annotations
 

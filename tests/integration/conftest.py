@@ -2,12 +2,16 @@
 
 Each host is a real libp2p host in its own trio thread behind a `HostClient`; every host a test
 starts is closed (and its thread joined) when the test ends.
+
+The WebRTC mesh tests on node processes share `loopback_ice` (a module takes it with
+`pytestmark`'s `usefixtures`, so no other test gets the patch) and `crowd`, the visitors a test
+joins, all closed when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +26,8 @@ from fluxnode.p2p import (
 )
 from fluxnode.p2p.gossip import GossipSettings
 from fluxnode.p2p.session_frames import SessionLinkLimits
+from tests.integration.mesh_nodes import loopback_ice_here
+from tests.integration.session_visitors import Watched, close_all
 
 
 @dataclass
@@ -104,3 +110,16 @@ async def wait_for_peers(host: Host, *others: Host) -> None:
             return
         await asyncio.sleep(0.1)
     pytest.fail("peers never connected")
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    with loopback_ice_here():
+        yield
+
+
+@pytest.fixture
+async def crowd() -> AsyncIterator[list[Watched]]:
+    visitors: list[Watched] = []
+    yield visitors
+    await close_all(visitors)

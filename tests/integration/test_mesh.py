@@ -8,7 +8,6 @@ visitors on two nodes hear each other's tone, and a mute stops it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from tests.conftest import NodeFactory
 from tests.helpers import status
 from tests.integration.mesh_nodes import (
     everyone_sees_everyone_move,
-    loopback_ice_here,
     mesh_detail,
     meshed,
     modes,
@@ -29,15 +27,9 @@ from tests.integration.mesh_nodes import (
     start_two_nodes,
     until,
 )
-from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
+from tests.integration.session_visitors import Watched, join_instance, stranger, visit
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    with loopback_ice_here():
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_ice")]
 
 
 @pytest.fixture
@@ -45,13 +37,6 @@ def two_nodes(nodes: NodeFactory, tmp_path: Path) -> tuple[str, str, str]:
     """Gateway URLs of two bootstrapped nodes with WebRTC on, and a public world (16 seats)
     both know (their data dirs are `tmp_path/a` and `tmp_path/b`)."""
     return start_two_nodes(nodes, tmp_path)
-
-
-@pytest.fixture
-async def crowd() -> AsyncIterator[list[Watched]]:
-    visitors: list[Watched] = []
-    yield visitors
-    await close_all(visitors)
 
 
 async def test_eight_visitors_mesh_a_ninth_makes_it_relay_and_leaving_meshes_again(

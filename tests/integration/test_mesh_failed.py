@@ -13,7 +13,7 @@ nodes with the test-only `FLUX_TEST_MESH_FAIL_FOR`) is over, the pair meshes aga
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,30 +26,16 @@ from fluxnode.node.rtc_loopback import MESH_FAIL_FOR_ENV
 from tests.conftest import NodeFactory
 from tests.integration.mesh_nodes import (
     everyone_sees_everyone_move,
-    loopback_ice_here,
     mesh_detail,
     meshed,
     start_two_nodes,
     until,
 )
-from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
+from tests.integration.session_visitors import Watched, join_instance, stranger, visit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_ice")]
 
 FAIL_FOR_S = 5.0  # the nodes' failed-pair spell here (60 s in production)
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    with loopback_ice_here():
-        yield
-
-
-@pytest.fixture
-async def crowd() -> AsyncIterator[list[Watched]]:
-    visitors: list[Watched] = []
-    yield visitors
-    await close_all(visitors)
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,13 @@ import pytest
 from fluxnode.client.events import Error as ErrorEvent
 from fluxnode.core.session.frames import LINK_AUDIO
 from tests.conftest import NodeFactory
-from tests.integration.mesh_nodes import loopback_ice_here, start_two_nodes, until
-from tests.integration.session_visitors import Watched, close_all, join_instance, stranger, visit
+from tests.integration.mesh_nodes import start_two_nodes, until
+from tests.integration.session_visitors import Watched, join_instance, stranger, visit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loopback_ice")]
 
 SPAWN = (0.0, 0.0, 5.0)
 AWAY = (30.0, 0.0, 5.0)  # every pair with it is longer than any pair of the nine
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    with loopback_ice_here():
-        yield
-
-
-@pytest.fixture
-async def crowd() -> AsyncIterator[list[Watched]]:
-    visitors: list[Watched] = []
-    yield visitors
-    await close_all(visitors)
 
 
 def around(i: int, radius: float = 2.5) -> tuple[float, float, float]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aioice.ice
 import pytest
 from aiortc import RTCIceServer
 
@@ -19,17 +16,7 @@ from tests.unit.mesh_double import FULL, SignalHub, plan_for, until
 A, B, C = "aaa", "bbb", "ccc"
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice leaves 127.0.0.1 out of its host candidates; tests have nothing else.
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[SignalHub]:
-    h = SignalHub()
-    yield h
-    await h.close()
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 async def sent(mesh: Mesh, transform: Transform, hub: SignalHub, visitor: str) -> None:

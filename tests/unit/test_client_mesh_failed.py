@@ -4,9 +4,6 @@ played by `SignalHub`, the marks' time a test clock)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aioice.ice
 import pytest
 
 from fluxnode.client.mesh import Mesh
@@ -17,17 +14,7 @@ from tests.unit.mesh_double import SignalHub, plan_for, until
 A, B = "aaa", "bbb"
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice leaves 127.0.0.1 out of its host candidates; tests have nothing else.
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[SignalHub]:
-    h = SignalHub()
-    yield h
-    await h.close()
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 class Clock:

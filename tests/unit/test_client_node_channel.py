@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import aioice.ice
 import pytest
 from eth_account import Account
 
@@ -21,9 +20,7 @@ from tests.unit.test_node_sessions import Edge, edge  # noqa: F401  (the fixture
 HERE = (0.5, 0.0, 5.0)  # a step from the example world's spawn point (0, 0, 5)
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 async def saw(v: Visitor, match: Callable[[Any], bool], within: float = 10.0) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aioice.ice
 import pytest
 
 from fluxnode.client import PeerMoved, Visitor
@@ -22,9 +21,7 @@ from tests.unit.test_client_visitor import new_key, next_of
 FULL = fr.LINK_DATA | fr.LINK_AUDIO
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture

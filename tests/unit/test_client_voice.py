@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aioice.ice
 import pytest
 
 from fluxnode.client.mesh import Mesh
@@ -14,9 +13,7 @@ from tests.unit.mesh_double import SignalHub, plan_for, until
 A, B = "aaa", "bbb"
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 @pytest.fixture
