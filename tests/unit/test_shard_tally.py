@@ -11,7 +11,12 @@ from fluxnode.storage.blockstore import BlockStore
 from fluxnode.storage.shard_tally import RACY_NS, ShardTally
 
 OLD_S = 1_000_000  # seconds since the epoch: a shard last changed long ago
-LATER_NS = int(time.time() * 1e9) + 10 * RACY_NS  # a count taken well after every change here
+
+
+def later_ns() -> int:
+    """A count taken well after every change made so far (read at each call: the suite may run
+    this module long after importing it)."""
+    return time.time_ns() + 10 * RACY_NS
 
 
 def make_store(tmp: Path) -> tuple[Path, list[Path]]:
@@ -29,21 +34,21 @@ def make_store(tmp: Path) -> tuple[Path, list[Path]]:
 def test_unchanged_shards_are_not_read_again(tmp_path: Path) -> None:
     _, shards = make_store(tmp_path)
     tally = ShardTally()
-    assert tally.count(shards, LATER_NS) == (6, 10 + 2 * 20 + 3 * 30)
+    assert tally.count(shards, later_ns()) == (6, 10 + 2 * 20 + 3 * 30)
     assert tally.last_read == 3
-    assert tally.count(shards, LATER_NS) == (6, 140)
+    assert tally.count(shards, later_ns()) == (6, 140)
     assert tally.last_read == 0
 
 
 def test_a_block_added_or_removed_is_seen(tmp_path: Path) -> None:
     _, shards = make_store(tmp_path)
     tally = ShardTally()
-    tally.count(shards, LATER_NS)
+    tally.count(shards, later_ns())
     (shards[0] / "NEW.data").write_bytes(b"y" * 7)  # the folder's mtime moves to now
-    assert tally.count(shards, LATER_NS) == (7, 147)
+    assert tally.count(shards, later_ns()) == (7, 147)
     assert tally.last_read == 1
     (shards[2] / "K20.data").unlink()
-    assert tally.count(shards, LATER_NS) == (6, 117)
+    assert tally.count(shards, later_ns()) == (6, 117)
     assert tally.last_read == 1
 
 
@@ -51,10 +56,10 @@ def test_a_renamed_in_block_is_seen(tmp_path: Path) -> None:
     # How BlockStore puts on a file system without hard links.
     root, shards = make_store(tmp_path)
     tally = ShardTally()
-    tally.count(shards, LATER_NS)
+    tally.count(shards, later_ns())
     (root / "tmpfile").write_bytes(b"z" * 5)
     os.replace(root / "tmpfile", shards[1] / "MOVED.data")
-    assert tally.count(shards, LATER_NS) == (7, 145)
+    assert tally.count(shards, later_ns()) == (7, 145)
 
 
 def test_a_shard_changed_just_before_its_count_is_read_again(tmp_path: Path) -> None:
@@ -66,19 +71,19 @@ def test_a_shard_changed_just_before_its_count_is_read_again(tmp_path: Path) -> 
     assert tally.count(shards, mtime_ns + RACY_NS - 1) == (6, 140)
     assert tally.last_read == 3
     tally.count(shards, mtime_ns + RACY_NS)
-    assert tally.count(shards, LATER_NS) == (6, 140)
+    assert tally.count(shards, later_ns()) == (6, 140)
     assert tally.last_read == 0
 
 
 def test_a_shard_gone_since_the_listing_counts_nothing(tmp_path: Path) -> None:
     _, shards = make_store(tmp_path)
     tally = ShardTally()
-    tally.count(shards, LATER_NS)
+    tally.count(shards, later_ns())
     for f in shards[2].iterdir():
         f.unlink()
     shards[2].rmdir()
-    assert tally.count(shards, LATER_NS) == (3, 50)
-    assert tally.count(shards[:2], LATER_NS) == (3, 50)
+    assert tally.count(shards, later_ns()) == (3, 50)
+    assert tally.count(shards[:2], later_ns()) == (3, 50)
     assert tally.last_read == 0
 
 
