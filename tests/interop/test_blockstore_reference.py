@@ -16,18 +16,9 @@ from fluxnode.core.unixfs import CHUNK_SIZE
 from fluxnode.storage.repo import Repo
 from tests.interop import jsref
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.usefixtures("js_harness")]
 
 C = CHUNK_SIZE
-
-
-@pytest.fixture(autouse=True)
-def _harness_installed() -> None:
-    if not jsref.available():
-        pytest.fail(
-            f"JS reference harness missing ({jsref.node_bin()}): run scripts/setup-npm.sh",
-            pytrace=False,
-        )
 
 
 def our_blocks(repo: Repo) -> dict[bytes, bytes]:

@@ -25,19 +25,10 @@ from fluxnode.core.hamt import (
 from fluxnode.core.unixfs import Block, Link, directory_node, import_bytes
 from tests.interop import jsref
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.usefixtures("js_harness")]
 
 #: Two names whose murmur3-x64-64 hashes share their first 4 bytes: sub-shards 4 levels deep.
 DEEP_PAIR = ("deep-178212.bin", "deep-184251.bin")
-
-
-@pytest.fixture(autouse=True)
-def _harness_installed() -> None:
-    if not jsref.available():
-        pytest.fail(
-            f"JS reference harness missing ({jsref.node_bin()}): run scripts/setup-npm.sh",
-            pytrace=False,
-        )
 
 
 def js_add(path: Path, cid_version: int) -> str:

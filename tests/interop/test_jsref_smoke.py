@@ -19,20 +19,11 @@ import pytest
 
 from tests.interop import jsref
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.usefixtures("js_harness")]
 
 HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"  # `hello world\n`, Kubo default
 EMPTY_FILE_V0 = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
 EMPTY_DIR_V0 = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
-
-
-@pytest.fixture(autouse=True)
-def _harness_installed() -> None:
-    if not jsref.available():
-        pytest.fail(
-            f"JS reference harness missing ({jsref.node_bin()}): run scripts/setup-npm.sh",
-            pytrace=False,
-        )
 
 
 def _sha256(path: Path) -> str:
