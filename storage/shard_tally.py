@@ -40,7 +40,7 @@ class ShardTally:
     def __init__(self) -> None:
         self._shards: dict[str, _Counted] = {}
         self._lock = threading.Lock()
-        #: Shards read (not taken from what was kept) by the last `count`: for tests and bench.
+        #: Shards read (not taken from what was kept) by the last `count`: for tests.
         self.last_read = 0
 
     def count(self, shards: list[Path], now_ns: int) -> tuple[int, int]:
@@ -71,10 +71,6 @@ class ShardTally:
             self._shards = seen
             self.last_read = read
         return blocks, nbytes
-
-    def forget(self) -> None:
-        with self._lock:
-            self._shards = {}
 
 
 def _read(shard: str) -> tuple[int, int]:
