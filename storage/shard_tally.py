@@ -49,7 +49,7 @@ class ShardTally:
         blocks = nbytes = read = 0
         seen: dict[str, _Counted] = {}
         with self._lock:
-            kept = dict(self._shards)
+            kept = self._shards  # replaced by each count, never changed in place: no copy
         for shard in shards:
             key = os.fspath(shard)
             try:
